@@ -1,0 +1,1 @@
+"""Tasks, the torch builder of a spec, the training and measurement loop, and the Parquet corpus."""

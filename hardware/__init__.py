@@ -1,0 +1,1 @@
+"""Device catalogue, per-layer costs, roofline times, micro-benchmarks and device telemetry."""

@@ -1,0 +1,1 @@
+"""The `narch` command line."""

@@ -1,0 +1,1 @@
+"""Predictor registry, fitting, the leaderboard protocol and frozen artefacts (issue 4)."""

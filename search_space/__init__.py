@@ -1,0 +1,66 @@
+"""The architecture spec, its validation, moves, sampling and seed networks. Imports no torch."""
+
+from search_space.io import load_networks, resolve_network, write_jsonl
+from search_space.moves import (
+    Move,
+    MoveError,
+    MoveKind,
+    MoveVocab,
+    apply_move,
+    candidate_moves,
+    insert,
+    insert_add,
+    legal_moves,
+    remove,
+    scale,
+)
+from search_space.sampler import PlanConfig, PlannedNet, SamplerBounds, plan_networks, random_walk, sample_network
+from search_space.seeds import SEEDS, seed_network
+from search_space.spec import SCHEMA_VERSION, Layer, Network, Op, SpecError, add, avgpool, conv, dense, dropout, maxpool
+from search_space.validate import LIMITS, Limits, Shape, concrete_shapes, count_params, infer_shapes, validate
+
+SEARCH_SPACE_VERSION = f"1.{SCHEMA_VERSION}"
+
+__all__ = [
+    "LIMITS",
+    "SCHEMA_VERSION",
+    "SEARCH_SPACE_VERSION",
+    "SEEDS",
+    "Layer",
+    "Limits",
+    "Move",
+    "MoveError",
+    "MoveKind",
+    "MoveVocab",
+    "Network",
+    "Op",
+    "PlanConfig",
+    "PlannedNet",
+    "SamplerBounds",
+    "Shape",
+    "SpecError",
+    "add",
+    "apply_move",
+    "avgpool",
+    "candidate_moves",
+    "concrete_shapes",
+    "conv",
+    "count_params",
+    "dense",
+    "dropout",
+    "infer_shapes",
+    "insert",
+    "insert_add",
+    "legal_moves",
+    "load_networks",
+    "maxpool",
+    "plan_networks",
+    "random_walk",
+    "remove",
+    "resolve_network",
+    "sample_network",
+    "scale",
+    "seed_network",
+    "validate",
+    "write_jsonl",
+]

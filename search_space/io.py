@@ -1,0 +1,54 @@
+"""Networks from JSON / JSONL files and seed names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from search_space.seeds import SEEDS, seed_network
+from search_space.spec import Network, SpecError
+
+
+def load_networks(path: str | Path) -> list[Network]:
+    """Networks from a .jsonl file (one per line) or a .json file (one network or a list)."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"{p}: no such file")
+    text = p.read_text()
+    if p.suffix == ".jsonl":
+        nets = []
+        for n, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    nets.append(Network.from_json(line))
+                except SpecError as e:
+                    raise SpecError(f"{p}:{n}: {e}") from None
+        if not nets:
+            raise SpecError(f"{p}: holds no network")
+        return nets
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SpecError(f"{p}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    items = data if isinstance(data, list) else [data]
+    try:
+        return [Network.from_dict(d) for d in items]
+    except SpecError as e:
+        raise SpecError(f"{p}: {e}") from None
+
+
+def resolve_network(ref: str) -> Network:
+    """A seed name or a path to a JSON file holding exactly one network."""
+    if ref in SEEDS:
+        return seed_network(ref)
+    if not Path(ref).exists():
+        raise SpecError(f"{ref!r} is neither a seed network ({', '.join(sorted(SEEDS))}) nor a file")
+    nets = load_networks(ref)
+    if len(nets) != 1:
+        raise SpecError(f"{ref}: holds {len(nets)} networks, expected one")
+    return nets[0]
+
+
+def write_jsonl(nets: list[Network], path: str | Path) -> None:
+    """One canonical JSON network per line."""
+    Path(path).write_text("".join(n.to_json() + "\n" for n in nets))
