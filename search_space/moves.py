@@ -96,9 +96,7 @@ def insert_add(net: Network, a: int, b: int) -> Network:
     if not -1 <= a < b < len(net.layers):
         raise MoveError(f"insert_add({a}, {b}): need -1 <= a < b < {len(net.layers)}")
     return _build(
-        list(net.layers[: b + 1])
-        + [Layer(Op.ADD, inputs=(a, b))]
-        + [_shift(x, b + 1, 1) for x in net.layers[b + 1 :]],
+        list(net.layers[: b + 1]) + [Layer(Op.ADD, inputs=(a, b))] + [_shift(x, b + 1, 1) for x in net.layers[b + 1 :]],
         f"insert_add({a}, {b})",
     )
 

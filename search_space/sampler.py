@@ -128,5 +128,3 @@ def plan_networks(n: int, seed: int, config: PlanConfig | None = None) -> list[P
             seen.add(item.net.arch_id)
             plan.append(item)
     return plan
-
-

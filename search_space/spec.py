@@ -91,9 +91,7 @@ class Layer:
                 kw[name] = v
         if "inputs" in d:
             ins = d["inputs"]
-            if not isinstance(ins, list) or not all(
-                isinstance(i, int) and not isinstance(i, bool) for i in ins
-            ):
+            if not isinstance(ins, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ins):
                 raise SpecError(f"layer {index}: 'inputs' must be a list of integers, got {ins!r}")
             kw["inputs"] = tuple(ins)
         return Layer(**kw)

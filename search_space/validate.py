@@ -52,8 +52,7 @@ def _check_defaults(i: int, layer: Layer, used: set[str]) -> None:
     for name, default in defaults.items():
         if name not in used and getattr(layer, name) != default:
             raise SpecError(
-                f"layer {i}: {layer.op.value} does not use {name!r} (must stay {default}, "
-                f"got {getattr(layer, name)})"
+                f"layer {i}: {layer.op.value} does not use {name!r} (must stay {default}, got {getattr(layer, name)})"
             )
 
 
@@ -104,9 +103,7 @@ def _layer_shape(i: int, layer: Layer, shapes: list[Shape], input_shape: Shape, 
         case Op.DROPOUT:
             _check_defaults(i, layer, {"dropout_pct"})
             if not 0 < layer.dropout_pct <= lim.max_dropout_pct:
-                raise SpecError(
-                    f"layer {i}: dropout_pct must be in 1..{lim.max_dropout_pct}, got {layer.dropout_pct}"
-                )
+                raise SpecError(f"layer {i}: dropout_pct must be in 1..{lim.max_dropout_pct}, got {layer.dropout_pct}")
             return shape_of(_source(i, layer))
         case Op.ADD:
             _check_defaults(i, layer, set())
@@ -168,7 +165,7 @@ def layer_input_channels(net: Network, in_channels: int) -> list[int]:
     shapes = infer_shapes(net, in_channels=in_channels)
     out = []
     for i, layer in enumerate(net.layers):
-        src = (layer.inputs[0] if layer.inputs else i - 1)
+        src = layer.inputs[0] if layer.inputs else i - 1
         out.append(in_channels if src == -1 else shapes[src].channels)
     return out
 

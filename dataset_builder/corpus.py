@@ -1,0 +1,183 @@
+"""The Parquet corpus: manifest.json plus part files written atomically; the only module that writes Parquet."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dataset_builder.schema import CORPUS_SCHEMA_VERSION, KEY_COLUMNS, SCHEMA
+
+MANIFEST = "manifest.json"
+
+
+class CorpusError(ValueError):
+    """A corpus that cannot be read or written as asked; the message names the file and the rule."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What every row of a corpus shares: schema, search-space version, task and training protocol."""
+
+    task: str
+    protocol: dict[str, Any]
+    protocol_hash: str
+    search_space_version: str
+    builder_version: str
+    corpus_schema_version: int = CORPUS_SCHEMA_VERSION
+    created_at: str = ""
+    data_dir: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=2, sort_keys=True) + "\n"
+
+
+def now_iso() -> str:
+    """UTC now in ISO 8601, seconds precision."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, write: Any) -> None:
+    """Write through a temp file in the same folder, fsync, rename: readers see all or nothing."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with tmp.open("wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def read_manifest(corpus_dir: str | Path) -> Manifest:
+    """The manifest of a corpus, checked for its schema version."""
+    path = Path(corpus_dir) / MANIFEST
+    if not path.is_file():
+        raise CorpusError(f"{path}: no manifest (is {corpus_dir} a corpus?)")
+    try:
+        d = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CorpusError(f"{path}: malformed JSON at line {e.lineno}: {e.msg}") from None
+    version = d.get("corpus_schema_version")
+    if version != CORPUS_SCHEMA_VERSION:
+        raise CorpusError(
+            f"{path}: corpus schema version {version!r} is not supported (this reader reads {CORPUS_SCHEMA_VERSION})"
+        )
+    try:
+        return Manifest(**d)
+    except TypeError as e:
+        raise CorpusError(f"{path}: unexpected manifest fields ({e})") from None
+
+
+def open_corpus(corpus_dir: str | Path, manifest: Manifest) -> None:
+    """Check an existing corpus matches ``manifest`` (task and protocol); a new folder is not created here."""
+    path = Path(corpus_dir)
+    if not (path / MANIFEST).exists():
+        if path.exists() and any(path.glob("*.parquet")):
+            raise CorpusError(f"{path}: holds parquet files but no {MANIFEST}")
+        return
+    old = read_manifest(path)
+    if old.task != manifest.task:
+        raise CorpusError(f"{path}: corpus holds task {old.task!r}, not {manifest.task!r}; use another --out")
+    if old.protocol_hash != manifest.protocol_hash:
+        diff = {k: (old.protocol.get(k), v) for k, v in manifest.protocol.items() if old.protocol.get(k) != v}
+        raise CorpusError(f"{path}: corpus was built with another protocol {diff} (old, new); use another --out")
+
+
+def create_corpus(corpus_dir: str | Path, manifest: Manifest) -> None:
+    """Create the folder and its manifest (atomically) unless it exists; call open_corpus first."""
+    path = Path(corpus_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    if not (path / MANIFEST).exists():
+        atomic_write_bytes(path / MANIFEST, lambda f: f.write(manifest.to_json().encode()))
+
+
+def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows (dicts) cast to the corpus schema; unknown keys are an error, missing columns null."""
+    unknown = sorted({k for r in rows for k in r} - set(SCHEMA.names))
+    if unknown:
+        raise CorpusError(f"rows carry columns not in the corpus schema: {unknown}")
+    return pa.Table.from_pylist(rows, schema=SCHEMA)
+
+
+def write_part(corpus_dir: str | Path, rows: list[dict[str, Any]]) -> Path:
+    """Append rows as one new part file, atomically; a unique name per writer so shards never collide."""
+    table = rows_to_table(rows)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    name = f"part-{stamp}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
+    path = Path(corpus_dir) / name
+    atomic_write_bytes(path, lambda f: pq.write_table(table, f, compression="zstd"))
+    return path
+
+
+def part_files(corpus_dir: str | Path) -> list[Path]:
+    """The corpus's part files (temp files of writers in flight are not parts)."""
+    return sorted(Path(corpus_dir).glob("*.parquet"))
+
+
+def check_part(path: Path) -> None:
+    """Raise CorpusError naming the part when it is unreadable or its schema differs."""
+    try:
+        schema = pq.read_schema(path)
+        pq.ParquetFile(path).metadata  # noqa: B018 - reads and checks the footer
+    except (OSError, pa.ArrowException) as e:
+        raise CorpusError(f"{path}: corrupt part file ({type(e).__name__}: {str(e)[:120]})") from None
+    if not schema.remove_metadata().equals(SCHEMA):
+        want, got = set(SCHEMA.names), set(schema.names)
+        detail = f"missing {sorted(want - got)}, extra {sorted(got - want)}" if want != got else "column types differ"
+        raise CorpusError(f"{path}: schema differs from corpus schema v{CORPUS_SCHEMA_VERSION} ({detail})")
+
+
+def read_corpus(corpus_dir: str | Path, *, skip_corrupt: bool = False) -> pl.DataFrame:
+    """All rows of a corpus. A corrupt part raises CorpusError naming it, unless ``skip_corrupt`` (then it's left out)."""
+    read_manifest(corpus_dir)
+    good, bad = [], []
+    for p in part_files(corpus_dir):
+        try:
+            check_part(p)
+            good.append(p)
+        except CorpusError:
+            if not skip_corrupt:
+                raise
+            bad.append(p)
+    if not good:
+        return pl.DataFrame(schema=pl.Schema(pl.from_arrow(SCHEMA.empty_table()).schema))
+    return pl.read_parquet([str(p) for p in good])
+
+
+def corrupt_parts(corpus_dir: str | Path) -> list[tuple[Path, str]]:
+    """Parts that fail check_part, with the reason."""
+    out = []
+    for p in part_files(corpus_dir):
+        try:
+            check_part(p)
+        except CorpusError as e:
+            out.append((p, str(e)))
+    return out
+
+
+def existing_keys(corpus_dir: str | Path, *, skip_corrupt: bool = False) -> set[tuple[Any, ...]]:
+    """Keys (arch, task, n_train, protocol, seed, device kind) already in the corpus, whatever their status."""
+    if not (Path(corpus_dir) / MANIFEST).exists():
+        return set()
+    df = read_corpus(corpus_dir, skip_corrupt=skip_corrupt)
+    return set(df.select(KEY_COLUMNS).iter_rows())

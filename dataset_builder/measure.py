@@ -1,0 +1,75 @@
+"""Measurements around a training run: timers, latency, memory."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work so a wall-clock reading means what it says."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile, None for no values."""
+    return float(np.percentile(values, q)) if values else None
+
+
+def time_call_ms(fn: Callable[[], object], device: torch.device, *, warmup: int, repeats: int) -> float:
+    """Median wall time of ``fn`` in milliseconds after ``warmup`` calls, synchronised on CUDA."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append((time.perf_counter() - t0) * 1000)
+    return float(np.median(times))
+
+
+@torch.inference_mode()
+def inference_latency_ms(model: nn.Module, x: torch.Tensor, *, warmup: int = 3, repeats: int = 10) -> float:
+    """Median eval-mode forward latency for the batch ``x``."""
+    model.eval()
+    return time_call_ms(lambda: model(x), x.device, warmup=warmup, repeats=repeats)
+
+
+def _tensor_bytes(tensors: list[torch.Tensor]) -> int:
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for t in tensors:
+        key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+        if key not in seen:
+            seen.add(key)
+            total += t.untyped_storage().nbytes()
+    return total
+
+
+def cpu_train_memory_bytes(model: nn.Module, loss_fn: Callable[[], torch.Tensor], optimizer_states: int = 2) -> int:
+    """Parameters + gradients + AdamW state + the activations autograd saves in one step, counted tensor by tensor.
+
+    On CPU torch keeps no allocator statistics; this counts the real tensors of one forward pass
+    (storages deduplicated) instead of sampling the process's RSS, which other work disturbs.
+    """
+    saved: list[torch.Tensor] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = loss_fn()
+    del loss
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    buffers = sum(b.numel() * b.element_size() for b in model.buffers())
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    activations = [t for t in saved if t.untyped_storage().data_ptr() not in params]
+    return param_bytes * (2 + optimizer_states) + buffers + _tensor_bytes(activations)

@@ -1,0 +1,78 @@
+"""The corpus schema: every column with its Arrow type, unit and meaning. The one place columns are defined."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+CORPUS_SCHEMA_VERSION = 1
+
+_S, _I, _F, _LF, _LI = pa.string(), pa.int64(), pa.float64(), pa.list_(pa.float64()), pa.list_(pa.int64())
+
+# name, type, unit, meaning
+COLUMNS: list[tuple[str, pa.DataType, str, str]] = [
+    ("arch_id", _S, "", "sha256 of the canonical arch JSON, 16 hex digits"),
+    ("arch_json", _S, "", "canonical JSON of the network spec"),
+    ("parent_arch_id", _S, "", "the network this one was edited from (null for fresh samples)"),
+    ("move", _S, "", "JSON of the move that made it from the parent"),
+    ("task", _S, "", "task name"),
+    ("n_train", _I, "examples", "training-set size"),
+    ("n_classes", _I, "classes", "number of classes"),
+    ("input_shape", _LI, "", "input shape (C, *spatial)"),
+    ("class_balance", _F, "0..1", "normalised entropy of the training labels (1 = balanced)"),
+    ("linear_probe_acc", _F, "fraction", "logistic regression on raw inputs, validation accuracy (regularity)"),
+    ("centroid_acc", _F, "fraction", "nearest class centroid on raw inputs, validation accuracy"),
+    ("protocol_hash", _S, "", "sha256 of the training protocol JSON (manifest.json holds it)"),
+    ("epochs", _I, "epochs", "training epochs"),
+    ("batch_size", _I, "examples", "training batch size"),
+    ("optimizer", _S, "", "optimizer name"),
+    ("lr", _F, "", "peak learning rate"),
+    ("seed", _I, "", "training seed (init and batch order)"),
+    ("val_acc", _F, "fraction", "validation accuracy after the last epoch"),
+    ("test_acc", _F, "fraction", "test accuracy after the last epoch"),
+    ("train_loss", _F, "nats", "mean training loss of the last epoch"),
+    ("val_acc_curve", _LF, "fraction", "validation accuracy after each epoch (learning curve)"),
+    ("train_loss_curve", _LF, "nats", "mean training loss of each epoch"),
+    ("params", _I, "count", "trainable parameters"),
+    ("model_size_bytes", _I, "bytes", "parameters and buffers"),
+    ("flops_fwd", _F, "FLOP", "forward FLOPs per example (hardware cost model)"),
+    ("flops_train_step", _F, "FLOP", "forward+backward+optimizer FLOPs per training step"),
+    ("bytes_train_step", _F, "bytes", "bytes moved per training step (cost model)"),
+    ("arithmetic_intensity", _F, "FLOP/byte", "flops_train_step / bytes_train_step"),
+    ("roofline_train_time_s", _F, "s", "roofline training time on the device that ran it"),
+    ("peak_mem_bytes", _I, "bytes", "CUDA: max allocated; CPU: params+grads+AdamW state+saved activations"),
+    ("train_time_s", _F, "s", "wall time of the training epochs (validation excluded)"),
+    ("epoch_time_s_curve", _LF, "s", "wall time of each training epoch"),
+    ("epoch_time_p50_s", _F, "s", "median epoch time"),
+    ("epoch_time_p90_s", _F, "s", "90th percentile epoch time"),
+    ("step_time_p50_s", _F, "s", "median step time after warm-up"),
+    ("step_time_p90_s", _F, "s", "90th percentile step time after warm-up"),
+    ("latency_bs1_ms", _F, "ms", "median eval forward latency at batch 1"),
+    ("latency_bsN_ms", _F, "ms", "median eval forward latency at batch latency_batch_n"),
+    ("latency_batch_n", _I, "examples", "the N of latency_bsN_ms"),
+    ("energy_j", _F, "J", "GPU energy-counter delta over training (null on CPU)"),
+    ("power_w_mean", _F, "W", "mean sampled GPU power"),
+    ("power_w_max", _F, "W", "max sampled GPU power"),
+    ("gpu_util_pct_mean", _F, "%", "mean sampled GPU utilisation"),
+    ("sm_clock_mhz_mean", _F, "MHz", "mean sampled SM clock"),
+    ("gpu_mem_used_bytes_max", _I, "bytes", "max sampled GPU memory used (whole device)"),
+    ("device_kind", _S, "", "cpu or cuda"),
+    ("device_name", _S, "", "GPU name or CPU model"),
+    ("driver", _S, "", "NVIDIA driver version"),
+    ("cuda_version", _S, "", "CUDA version torch was built with"),
+    ("torch_version", _S, "", "torch version"),
+    ("cpu_model", _S, "", "CPU model name"),
+    ("threads", _I, "threads", "torch intra-op threads"),
+    ("concurrency", _I, "runs", "trainings sharing the device at once"),
+    ("host", _S, "", "host name"),
+    ("git_rev", _S, "", "git revision of the builder"),
+    ("builder_version", _S, "", "neural-architect version"),
+    ("created_at", _S, "ISO 8601 UTC", "when the row was written"),
+    ("wall_time_s", _F, "s", "wall time of the whole run, measurements included"),
+    ("status", _S, "", "ok, failed_oom, diverged, timeout or error"),
+    ("error", _S, "", "one-line error of a failed run"),
+]
+
+SCHEMA = pa.schema([pa.field(name, typ) for name, typ, _, _ in COLUMNS])
+UNITS = {name: unit for name, _, unit, _ in COLUMNS}
+STATUSES = ("ok", "failed_oom", "diverged", "timeout", "error")
+KEY_COLUMNS = ("arch_id", "task", "n_train", "protocol_hash", "seed", "device_kind")

@@ -1,0 +1,117 @@
+"""The `narch` command line: parse, call one library function, print."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Neural Architect: corpora, predictors, search.",
+)
+corpus_app = typer.Typer(no_args_is_help=True, help="Inspect corpora.")
+app.add_typer(corpus_app, name="corpus")
+ERR = Console(stderr=True)
+OUT = Console()
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print a one-line error and return the exit to raise."""
+    ERR.print(f"narch: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from dataset_builder.corpus import CorpusError
+    from dataset_builder.tasks import TaskError
+    from hardware.device import DeviceError
+    from search_space import SpecError
+
+    return (SpecError, CorpusError, TaskError, DeviceError, ValueError, FileNotFoundError)
+
+
+@app.command()
+def build(
+    task: Annotated[str, typer.Option(help="mnist1d, digits or cifar10")] = "mnist1d",
+    archs: Annotated[int, typer.Option(help="networks to plan (sampled and edited)")] = 16,
+    epochs: Annotated[int, typer.Option(help="training epochs")] = 5,
+    seed: Annotated[int, typer.Option(help="plan and training seed")] = 0,
+    out: Annotated[Path, typer.Option(help="corpus folder")] = Path("runs/corpus"),
+    archs_from: Annotated[Path | None, typer.Option(help="profile the networks of a .jsonl/.json file")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
+    n_train: Annotated[int | None, typer.Option(help="training-set size (default: all)")] = None,
+    batch_size: Annotated[int, typer.Option(help="training batch size")] = 128,
+    lr: Annotated[float, typer.Option(help="peak learning rate")] = 0.01,
+    data_dir: Annotated[Path | None, typer.Option(help="CIFAR-10 folder (python-pickle layout)")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch threads (default: torch's)")] = None,
+    timeout_s: Annotated[float | None, typer.Option(help="per-run time limit in seconds")] = None,
+    skip_corrupt: Annotated[bool, typer.Option(help="leave corrupt part files out instead of stopping")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+) -> None:
+    """Train networks for real and append them to a Parquet corpus (resumes by default)."""
+    from dataset_builder.build import BuildConfig, prepare_build
+    from dataset_builder.protocol import Protocol
+    from narch.progress import run_with_progress
+
+    try:
+        proto = Protocol(epochs=epochs, batch_size=batch_size, lr=lr)
+        cfg = BuildConfig(
+            task=task,
+            out=out,
+            archs=archs,
+            seed=seed,
+            protocol=proto,
+            archs_from=archs_from,
+            device=device,
+            n_train=n_train,
+            data_dir=data_dir,
+            threads=threads,
+            timeout_s=timeout_s,
+            skip_corrupt=skip_corrupt,
+        )
+        prepared = prepare_build(cfg)
+        summary = run_with_progress(prepared, console=ERR, show=not quiet)
+    except _user_errors() as e:
+        raise fail(str(e)) from None
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary.statuses.items())) or "none"
+    rate = summary.done / summary.wall_s * 3600 if summary.wall_s else 0.0
+    OUT.print(
+        f"{cfg.out}: {summary.done} trained ({statuses}), {summary.skipped} already present, "
+        f"{summary.planned} planned; {rate:.0f} networks/hour"
+    )
+    if summary.interrupted:
+        ERR.print("interrupted: finished runs are saved; rerun the same command to resume")
+        raise typer.Exit(130)
+
+
+@corpus_app.command("info")
+def corpus_info(
+    corpus: Annotated[Path, typer.Argument(help="corpus folder")],
+    skip_corrupt: Annotated[bool, typer.Option(help="summarise the readable parts when some are corrupt")] = False,
+) -> None:
+    """Summarise a corpus: rows by status, tasks, devices, columns with units."""
+    from dataset_builder.info import corpus_summary
+
+    try:
+        corpus_summary(corpus, console=OUT, skip_corrupt=skip_corrupt)
+    except _user_errors() as e:
+        raise fail(str(e)) from None
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        ERR.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
