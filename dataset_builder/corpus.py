@@ -148,7 +148,7 @@ def check_part(path: Path) -> None:
 
 
 def read_corpus(corpus_dir: str | Path, *, skip_corrupt: bool = False) -> pl.DataFrame:
-    """All rows of a corpus. A corrupt part raises CorpusError naming it, unless ``skip_corrupt`` (then it's left out)."""
+    """All rows. A corrupt part raises CorpusError naming it, unless ``skip_corrupt`` (then it is left out)."""
     read_manifest(corpus_dir)
     good, bad = [], []
     for p in part_files(corpus_dir):

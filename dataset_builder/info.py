@@ -30,7 +30,7 @@ def corpus_summary(corpus_dir: str | Path, *, console: Console, skip_corrupt: bo
     )
     console.print("protocol: " + ", ".join(f"{k}={v}" for k, v in m.protocol.items()))
     console.print(f"parts: {len(part_files(corpus_dir))}" + (f" ({len(bad)} corrupt, left out)" if bad else ""))
-    for path, why in bad:
+    for _path, why in bad:
         console.print(f"  [red]{why}[/]", markup=True)
     console.print(f"rows: {df.height}, distinct networks: {df['arch_id'].n_unique() if df.height else 0}")
     for label, col in (

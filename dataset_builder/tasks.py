@@ -1,4 +1,4 @@
-"""Tasks: MNIST-1D (generated offline), scikit-learn digits (bundled), CIFAR-10 (local folder); splits and descriptors."""
+"""Tasks: MNIST-1D (generated offline), digits (bundled), CIFAR-10 (local folder); splits, descriptors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -62,7 +62,7 @@ def _mnist1d_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 class _CifarUnpickler(pickle.Unpickler):
     """Loads the CIFAR-10 python batches but refuses any class other than numpy's array plumbing."""
 
-    ALLOWED = {
+    ALLOWED: ClassVar[set[tuple[str, str]]] = {
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"),
