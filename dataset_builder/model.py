@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from search_space import Network, Op, infer_shapes
+from search_space import Layer, Network, Op, infer_shapes
 
 
 class _ConvBlock(nn.Sequential):
@@ -18,6 +18,16 @@ class _ConvBlock(nn.Sequential):
 class _Dense(nn.Sequential):
     def __init__(self, c_in: int, units: int) -> None:
         super().__init__(nn.Linear(c_in, units), nn.ReLU(inplace=True))
+
+
+def _pool_module(layer: Layer, rank: int) -> nn.Module:
+    """Non-overlapping ceil-mode pooling (stride = kernel) or 'same' pooling (stride 1, padding k//2)."""
+    k, s = layer.kernel, layer.stride
+    if layer.op == Op.MAXPOOL:
+        cls = (nn.MaxPool1d, nn.MaxPool2d)[rank - 1]
+        return cls(k, s, ceil_mode=True) if s == k else cls(k, 1, padding=k // 2)
+    cls = (nn.AvgPool1d, nn.AvgPool2d)[rank - 1]
+    return cls(k, s, ceil_mode=True) if s == k else cls(k, 1, padding=k // 2, count_include_pad=False)
 
 
 class _Add(nn.Module):
@@ -47,10 +57,8 @@ class SpecModel(nn.Module):
             match layer.op:
                 case Op.CONV:
                     mods.append(_ConvBlock(rank, c_in, layer.channels, layer.kernel, layer.stride))
-                case Op.MAXPOOL:
-                    mods.append((nn.MaxPool1d, nn.MaxPool2d)[rank - 1](layer.kernel, ceil_mode=True))
-                case Op.AVGPOOL:
-                    mods.append((nn.AvgPool1d, nn.AvgPool2d)[rank - 1](layer.kernel, ceil_mode=True))
+                case Op.MAXPOOL | Op.AVGPOOL:
+                    mods.append(_pool_module(layer, rank))
                 case Op.DENSE:
                     mods.append(_Dense(c_in, layer.units))
                 case Op.DROPOUT:

@@ -164,7 +164,13 @@ class MoveVocab:
             for k in self.conv_kernels
             for s in self.conv_strides
         ]
-        out += [Layer(op, kernel=k) for op in (Op.MAXPOOL, Op.AVGPOOL) for k in self.pool_kernels]
+        out += [
+            Layer(op, kernel=k, stride=s)
+            for op in (Op.MAXPOOL, Op.AVGPOOL)
+            for k in self.pool_kernels
+            for s in sorted({1, k})
+            if s == k or k % 2
+        ]
         out += [Layer(Op.DENSE, units=u) for u in self.dense_units]
         out += [Layer(Op.DROPOUT, dropout_pct=p) for p in self.dropout_pcts]
         return out

@@ -45,7 +45,7 @@ def sample_network(rng: random.Random, bounds: SamplerBounds | None = None) -> N
         if factor * 2 <= b.max_downsample and rng.random() < b.p_pool:
             k = 2
             factor *= k
-            layers.append(Layer(rng.choice((Op.MAXPOOL, Op.AVGPOOL)), kernel=k))
+            layers.append(Layer(rng.choice((Op.MAXPOOL, Op.AVGPOOL)), kernel=k, stride=k))
         if rng.random() < b.p_dropout:
             layers.append(Layer(Op.DROPOUT, dropout_pct=rng.choice(b.dropout_pcts)))
     for _ in range(rng.randint(0, b.max_dense)):

@@ -36,7 +36,8 @@ class Layer:
     """One layer. Fields an op does not use must stay at their defaults, so each network has one JSON form.
 
     - conv: ``channels`` out, odd ``kernel`` ('same' padding), ``stride`` 1 or 2; batch-norm and ReLU follow.
-    - maxpool / avgpool: non-overlapping window ``kernel`` (stride = kernel, ceil mode).
+    - maxpool / avgpool: window ``kernel`` with ``stride`` either equal to it (non-overlapping, ceil mode:
+      downsamples) or 1 (odd kernel, 'same' padding, as in NAS-Bench-101/201 cells).
     - dense: ``units``, ReLU follows; reading a spatial tensor implies global average pooling first.
     - dropout: ``dropout_pct`` in percent (ints keep the JSON byte-stable).
     - add: sums the two earlier layers named in ``inputs`` (their shapes must match).
@@ -102,14 +103,14 @@ def conv(channels: int, kernel: int = 3, stride: int = 1) -> Layer:
     return Layer(Op.CONV, channels=channels, kernel=kernel, stride=stride)
 
 
-def maxpool(kernel: int = 2) -> Layer:
-    """A max-pooling layer."""
-    return Layer(Op.MAXPOOL, kernel=kernel)
+def maxpool(kernel: int = 2, stride: int | None = None) -> Layer:
+    """A max-pooling layer (stride defaults to the kernel: non-overlapping)."""
+    return Layer(Op.MAXPOOL, kernel=kernel, stride=kernel if stride is None else stride)
 
 
-def avgpool(kernel: int = 2) -> Layer:
-    """An average-pooling layer."""
-    return Layer(Op.AVGPOOL, kernel=kernel)
+def avgpool(kernel: int = 2, stride: int | None = None) -> Layer:
+    """An average-pooling layer (stride defaults to the kernel: non-overlapping)."""
+    return Layer(Op.AVGPOOL, kernel=kernel, stride=kernel if stride is None else stride)
 
 
 def dense(units: int) -> Layer:

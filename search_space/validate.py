@@ -85,15 +85,21 @@ def _layer_shape(i: int, layer: Layer, shapes: list[Shape], input_shape: Shape, 
                 raise SpecError(f"layer {i}: conv cannot read a flat tensor {src} (put it before any dense layer)")
             return Shape(layer.channels, src.factor * layer.stride)
         case Op.MAXPOOL | Op.AVGPOOL:
-            _check_defaults(i, layer, {"kernel"})
+            _check_defaults(i, layer, {"kernel", "stride"})
             if layer.kernel not in lim.pool_kernels:
                 raise SpecError(
                     f"layer {i}: {layer.op.value} kernel must be one of {lim.pool_kernels}, got {layer.kernel}"
                 )
+            if layer.stride not in (1, layer.kernel):
+                raise SpecError(
+                    f"layer {i}: {layer.op.value} stride must be 1 or its kernel {layer.kernel}, got {layer.stride}"
+                )
+            if layer.stride == 1 and layer.kernel % 2 == 0:
+                raise SpecError(f"layer {i}: {layer.op.value} with stride 1 needs an odd kernel, got {layer.kernel}")
             src = shape_of(_source(i, layer))
             if src.flat:
                 raise SpecError(f"layer {i}: {layer.op.value} cannot read a flat tensor {src}")
-            return Shape(src.channels, src.factor * layer.kernel)
+            return Shape(src.channels, src.factor * layer.stride)
         case Op.DENSE:
             _check_defaults(i, layer, {"units"})
             if not 1 <= layer.units <= lim.max_units:
