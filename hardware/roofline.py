@@ -1,0 +1,178 @@
+"""Roofline times: per op max(compute, memory) at the device's efficiencies plus launch overhead. Pure Python.
+
+Precision ``fp32`` follows PyTorch's defaults on CUDA: convolutions run on TF32 tensor cores (cuDNN's
+``allow_tf32`` is on), matmuls on fp32 CUDA cores (``torch.backends.cuda.matmul.allow_tf32`` is off).
+Element-wise ops run at the fp32 vector rate. ``bf16``/``fp16`` halve activation traffic (optimizer stays fp32).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hardware.catalogue import Device, get_device
+from hardware.costs import ADAMW_OPS_PER_TENSOR, OpClass, OpCost, StepCosts, run_costs
+from search_space import Network
+
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+BOUNDS = ("compute", "memory", "launch")
+
+
+def op_dtype(cls: OpClass, device: Device, precision: str) -> str:
+    """The dtype whose peak an op class runs at on a device under a precision setting."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
+    if cls == OpClass.CONV:
+        if precision == "fp32":
+            return "tf32" if device.kind == "gpu" and "tf32" in device.peak_flops else "fp32"
+        return precision
+    if cls == OpClass.DENSE:
+        return precision
+    return "fp32"
+
+
+def op_launches(op: OpCost, device: Device) -> int:
+    """Launches of an op; AdamW on CUDA uses the foreach path (one multi-tensor launch per element-wise op)."""
+    if op.op_class == OpClass.OPTIMIZER and device.kind == "gpu":
+        return ADAMW_OPS_PER_TENSOR
+    return op.launches
+
+
+@dataclass(frozen=True, slots=True)
+class OpTime:
+    """Roofline time of one op of a step."""
+
+    name: str
+    op_class: OpClass
+    layer: str
+    compute_s: float
+    memory_s: float
+    launch_s: float
+
+    @property
+    def time_s(self) -> float:
+        return max(self.compute_s, self.memory_s) + self.launch_s
+
+    @property
+    def bound(self) -> str:
+        if self.launch_s >= max(self.compute_s, self.memory_s):
+            return "launch"
+        return "compute" if self.compute_s >= self.memory_s else "memory"
+
+
+def op_time(op: OpCost, layer: str, device: Device, precision: str = "fp32") -> OpTime:
+    """max(FLOPs / attainable FLOP/s, bytes / attainable bandwidth) and launches x overhead."""
+    peak = device.peak(op_dtype(op.op_class, device, precision)) * device.compute_efficiency
+    scale = 0.5 if precision in ("bf16", "fp16") and op.op_class not in (OpClass.OPTIMIZER, OpClass.DATA) else 1.0
+    bw = device.mem_bandwidth.value * device.memory_efficiency
+    return OpTime(op.name, op.op_class, layer, op.flops / peak, op.bytes * scale / bw,
+                  op_launches(op, device) * device.launch_overhead_s)
+
+
+@dataclass(frozen=True, slots=True)
+class StepTime:
+    """Roofline time of one training step on a device, per op."""
+
+    device: str
+    batch_size: int
+    ops: tuple[OpTime, ...]
+    flops: int
+    bytes: int
+
+    @property
+    def time_s(self) -> float:
+        return sum(o.time_s for o in self.ops)
+
+    def bound_times(self) -> dict[str, float]:
+        """Time attributed to each bound: each op's max() term to compute or memory, launches to launch."""
+        out = dict.fromkeys(BOUNDS, 0.0)
+        for o in self.ops:
+            out["compute" if o.compute_s >= o.memory_s else "memory"] += max(o.compute_s, o.memory_s)
+            out["launch"] += o.launch_s
+        return out
+
+    @property
+    def bound(self) -> str:
+        """What bounds the step: the largest of compute-bound, memory-bound and launch time."""
+        bt = self.bound_times()
+        return max(BOUNDS, key=lambda b: bt[b])
+
+    def layer_times(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for o in self.ops:
+            out[o.layer] = out.get(o.layer, 0.0) + o.time_s
+        return out
+
+    @property
+    def dominating_layer(self) -> str:
+        lt = self.layer_times()
+        return max(lt, key=lambda k: lt[k])
+
+    @property
+    def attainable_flops(self) -> float:
+        """FLOP/s the step attains under the model."""
+        return self.flops / self.time_s
+
+
+def _device(device: Device | str, threads: int | None = None) -> Device:
+    return device if isinstance(device, Device) else get_device(device, threads=threads)
+
+
+def step_time(costs: StepCosts, device: Device | str = "local", *, precision: str = "fp32") -> StepTime:
+    """Roofline time of one step of known costs."""
+    dev = _device(device)
+    ops = tuple(op_time(o, layer.label, dev, precision) for layer in costs.layers for o in layer.ops)
+    return StepTime(dev.key, costs.batch_size, ops, costs.flops_train_step, costs.bytes_train_step)
+
+
+@dataclass(frozen=True, slots=True)
+class RunTime:
+    """Roofline time of a training run: full steps, plus one partial step per epoch when n_train is not a multiple."""
+
+    device: str
+    device_name: str
+    full: StepTime
+    remainder: StepTime | None
+    steps_per_epoch: int
+    epochs: int
+
+    @property
+    def epoch_time_s(self) -> float:
+        n_full = self.steps_per_epoch - (self.remainder is not None)
+        return n_full * self.full.time_s + (self.remainder.time_s if self.remainder else 0.0)
+
+    @property
+    def train_time_s(self) -> float:
+        return self.epochs * self.epoch_time_s
+
+    @property
+    def step_time_s(self) -> float:
+        return self.full.time_s
+
+    @property
+    def bound(self) -> str:
+        return self.full.bound
+
+    @property
+    def dominating_layer(self) -> str:
+        return self.full.dominating_layer
+
+
+def roofline_run(
+    net: Network, input_shape: tuple[int, ...], n_classes: int, *, batch_size: int, n_train: int, epochs: int,
+    device: Device | str = "local", precision: str = "fp32", threads: int | None = None,
+) -> RunTime:
+    """Roofline time of training ``net`` for ``epochs`` on n_train samples on a device."""
+    dev = _device(device, threads)
+    rc = run_costs(net, input_shape, n_classes, batch_size=batch_size, n_train=n_train, epochs=epochs)
+    rem = step_time(rc.remainder, dev, precision=precision) if rc.remainder else None
+    return RunTime(dev.key, dev.name, step_time(rc.full, dev, precision=precision), rem, rc.steps_per_epoch, epochs)
+
+
+def roofline_train_time_s(
+    net: Network, input_shape: tuple[int, ...], n_classes: int, *, batch_size: int, n_train: int, epochs: int,
+    device: Device | str = "local",
+) -> float:
+    """Roofline training time in seconds of ``net`` on a catalogued device (or ``local``)."""
+    return roofline_run(
+        net, input_shape, n_classes, batch_size=batch_size, n_train=n_train, epochs=epochs, device=device
+    ).train_time_s
