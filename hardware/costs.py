@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-from search_space import Network, Op, concrete_shapes
+from search_space import Layer, Network, Op, concrete_shapes
 from search_space.validate import layer_input_channels
 
 BYTES_F32 = 4
@@ -49,7 +49,7 @@ _FLOPS: dict[str, tuple[int, int]] = {
     "dropout": (2, 1),  # mask draw + scaled multiply; masked multiply
     "add": (1, 1),  # a + b; the gradient accumulation where the branches fork
     "gap": (1, 1),  # sum (+ one divide per output, folded in); spread dy / S
-    "avgpool": (1, 1),  # per input element: window sum; spread dy / window
+    "avgpool": (1, 1),  # per input element summed: window sum (+ divide); spread dy / window
     "softmax_ce": (5, 3),  # per logit: max, sub, exp, sum, log; softmax - onehot, scale
 }
 ADAMW_FLOPS_PER_PARAM = 14  # decay 1, lerp m 3, v update 4, sqrt/div/add eps 3, addcdiv 3
@@ -144,7 +144,7 @@ def _label(i: int, net: Network) -> str:
         case Op.CONV:
             return f"{i}:conv({layer.channels},k{layer.kernel},s{layer.stride})"
         case Op.MAXPOOL | Op.AVGPOOL:
-            return f"{i}:{layer.op.value}(k{layer.kernel})"
+            return f"{i}:{layer.op.value}(k{layer.kernel},s{layer.stride})"
         case Op.DENSE:
             return f"{i}:dense({layer.units})"
         case Op.DROPOUT:
@@ -188,18 +188,24 @@ def _gap(name: str, n: int, shape: tuple[int, ...], *, grad: bool) -> OpCost:
     )
 
 
-def _pool(name: str, op: Op, n: int, in_shape: tuple[int, ...], out_shape: tuple[int, ...], *, grad: bool) -> OpCost:
+def _pool(name: str, layer: Layer, n: int, in_shape: tuple[int, ...], out_shape: tuple[int, ...], *,
+          grad: bool) -> OpCost:
+    """Non-overlapping pooling (stride = kernel: the windows tile the input) or stride-1 'same' pooling."""
     e_in, e_out = n * _prod(in_shape), n * _prod(out_shape)
-    if op == Op.MAXPOOL:  # windows tile the input exactly (stride = kernel, ceil mode): E_in - E_out comparisons
+    window = layer.kernel ** (len(in_shape) - 1)
+    tiled = layer.stride == layer.kernel
+    if layer.op == Op.MAXPOOL:  # comparisons: E_in - E_out when tiled, (window - 1) per output otherwise
         return OpCost(
-            name, OpClass.POOL, flops_fwd=e_in - e_out, flops_bwd=e_out if grad else 0,
+            name, OpClass.POOL, flops_fwd=e_in - e_out if tiled else (window - 1) * e_out,
+            flops_bwd=e_out if grad else 0,
             bytes_fwd=(e_in + e_out) * BYTES_F32 + e_out * BYTES_I64,
             bytes_bwd=(e_out + e_in) * BYTES_F32 + e_out * BYTES_I64 if grad else 0,
             launches_fwd=1, launches_bwd=1 if grad else 0,
         )
     ff, fb = _FLOPS["avgpool"]
+    touched = e_in if tiled else window * e_out  # input elements summed (windows overlap at stride 1)
     return OpCost(
-        name, OpClass.POOL, flops_fwd=ff * e_in, flops_bwd=fb * e_in if grad else 0,
+        name, OpClass.POOL, flops_fwd=ff * touched, flops_bwd=fb * touched if grad else 0,
         bytes_fwd=(e_in + e_out) * BYTES_F32, bytes_bwd=(e_in + e_out) * BYTES_F32 if grad else 0,
         launches_fwd=1, launches_bwd=1 if grad else 0,
     )
@@ -260,7 +266,7 @@ def _layer_ops(
                 ops.append(_elementwise(f"{i}:relu", OpClass.RELU, "relu", e_out, grad=True, rw=(2, 3)))
                 p, tensors, grad = c * layer.units + layer.units, tensors + 2, True
             case Op.MAXPOOL | Op.AVGPOOL:
-                ops.append(_pool(f"{i}:{layer.op.value}", layer.op, n, s_in, y, grad=g_in))
+                ops.append(_pool(f"{i}:{layer.op.value}", layer, n, s_in, y, grad=g_in))
                 grad = g_in
             case Op.DROPOUT:
                 ops.append(_dropout(f"{i}:dropout", e_out, grad=g_in))
