@@ -1,0 +1,127 @@
+"""The Parquet corpus: atomic parts, schema checks, corrupt parts, manifests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from dataset_builder.corpus import (
+    MANIFEST,
+    CorpusError,
+    Manifest,
+    create_corpus,
+    open_corpus,
+    part_files,
+    read_corpus,
+    read_manifest,
+    rows_to_table,
+    write_part,
+)
+from dataset_builder.schema import COLUMNS, SCHEMA
+
+REQUIRED = [
+    "arch_id",
+    "arch_json",
+    "parent_arch_id",
+    "move",
+    "task",
+    "n_train",
+    "seed",
+    "epochs",
+    "val_acc",
+    "test_acc",
+    "val_acc_curve",
+    "train_time_s",
+    "params",
+    "model_size_bytes",
+    "peak_mem_bytes",
+    "latency_bs1_ms",
+    "device_name",
+    "status",
+    "error",
+]
+
+
+def _manifest(task: str = "mnist1d", protocol_hash: str = "abc") -> Manifest:
+    return Manifest(
+        task=task, protocol={"epochs": 1}, protocol_hash=protocol_hash, search_space_version="1.1", builder_version="0"
+    )
+
+
+def test_schema_has_the_columns_later_issues_rely_on() -> None:
+    assert set(REQUIRED) <= set(SCHEMA.names)
+    assert len({c[0] for c in COLUMNS}) == len(COLUMNS)
+
+
+def test_tiny_corpus_reads_with_polars_glob(tiny_corpus: Path) -> None:
+    df = pl.read_parquet(f"{tiny_corpus}/*.parquet")
+    assert df.height == 6
+    assert set(REQUIRED) <= set(df.columns)
+    assert df["arch_id"].n_unique() == 6
+    assert (df["status"] == "ok").all()
+    assert all(len(c) == 1 for c in df["val_acc_curve"].to_list())
+
+
+def test_write_and_read_round_trip(tmp_path: Path) -> None:
+    create_corpus(tmp_path, _manifest())
+    write_part(tmp_path, [{"arch_id": "a", "status": "ok", "val_acc": 0.5, "val_acc_curve": [0.4, 0.5]}])
+    write_part(tmp_path, [{"arch_id": "b", "status": "error", "error": "boom"}])
+    df = read_corpus(tmp_path)
+    assert sorted(df["arch_id"].to_list()) == ["a", "b"]
+    assert df.filter(pl.col("arch_id") == "b")["error"].item() == "boom"
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_unknown_column_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match="not in the corpus schema"):
+        rows_to_table([{"arch_id": "a", "bogus_col": 1}])
+
+
+def test_temp_files_of_writers_in_flight_are_not_parts(tmp_path: Path) -> None:
+    create_corpus(tmp_path, _manifest())
+    write_part(tmp_path, [{"arch_id": "a", "status": "ok"}])
+    (tmp_path / ".part-x.parquet.1234.tmp").write_bytes(b"PAR1 half written")
+    assert read_corpus(tmp_path).height == 1
+
+
+def test_corrupt_part_is_named_and_skippable(tiny_corpus: Path, tmp_path: Path) -> None:
+    corpus = tmp_path / "c"
+    shutil.copytree(tiny_corpus, corpus)
+    victim = part_files(corpus)[2]
+    data = victim.read_bytes()
+    victim.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorpusError, match=victim.name):
+        read_corpus(corpus)
+    assert read_corpus(corpus, skip_corrupt=True).height == 5
+
+
+def test_part_with_another_schema_is_refused(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    create_corpus(tmp_path, _manifest())
+    pq.write_table(pa.table({"arch_id": ["x"]}), tmp_path / "part-foreign.parquet")
+    with pytest.raises(CorpusError, match=r"part-foreign\.parquet: schema differs"):
+        read_corpus(tmp_path)
+
+
+def test_manifest_with_another_schema_version_is_refused(tmp_path: Path) -> None:
+    create_corpus(tmp_path, _manifest())
+    d = json.loads((tmp_path / MANIFEST).read_text())
+    d["corpus_schema_version"] = 99
+    (tmp_path / MANIFEST).write_text(json.dumps(d))
+    with pytest.raises(CorpusError, match="schema version 99"):
+        read_manifest(tmp_path)
+
+
+def test_open_corpus_refuses_other_task_and_protocol(tmp_path: Path) -> None:
+    create_corpus(tmp_path, _manifest())
+    with pytest.raises(CorpusError, match="holds task 'mnist1d'"):
+        open_corpus(tmp_path, _manifest(task="digits"))
+    with pytest.raises(CorpusError, match="another protocol"):
+        open_corpus(tmp_path, _manifest(protocol_hash="other"))
+    open_corpus(tmp_path, _manifest())
