@@ -70,6 +70,8 @@ class OpCost:
     launches_fwd: int = 1
     launches_bwd: int = 0
     param_tensors: int = 0  # optimizer only: how many parameter tensors it updates
+    out_elems: int = 0  # elements the forward writes (parameters, for the optimizer)
+    out_cols: int = 1  # conv / linear: output channels or units (the GEMM's N side)
 
     @property
     def flops(self) -> int:
@@ -160,7 +162,7 @@ def _elementwise(name: str, cls: OpClass, kind: str, e: int, *, grad: bool, rw: 
     return OpCost(
         name, cls, flops_fwd=ff * e, flops_bwd=fb * e if grad else 0,
         bytes_fwd=rw[0] * e * BYTES_F32, bytes_bwd=rw[1] * e * BYTES_F32 if grad else 0,
-        launches_fwd=1, launches_bwd=1 if grad else 0,
+        launches_fwd=1, launches_bwd=1 if grad else 0, out_elems=e,
     )
 
 
@@ -174,7 +176,7 @@ def matmul_op(name: str, cls: OpClass, *, macs: int, x_elems: int, w_elems: int,
     return OpCost(
         name, cls, flops_fwd=f, flops_bwd=f * (2 if input_grad else 1),
         bytes_fwd=(x_elems + w_elems + bias + y_elems) * BYTES_F32, bytes_bwd=bwd_w + bwd_x,
-        launches_fwd=1, launches_bwd=launches_bwd,
+        launches_fwd=1, launches_bwd=launches_bwd, out_elems=y_elems, out_cols=bias,
     )
 
 
@@ -184,7 +186,7 @@ def _gap(name: str, n: int, shape: tuple[int, ...], *, grad: bool) -> OpCost:
     return OpCost(
         name, OpClass.GAP, flops_fwd=ff * e_in, flops_bwd=fb * e_in if grad else 0,
         bytes_fwd=(e_in + e_out) * BYTES_F32, bytes_bwd=(e_in + e_out) * BYTES_F32 if grad else 0,
-        launches_fwd=1, launches_bwd=1 if grad else 0,
+        launches_fwd=1, launches_bwd=1 if grad else 0, out_elems=e_out,
     )
 
 
@@ -200,14 +202,14 @@ def _pool(name: str, layer: Layer, n: int, in_shape: tuple[int, ...], out_shape:
             flops_bwd=e_out if grad else 0,
             bytes_fwd=(e_in + e_out) * BYTES_F32 + e_out * BYTES_I64,
             bytes_bwd=(e_out + e_in) * BYTES_F32 + e_out * BYTES_I64 if grad else 0,
-            launches_fwd=1, launches_bwd=1 if grad else 0,
+            launches_fwd=1, launches_bwd=1 if grad else 0, out_elems=e_out,
         )
     ff, fb = _FLOPS["avgpool"]
     touched = e_in if tiled else window * e_out  # input elements summed (windows overlap at stride 1)
     return OpCost(
         name, OpClass.POOL, flops_fwd=ff * touched, flops_bwd=fb * touched if grad else 0,
         bytes_fwd=(e_in + e_out) * BYTES_F32, bytes_bwd=(e_in + e_out) * BYTES_F32 if grad else 0,
-        launches_fwd=1, launches_bwd=1 if grad else 0,
+        launches_fwd=1, launches_bwd=1 if grad else 0, out_elems=e_out,
     )
 
 
@@ -216,7 +218,7 @@ def _dropout(name: str, e: int, *, grad: bool) -> OpCost:
     return OpCost(
         name, OpClass.DROPOUT, flops_fwd=ff * e, flops_bwd=fb * e if grad else 0,
         bytes_fwd=2 * e * BYTES_F32 + e * BYTES_MASK, bytes_bwd=(2 * e * BYTES_F32 + e * BYTES_MASK) if grad else 0,
-        launches_fwd=3, launches_bwd=1 if grad else 0,  # bernoulli_, div_, mul | mul
+        launches_fwd=3, launches_bwd=1 if grad else 0, out_elems=e,  # bernoulli_, div_, mul | mul
     )
 
 
@@ -302,15 +304,17 @@ def step_costs(net: Network, input_shape: tuple[int, ...], n_classes: int, batch
     loss = OpCost(
         "loss:cross_entropy", OpClass.LOSS, flops_fwd=ff * e_logits, flops_bwd=fb * e_logits,
         bytes_fwd=2 * e_logits * BYTES_F32 + n * BYTES_I64, bytes_bwd=3 * e_logits * BYTES_F32 + n * BYTES_I64,
-        launches_fwd=2, launches_bwd=2,  # log_softmax, nll_loss | their backwards
+        launches_fwd=2, launches_bwd=2, out_elems=e_logits,  # log_softmax, nll_loss | their backwards
     )
     in_elems = n * _prod(input_shape)
     data = OpCost(
         "data:index", OpClass.DATA, bytes_fwd=2 * in_elems * BYTES_F32 + 3 * n * BYTES_I64, launches_fwd=3,
+        out_elems=in_elems,
     )  # slice of the permutation, gather of x and y
     opt = OpCost(
         "optimizer:adamw", OpClass.OPTIMIZER, flops_fwd=ADAMW_FLOPS_PER_PARAM * params,
-        bytes_fwd=ADAMW_BYTES_PER_PARAM * params, launches_fwd=ADAMW_OPS_PER_TENSOR * tensors, param_tensors=tensors,
+        bytes_fwd=ADAMW_BYTES_PER_PARAM * params, launches_fwd=ADAMW_OPS_PER_TENSOR * tensors,
+        param_tensors=tensors, out_elems=params,
     )
     layers = [
         LayerCost(-1, "data", (n, *input_shape), 0, (data,)),

@@ -1,0 +1,167 @@
+"""Micro-benchmark of this host: fp32 matmul FLOP/s, stream-style bandwidth, per-op launch overhead.
+
+CPU at 1 thread and at all threads; CUDA too when present (timed with CUDA events after a warm-up). The result
+is cached per host (``hardware.catalogue.bench_cache_path``) so ``local`` in the catalogue can use it, and is
+written to results/hardware/ with its provenance. About 20-40 s on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hardware.catalogue import bench_cache_path
+from hardware.device import logical_cpus
+from hardware.provenance import provenance
+
+SCHEMA = 1
+
+
+def _timed(fn: Callable[[], object], device: torch.device, *, repeats: int, warmup: int = 2) -> list[float]:
+    """Seconds per call of fn, one sample per repeat (CUDA events on a GPU, perf_counter on a CPU)."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        for _ in range(repeats):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            out.append(start.elapsed_time(end) / 1e3)
+        return out
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def bench_matmul(device: torch.device, *, n: int, repeats: int = 10, dtype: torch.dtype = torch.float32) -> float:
+    """Best-case FLOP/s of an n x n x n matmul (2n^3 FLOPs; the best of the repeats)."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    c = torch.empty(n, n, device=device, dtype=dtype)
+    times = _timed(lambda: torch.mm(a, b, out=c), device, repeats=repeats)
+    return 2 * n**3 / min(times)
+
+
+def bench_bandwidth(device: torch.device, *, elems: int, repeats: int = 6) -> dict[str, float]:
+    """Stream-style copy (2 arrays) and triad (3 arrays) bytes/s on buffers of ``elems`` fp32 each (median)."""
+    a = torch.empty(elems, device=device)
+    b = torch.rand(elems, device=device)
+    c = torch.rand(elems, device=device)
+    copy = _timed(lambda: a.copy_(b), device, repeats=repeats)
+    triad = _timed(lambda: torch.add(b, c, alpha=3.0, out=a), device, repeats=repeats)
+    nbytes = elems * 4
+    return {
+        "copy_bytes_per_s": 2 * nbytes / statistics.median(copy),
+        "triad_bytes_per_s": 3 * nbytes / statistics.median(triad),
+        "buffer_bytes": float(nbytes),
+    }
+
+
+def bench_launch(device: torch.device, *, ops: int = 2000, repeats: int = 5) -> dict[str, float]:
+    """Seconds per tiny eager op (an add of 1-element tensors), and per op forward+backward under autograd."""
+    x = torch.ones(1, device=device)
+    y = torch.ones(1, device=device)
+
+    def eager() -> None:
+        for _ in range(ops):
+            torch.add(x, y)
+
+    w = torch.ones(1, device=device, requires_grad=True)
+
+    def autograd() -> None:
+        z = w
+        for _ in range(ops // 4):
+            z = z * 1.0001
+        z.sum().backward()
+
+    return {
+        "launch_overhead_s": min(_timed(eager, device, repeats=repeats)) / ops,
+        "autograd_op_overhead_s": min(_timed(autograd, device, repeats=repeats)) / (ops // 4),
+    }
+
+
+def bench_cpu(threads: int, *, quick: bool = False) -> dict[str, float]:
+    """The three figures at a thread count (restores torch's thread setting)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        cpu = torch.device("cpu")
+        out = {"matmul_flops": bench_matmul(cpu, n=512 if quick else 1024, repeats=4 if quick else 10)}
+        out |= bench_bandwidth(cpu, elems=2**22 if quick else 2**26, repeats=3 if quick else 6)
+        out |= bench_launch(cpu, ops=500 if quick else 2000, repeats=3 if quick else 5)
+        return out
+    finally:
+        torch.set_num_threads(before)
+
+
+def bench_cuda(*, quick: bool = False) -> dict[str, Any]:
+    """Figures of CUDA device 0: fp32 (CUDA cores), tf32 and bf16 matmul, bandwidth on 1 GiB buffers, launches."""
+    dev = torch.device("cuda", 0)
+    n = 2048 if quick else 8192
+    prev = torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        fp32 = bench_matmul(dev, n=n)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        tf32 = bench_matmul(dev, n=n)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = prev
+    out: dict[str, Any] = {"matmul_flops": fp32, "matmul_tf32_flops": tf32,
+                           "matmul_bf16_flops": bench_matmul(dev, n=n, dtype=torch.bfloat16)}
+    out |= bench_bandwidth(dev, elems=2**24 if quick else 2**28)
+    out |= bench_launch(dev)
+    return {"threads": {"1": out}, "name": torch.cuda.get_device_name(0)}
+
+
+def run_bench(*, quick: bool = False, cuda: bool | None = None, command: str | None = None) -> dict[str, Any]:
+    """Benchmark the CPU (1 thread and all threads) and, when present, CUDA; with provenance."""
+    counts = sorted({1, logical_cpus()})
+    prov = provenance(command) | {"torch": torch.__version__, "quick": quick}
+    result: dict[str, Any] = {"schema": SCHEMA, "provenance": prov,
+                              "cpu": {"threads": {str(t): bench_cpu(t, quick=quick) for t in counts}}, "cuda": None}
+    if cuda if cuda is not None else torch.cuda.is_available():
+        result["cuda"] = bench_cuda(quick=quick)
+        prov["cuda_name"] = result["cuda"]["name"]
+    return result
+
+
+def save_bench(result: dict[str, Any], *, results_dir: Path | None = Path("results/hardware"),
+               cache_path: Path | None = None) -> list[Path]:
+    """Write the result to the per-host cache and (unless None) a results folder; returns the paths written."""
+    paths = [cache_path or bench_cache_path(result["provenance"]["host"])]
+    if results_dir is not None:
+        paths.append(results_dir / f"bench_{result['provenance']['host']}.json")
+    text = json.dumps(result, indent=2, sort_keys=True) + "\n"
+    for p in paths:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(text)
+        tmp.replace(p)
+    return paths
+
+
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    """Human-readable figures, one line per device and thread count."""
+    lines = []
+    for kind in ("cpu", "cuda"):
+        for t, m in ((result.get(kind) or {}).get("threads") or {}).items():
+            label = f"{kind} {t} thread(s)" if kind == "cpu" else f"cuda {result['cuda']['name']}"
+            lines.append(
+                f"{label}: matmul {m['matmul_flops'] / 1e9:.1f} GFLOP/s, copy {m['copy_bytes_per_s'] / 1e9:.1f} GB/s, "
+                f"triad {m['triad_bytes_per_s'] / 1e9:.1f} GB/s, eager op {m['launch_overhead_s'] * 1e6:.2f} us, "
+                f"autograd op {m['autograd_op_overhead_s'] * 1e6:.2f} us"
+            )
+    return lines
