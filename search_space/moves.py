@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from search_space.spec import Layer, Network, Op, SpecError
+from search_space.spec import POOL_OPS, Layer, Network, Op, SpecError
 from search_space.validate import LIMITS, Limits, infer_shapes
 
 
@@ -62,10 +62,33 @@ class Move:
 
     @staticmethod
     def from_json(text: str) -> Move:
-        """Parse a move written by to_json."""
-        d = json.loads(text)
-        layer = Layer.from_dict(d["layer"]) if "layer" in d else None
-        return Move(MoveKind(d["kind"]), d["at"], layer, d.get("other", 0), d.get("attr", ""), d.get("value", 0))
+        """Parse a move written by to_json; anything else raises MoveError."""
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise MoveError(f"move JSON: malformed at line {e.lineno} column {e.colno}: {e.msg}") from None
+        if not isinstance(d, dict):
+            raise MoveError(f"move: expected a JSON object, got {type(d).__name__}")
+        extra = sorted(set(d) - {"kind", "at", "layer", "other", "attr", "value"})
+        if extra:
+            raise MoveError(f"move: unknown field(s) {extra}")
+        try:
+            kind = MoveKind(d.get("kind"))
+        except ValueError:
+            raise MoveError(
+                f"move: unknown kind {d.get('kind')!r} (known: {', '.join(k.value for k in MoveKind)})"
+            ) from None
+        for name in ("at", "other", "value"):
+            v = d.get(name, 0)
+            if isinstance(v, bool) or not isinstance(v, int) or (name == "at" and "at" not in d):
+                raise MoveError(f"move {kind.value}: field {name!r} must be an integer, got {d.get(name)!r}")
+        if not isinstance(d.get("attr", ""), str):
+            raise MoveError(f"move {kind.value}: field 'attr' must be a string, got {d['attr']!r}")
+        try:
+            layer = Layer.from_dict(d["layer"]) if "layer" in d else None
+        except SpecError as e:
+            raise MoveError(f"move {kind.value}: {e}") from None
+        return Move(kind, d["at"], layer, d.get("other", 0), d.get("attr", ""), d.get("value", 0))
 
 
 def _shift(layer: Layer, pos: int, delta: int) -> Layer:
@@ -102,7 +125,10 @@ def insert_add(net: Network, a: int, b: int) -> Network:
 
 
 def scale(net: Network, index: int, attr: str, value: int) -> Network:
-    """Set one size attribute (channels, units, kernel or dropout_pct) of one layer."""
+    """Set one size attribute (channels, units, kernel or dropout_pct) of one layer.
+
+    A non-overlapping pool (stride = kernel) keeps its stride equal to the new kernel.
+    """
     if not 0 <= index < len(net.layers):
         raise MoveError(f"scale layer {index}: no such layer (network has {len(net.layers)})")
     layer = net.layers[index]
@@ -110,8 +136,12 @@ def scale(net: Network, index: int, attr: str, value: int) -> Network:
         raise MoveError(f"scale layer {index}: {layer.op.value} has no scalable {attr!r} ({SCALABLE[layer.op]})")
     if getattr(layer, attr) == value:
         raise MoveError(f"scale layer {index}: {attr} is already {value}")
+    changes = {attr: value}
+    if layer.op in POOL_OPS and attr == "kernel" and layer.stride == layer.kernel:
+        # A non-overlapping pool stays non-overlapping; otherwise no pool-kernel scale could ever validate.
+        changes["stride"] = value
     layers = list(net.layers)
-    layers[index] = replace(layer, **{attr: value})
+    layers[index] = replace(layer, **changes)
     return _build(layers, f"scale layer {index} {attr}={value}")
 
 
