@@ -56,6 +56,20 @@ def _check_defaults(i: int, layer: Layer, used: set[str]) -> None:
             )
 
 
+def _check_types(i: int, layer: Layer) -> None:
+    # A float or bool that compares equal to an int would pass every bound yet change the canonical JSON (and so
+    # the arch_id) and fail to parse back; layers built in code must hold the same types as parsed ones.
+    if not isinstance(layer.op, Op):
+        raise SpecError(f"layer {i}: op must be an Op, got {layer.op!r}")
+    for name in ("channels", "kernel", "stride", "units", "dropout_pct"):
+        v = getattr(layer, name)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise SpecError(f"layer {i}: field {name!r} must be an integer, got {v!r}")
+    ins = layer.inputs
+    if not isinstance(ins, tuple) or not all(isinstance(j, int) and not isinstance(j, bool) for j in ins):
+        raise SpecError(f"layer {i}: 'inputs' must be a tuple of integers, got {ins!r}")
+
+
 def _source(i: int, layer: Layer) -> int:
     if not layer.inputs:
         return i - 1
@@ -143,6 +157,7 @@ def infer_shapes(net: Network, *, in_channels: int = 1, limits: Limits = LIMITS)
     for i, layer in enumerate(net.layers):
         if not isinstance(layer, Layer):
             raise SpecError(f"layer {i}: expected a Layer, got {type(layer).__name__}")
+        _check_types(i, layer)
         shape = _layer_shape(i, layer, shapes, input_shape, limits)
         if not shape.flat and shape.factor > limits.max_downsample:
             raise SpecError(f"layer {i}: total downsampling {shape.factor} exceeds {limits.max_downsample}")
