@@ -10,7 +10,10 @@ from search_space.spec import Network, SpecError
 
 
 def load_networks(path: str | Path) -> list[Network]:
-    """Networks from a .jsonl file (one per line) or a .json file (one network or a list)."""
+    """Networks from a .jsonl file (one per line) or a .json file (one network or a list).
+
+    Errors name the file and the line (``nets.jsonl:3: ...``) or the list item (``nets.json[2]: ...``).
+    """
     p = Path(path)
     if not p.is_file():
         raise SpecError(f"{p}: no such file")
@@ -30,11 +33,20 @@ def load_networks(path: str | Path) -> list[Network]:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise SpecError(f"{p}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
-    items = data if isinstance(data, list) else [data]
-    try:
-        return [Network.from_dict(d) for d in items]
-    except SpecError as e:
-        raise SpecError(f"{p}: {e}") from None
+    if not isinstance(data, list):
+        try:
+            return [Network.from_dict(data)]
+        except SpecError as e:
+            raise SpecError(f"{p}: {e}") from None
+    if not data:
+        raise SpecError(f"{p}: holds no network")
+    nets = []
+    for k, d in enumerate(data):
+        try:
+            nets.append(Network.from_dict(d))
+        except SpecError as e:
+            raise SpecError(f"{p}[{k}]: {e}") from None
+    return nets
 
 
 def resolve_network(ref: str) -> Network:
