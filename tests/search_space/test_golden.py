@@ -1,0 +1,87 @@
+"""Golden values: a change of the canonical JSON form (and so of every arch_id) must be noticed here."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from search_space import SCHEMA_VERSION, SEEDS, Network
+
+RESNET_TINY_JSON = (
+    '{"layers":['
+    '{"channels":32,"dropout_pct":0,"inputs":[],"kernel":3,"op":"conv","stride":1,"units":0},'
+    '{"channels":32,"dropout_pct":0,"inputs":[],"kernel":3,"op":"conv","stride":1,"units":0},'
+    '{"channels":32,"dropout_pct":0,"inputs":[],"kernel":3,"op":"conv","stride":1,"units":0},'
+    '{"channels":0,"dropout_pct":0,"inputs":[0,2],"kernel":1,"op":"add","stride":1,"units":0},'
+    '{"channels":64,"dropout_pct":0,"inputs":[],"kernel":3,"op":"conv","stride":2,"units":0},'
+    '{"channels":64,"dropout_pct":0,"inputs":[],"kernel":3,"op":"conv","stride":1,"units":0},'
+    '{"channels":64,"dropout_pct":0,"inputs":[],"kernel":3,"op":"conv","stride":1,"units":0},'
+    '{"channels":0,"dropout_pct":0,"inputs":[4,6],"kernel":1,"op":"add","stride":1,"units":0}'
+    '],"schema":1}'
+)
+
+GOLDEN_IDS = {
+    "resnet_tiny": "f4d497cedb33e27c",
+    "lenet": "d3ad8e172bcb20c9",
+}
+
+
+def test_schema_version_is_pinned() -> None:
+    # Bumping the schema changes every arch_id; the golden values below must be recomputed on purpose.
+    assert SCHEMA_VERSION == 1
+
+
+def test_resnet_tiny_canonical_json_is_pinned() -> None:
+    assert SEEDS["resnet_tiny"].to_json() == RESNET_TINY_JSON
+
+
+@pytest.mark.parametrize(("name", "arch_id"), sorted(GOLDEN_IDS.items()))
+def test_seed_arch_id_is_pinned(name: str, arch_id: str) -> None:
+    assert SEEDS[name].arch_id == arch_id
+
+
+def test_arch_id_is_sha256_prefix_of_canonical_json() -> None:
+    net = SEEDS["resnet_tiny"]
+    assert net.arch_id == hashlib.sha256(RESNET_TINY_JSON.encode()).hexdigest()[:16]
+    assert len(net.arch_id) == 16
+    assert all(c in "0123456789abcdef" for c in net.arch_id)
+
+
+def test_canonical_json_is_independent_of_key_order_and_spacing() -> None:
+    d = json.loads(RESNET_TINY_JSON)
+    shuffled = {"schema": d["schema"], "layers": [dict(reversed(list(x.items()))) for x in d["layers"]]}
+    spaced = json.dumps(shuffled, indent=2)
+    net = Network.from_json(spaced)
+    assert net.to_json() == RESNET_TINY_JSON
+    assert net.arch_id == GOLDEN_IDS["resnet_tiny"]
+
+
+def test_defaulted_fields_give_the_same_id() -> None:
+    # A layer that omits fields at their defaults is the same network as one that spells them out.
+    sparse = {
+        "layers": [
+            {"op": "conv", "channels": 32, "kernel": 3},
+            {"op": "conv", "channels": 32, "kernel": 3},
+            {"op": "conv", "channels": 32, "kernel": 3},
+            {"op": "add", "inputs": [0, 2]},
+            {"op": "conv", "channels": 64, "kernel": 3, "stride": 2},
+            {"op": "conv", "channels": 64, "kernel": 3},
+            {"op": "conv", "channels": 64, "kernel": 3},
+            {"op": "add", "inputs": [4, 6]},
+        ]
+    }
+    assert Network.from_dict(sparse).arch_id == GOLDEN_IDS["resnet_tiny"]
+
+
+def test_seed_ids_are_distinct() -> None:
+    ids = [net.arch_id for net in SEEDS.values()]
+    assert len(set(ids)) == len(ids)
+
+
+def test_one_field_changes_the_id() -> None:
+    base = SEEDS["lenet"]
+    d = base.to_dict()
+    d["layers"][0]["channels"] += 1
+    assert Network.from_dict(d).arch_id != base.arch_id
