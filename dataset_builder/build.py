@@ -15,8 +15,10 @@ from dataset_builder.protocol import Protocol
 from dataset_builder.provenance import builder_version, git_rev
 from dataset_builder.tasks import check_cifar_dir, describe_task, load_task
 from dataset_builder.train import DeviceData, train_network
+from hardware.costs import step_costs
 from hardware.device import describe_device, resolve_device
-from search_space import LIMITS, SEARCH_SPACE_VERSION, PlannedNet, load_networks, plan_networks, validate
+from hardware.roofline import roofline_run
+from search_space import LIMITS, SEARCH_SPACE_VERSION, Network, PlannedNet, load_networks, plan_networks, validate
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,29 @@ def run_build(pb: PreparedBuild, on_progress: ProgressFn | None = None) -> Build
     return summary
 
 
+def cost_columns(net: Network, data: DeviceData, p: Protocol, *, device_kind: str, threads: int) -> dict[str, Any]:
+    """Cost-model columns: FLOPs and bytes of a training step, and the roofline time on the device that runs it."""
+    n_train = len(data.y_train)
+    costs = step_costs(net, data.input_shape, data.n_classes, p.batch_size)
+    run = roofline_run(
+        net,
+        data.input_shape,
+        data.n_classes,
+        batch_size=p.batch_size,
+        n_train=n_train,
+        epochs=p.epochs,
+        device="local-cuda" if device_kind == "cuda" else "local",
+        threads=threads,
+    )
+    return {
+        "flops_fwd": float(costs.flops_fwd),
+        "flops_train_step": float(costs.flops_train_step),
+        "bytes_train_step": float(costs.bytes_train_step),
+        "arithmetic_intensity": costs.arithmetic_intensity,
+        "roofline_train_time_s": run.train_time_s,
+    }
+
+
 def profile_row(
     item: PlannedNet, data: DeviceData, p: Protocol, *, seed: int, timeout_s: float | None, shared: dict[str, Any]
 ) -> dict[str, Any]:
@@ -159,6 +184,7 @@ def profile_row(
         "arch_json": item.net.to_json(),
         "parent_arch_id": item.parent_arch_id,
         "move": item.move,
+        **cost_columns(item.net, data, p, device_kind=shared["device_kind"], threads=shared["threads"]),
         **rec.to_columns(),
         "created_at": now_iso(),
         "wall_time_s": time.perf_counter() - t0,

@@ -203,7 +203,7 @@ def train_network(
         rec.status, rec.error = "diverged", str(e)
     except TimedOut as e:
         rec.status, rec.error = "timeout", str(e)
-    except RuntimeError as e:
+    except Exception as e:  # any other failure is a row with its error, never a gap or a dead build
         oom = "can't allocate memory" in str(e) or "out of memory" in str(e)
         rec.status, rec.error = ("failed_oom" if oom else "error"), _one_line(e)
     finally:
