@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -187,5 +188,6 @@ def profile_row(
         **cost_columns(item.net, data, p, device_kind=shared["device_kind"], threads=shared["threads"]),
         **rec.to_columns(),
         "created_at": now_iso(),
+        "load_avg_1m": os.getloadavg()[0],
         "wall_time_s": time.perf_counter() - t0,
     }

@@ -63,6 +63,7 @@ COLUMNS: list[tuple[str, pa.DataType, str, str]] = [
     ("cpu_model", _S, "", "CPU model name"),
     ("threads", _I, "threads", "torch intra-op threads"),
     ("concurrency", _I, "runs", "trainings sharing the device at once"),
+    ("load_avg_1m", _F, "processes", "host 1-minute load average when the run ended (other work disturbs timings)"),
     ("host", _S, "", "host name"),
     ("git_rev", _S, "", "git revision of the builder"),
     ("builder_version", _S, "", "neural-architect version"),
