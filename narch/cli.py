@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from narch.hardware_cli import hardware_app, roofline_cmd
+
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
@@ -17,6 +19,8 @@ app = typer.Typer(
 )
 corpus_app = typer.Typer(no_args_is_help=True, help="Inspect corpora.")
 app.add_typer(corpus_app, name="corpus")
+app.add_typer(hardware_app, name="hardware")
+app.command("roofline")(roofline_cmd)
 ERR = Console(stderr=True)
 OUT = Console()
 

@@ -1,0 +1,169 @@
+"""Measured vs roofline training time on a corpus: raw, and calibrated per op class on a split of architectures.
+
+Calibration: each row's roofline run time splits into terms (per op class: compute time, memory time; all
+classes: launch time; and a count of steps for the per-step Python overhead the roofline does not see).
+Non-negative least squares of the measured time on those terms, weighted by 1/measured so it minimises relative
+error, on the training architectures only; a term's coefficient is the inverse of its fitted efficiency. Errors
+are reported on the held-out architectures.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from scipy.optimize import nnls
+from scipy.stats import spearmanr
+
+from hardware.catalogue import CATALOGUE, Device, local_device
+from hardware.costs import OpClass, run_costs
+from hardware.roofline import step_time
+from search_space import Network
+
+FEATURES = [f"{c.value}:{k}" for c in OpClass for k in ("compute", "memory")] + ["launch", "steps"]
+NEEDED = ("arch_id", "arch_json", "task", "n_train", "epochs", "batch_size", "train_time_s", "status")
+
+
+# NVML device-name tokens of the catalogued GPUs (first match wins; whole tokens, so "L40S" is not an L4).
+NAME_TOKENS = (("h200", "h200"), ("h100", "h100"), ("a100", "a100"), ("v100", "v100"), ("a10g", "a10g"),
+               ("4090", "rtx4090"), ("l4", "l4"), ("t4", "t4"))
+
+
+def device_for(row: dict[str, Any]) -> Device:
+    """The catalogue device a corpus row ran on: the local benchmark for CPU rows (at the row's threads)."""
+    if row.get("device_kind", "cpu") == "cpu":
+        return local_device(threads=row.get("threads"))
+    tokens = set(re.findall(r"[a-z0-9]+", str(row.get("device_name") or "").lower()))
+    for token, key in NAME_TOKENS:
+        if token in tokens:
+            return CATALOGUE[key]
+    return local_device(cuda=True)
+
+
+def _shape(row: dict[str, Any]) -> tuple[tuple[int, ...], int]:
+    if row.get("input_shape") is not None and row.get("n_classes") is not None:
+        return tuple(int(d) for d in row["input_shape"]), int(row["n_classes"])
+    from dataset_builder.tasks import TASK_SHAPES  # older corpora: the task names its shape
+
+    shape, n_classes = TASK_SHAPES[row["task"]]
+    return tuple(shape), n_classes
+
+
+def row_terms(row: dict[str, Any], device: Device) -> dict[str, float]:
+    """Roofline terms of one corpus row's whole training run on a device (seconds; steps as a count)."""
+    shape, n_classes = _shape(row)
+    net = Network.from_json(row["arch_json"])
+    rc = run_costs(net, shape, n_classes, batch_size=int(row["batch_size"]), n_train=int(row["n_train"]),
+                   epochs=int(row["epochs"]))
+    terms = dict.fromkeys(FEATURES, 0.0)
+    n_full = rc.steps_per_epoch - (rc.remainder is not None)
+    raw = 0.0
+    for costs, count in ((rc.full, n_full), (rc.remainder, 1)):
+        if costs is None:
+            continue
+        st = step_time(costs, device)
+        mult = count * rc.epochs
+        raw += mult * st.time_s
+        for o in st.ops:
+            terms[f"{o.op_class.value}:compute"] += mult * o.compute_s
+            terms[f"{o.op_class.value}:memory"] += mult * o.memory_s
+            terms["launch"] += mult * o.launch_s
+    terms["steps"] = float(rc.steps)
+    terms["raw_s"] = raw
+    terms["flops_run"] = float(rc.flops_run)
+    terms["bytes_run"] = float(rc.bytes_run)
+    terms["arithmetic_intensity"] = rc.full.arithmetic_intensity
+    return terms
+
+
+def error_stats(pred: np.ndarray, measured: np.ndarray) -> dict[str, float]:
+    """Median and mean absolute % error, fraction within ±10 % and ±20 %, Spearman rank correlation."""
+    ape = np.abs(pred - measured) / measured * 100
+    rho = float(spearmanr(pred, measured).statistic) if len(pred) > 2 else float("nan")
+    return {
+        "n": len(pred), "median_ape_pct": float(np.median(ape)), "mean_ape_pct": float(np.mean(ape)),
+        "within_10pct": float(np.mean(ape <= 10)), "within_20pct": float(np.mean(ape <= 20)), "spearman": rho,
+    }
+
+
+def fit_nnls(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Non-negative coefficients minimising the relative error sum(((x @ c) - y) / y)^2."""
+    scale = np.maximum(x.max(axis=0), 1e-30)  # columns to comparable size: steps are counts, the rest seconds
+    coef, _ = nnls(x / y[:, None] / scale, np.ones_like(y))
+    return coef / scale
+
+
+@dataclass
+class CompareReport:
+    """Per-row predictions, the fitted calibration and error statistics."""
+
+    corpus: str
+    rows: pl.DataFrame
+    coefficients: dict[str, float]
+    metrics: dict[str, dict[str, float]]
+    devices: list[str]
+    train_frac: float
+    seed: int
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def efficiencies(self) -> dict[str, float]:
+        """Fitted efficiency per term (1 / coefficient) relative to the device's figures; launch as a factor."""
+        return {k: (1 / v if v > 0 else float("inf")) for k, v in self.coefficients.items() if k != "steps"}
+
+    def summary_lines(self) -> list[str]:
+        m = self.metrics
+        lines = [f"{self.corpus}: {len(self.rows)} ok rows on {', '.join(self.devices)}; "
+                 f"calibration fitted on {m['calibrated_train']['n']} rows, judged on {m['calibrated_test']['n']}"]
+        for key, label in (("raw_test", "raw roofline (held-out)"), ("calibrated_test", "calibrated (held-out)"),
+                           ("raw_all", "raw roofline (all rows)")):
+            s = m[key]
+            lines.append(f"{label}: median |err| {s['median_ape_pct']:.1f} %, within ±10 % {s['within_10pct']:.0%}, "
+                         f"within ±20 % {s['within_20pct']:.0%}, Spearman {s['spearman']:.3f}")
+        lines.append(f"per-step overhead {self.coefficients.get('steps', 0.0) * 1e3:.3f} ms")
+        return lines
+
+
+def compare_corpus(corpus: str | Path, *, train_frac: float = 0.5, seed: int = 0) -> CompareReport:
+    """Raw and calibrated roofline against measured train_time_s for the corpus's ok rows."""
+    folder = Path(corpus)
+    if not any(folder.glob("*.parquet")):
+        raise FileNotFoundError(f"{folder}: no Parquet part files")
+    if not 0 < train_frac < 1:
+        raise ValueError(f"train_frac must be in (0, 1), got {train_frac}")
+    df = pl.scan_parquet(f"{folder}/*.parquet").filter(pl.col("status") == "ok").collect()
+    missing = [c for c in NEEDED if c not in df.columns]
+    if missing:
+        raise ValueError(f"{folder}: corpus lacks column(s) {missing}")
+    df = df.filter(pl.col("train_time_s") > 0)
+    if df.height < 4:
+        raise ValueError(f"{folder}: {df.height} ok rows with a training time; need at least 4")
+    records, devices = [], set()
+    for row in df.iter_rows(named=True):
+        dev = device_for(row)
+        devices.add(dev.name)
+        records.append({"arch_id": row["arch_id"], "measured_s": float(row["train_time_s"]),
+                        "threads": row.get("threads"), **row_terms(row, dev)})
+    rows = pl.DataFrame(records)
+    arch_ids = sorted(set(rows["arch_id"].to_list()))
+    random.Random(seed).shuffle(arch_ids)
+    n_train = min(len(arch_ids) - 1, max(1, round(train_frac * len(arch_ids))))
+    train_ids = set(arch_ids[:n_train])
+    rows = rows.with_columns(pl.col("arch_id").is_in(list(train_ids)).alias("train"))
+    x = rows.select(FEATURES).to_numpy()
+    y = rows["measured_s"].to_numpy()
+    is_train = rows["train"].to_numpy()
+    coef = fit_nnls(x[is_train], y[is_train])
+    rows = rows.with_columns(pl.Series("calibrated_s", x @ coef))
+    raw, cal = rows["raw_s"].to_numpy(), rows["calibrated_s"].to_numpy()
+    metrics = {
+        "raw_all": error_stats(raw, y), "raw_test": error_stats(raw[~is_train], y[~is_train]),
+        "calibrated_train": error_stats(cal[is_train], y[is_train]),
+        "calibrated_test": error_stats(cal[~is_train], y[~is_train]),
+    }
+    return CompareReport(str(folder), rows, dict(zip(FEATURES, map(float, coef), strict=True)), metrics,
+                         sorted(devices), train_frac, seed)

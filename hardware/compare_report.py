@@ -1,0 +1,111 @@
+"""Writes a measured-vs-roofline comparison: JSON, markdown and a roofline PNG, each with its provenance."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from hardware.catalogue import Device, get_device
+from hardware.compare import CompareReport
+from hardware.provenance import provenance, provenance_markdown
+
+
+def _clean(obj: Any) -> Any:
+    """NaN and infinities become null, so the file is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def report_dict(report: CompareReport) -> dict[str, Any]:
+    """The report as JSON-ready data (rows included)."""
+    return {
+        "provenance": report.provenance, "corpus": report.corpus, "devices": report.devices,
+        "train_frac": report.train_frac, "seed": report.seed, "metrics": report.metrics,
+        "coefficients": report.coefficients,
+        "efficiencies": report.efficiencies(),
+        "rows": report.rows.select(
+            "arch_id", "train", "measured_s", "raw_s", "calibrated_s", "arithmetic_intensity", "flops_run", "steps"
+        ).to_dicts(),
+    }
+
+
+def markdown(report: CompareReport) -> str:
+    """A short human report."""
+    m = report.metrics
+    head = "| rows | median abs % error | within ±10 % | within ±20 % | Spearman |\n|---|---|---|---|---|\n"
+    lines = [f"# Measured vs roofline training time: {report.corpus}\n", provenance_markdown(report.provenance),
+             f"Devices: {', '.join(report.devices)}. Calibration fitted on {m['calibrated_train']['n']} rows "
+             f"(architectures split {report.train_frac:.0%} / {1 - report.train_frac:.0%}, seed {report.seed}), "
+             f"judged on {m['calibrated_test']['n']} held-out rows.\n", head]
+    for key, label in (("raw_test", "raw, held-out"), ("calibrated_test", "calibrated, held-out"),
+                       ("raw_all", "raw, all"), ("calibrated_train", "calibrated, fit rows")):
+        s = m[key]
+        lines.append(f"| {label} ({s['n']}) | {s['median_ape_pct']:.1f} | {s['within_10pct']:.0%} | "
+                     f"{s['within_20pct']:.0%} | {s['spearman']:.3f} |\n")
+    lines.append("\nFitted coefficients (time = sum of coefficient x roofline term; efficiency = 1 / coefficient):\n\n")
+    lines.append("| term | coefficient | efficiency |\n|---|---|---|\n")
+    eff = report.efficiencies()
+    for k, v in report.coefficients.items():
+        if v > 0:
+            e = f"{eff[k]:.3g}" if k in eff else "-"
+            unit = " s/step" if k == "steps" else ""
+            lines.append(f"| {k} | {v:.4g}{unit} | {e} |\n")
+    return "".join(lines)
+
+
+def plot_roofline(report: CompareReport, path: Path, *, roofs: list[Device]) -> None:
+    """Arithmetic intensity vs attained FLOP/s (measured and raw roofline) under the devices' roofs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = report.rows
+    ai = rows["arithmetic_intensity"].to_numpy()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 5.5))
+    xs = np.logspace(np.log10(max(ai.min() / 3, 1e-2)), np.log10(ai.max() * 30), 200)
+    for dev in roofs:
+        peak = dev.peak("fp32") * dev.compute_efficiency
+        bw = dev.mem_bandwidth.value * dev.memory_efficiency
+        ax.plot(xs, np.minimum(peak, bw * xs), lw=1.5, label=f"roof: {dev.name}")
+    ax.scatter(ai, rows["flops_run"].to_numpy() / rows["measured_s"].to_numpy(), s=12, label="measured")
+    ax.scatter(ai, rows["flops_run"].to_numpy() / rows["raw_s"].to_numpy(), s=8, marker="x", label="raw roofline")
+    ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (FLOP/byte, training step)",
+           ylabel="attained FLOP/s", title="Roofline: corpus networks")
+    ax.legend(fontsize=7)
+    y = rows["measured_s"].to_numpy()
+    test = ~rows["train"].to_numpy()
+    ax2.scatter(y[test], rows["raw_s"].to_numpy()[test], s=10, label="raw roofline")
+    ax2.scatter(y[test], rows["calibrated_s"].to_numpy()[test], s=10, label="calibrated")
+    lim = [y.min() / 2, y.max() * 2]
+    ax2.plot(lim, lim, "k--", lw=1)
+    ax2.set(xscale="log", yscale="log", xlabel="measured train time (s)", ylabel="predicted (s)",
+            title="Held-out architectures")
+    ax2.legend(fontsize=8)
+    p = report.provenance
+    fig.text(0.01, 0.005, f"{p.get('command')} | host {p.get('host')} ({p.get('cpu_model')}) | "
+             f"git {p.get('git_rev')} | {p.get('date')}", fontsize=6)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(report: CompareReport, out: str | Path, *, roof_keys: tuple[str, ...] = ("local",)) -> list[Path]:
+    """report.json, report.md and roofline.png in ``out``; returns the paths."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not report.provenance:
+        report.provenance = provenance()
+    paths = [folder / "report.json", folder / "report.md", folder / "roofline.png"]
+    paths[0].write_text(json.dumps(_clean(report_dict(report)), indent=1, allow_nan=False, default=str) + "\n")
+    paths[1].write_text(markdown(report))
+    plot_roofline(report, paths[2], roofs=[get_device(k) for k in roof_keys])
+    return paths

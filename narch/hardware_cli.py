@@ -1,0 +1,116 @@
+"""`narch hardware bench|compare` and `narch roofline`: parse, call one library function, print."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+hardware_app = typer.Typer(no_args_is_help=True, help="Device micro-benchmark and measured-vs-roofline reports.")
+OUT = Console()
+ERR = Console(stderr=True)
+
+# Training-set sizes of the builder's default splits (train = all minus validation).
+TASK_N_TRAIN = {"mnist1d": 3000, "digits": 1079, "cifar10": 45000}
+
+
+def _fail(message: str) -> typer.Exit:
+    ERR.print(f"narch: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+def task_shape(task: str) -> tuple[tuple[int, ...], int, int]:
+    """(input shape, classes, default n_train) of a task."""
+    from dataset_builder.tasks import TASK_SHAPES
+
+    if task not in TASK_SHAPES:
+        raise ValueError(f"task {task!r} is unknown (known: {', '.join(TASK_SHAPES)})")
+    shape, n_classes = TASK_SHAPES[task]
+    return tuple(shape), n_classes, TASK_N_TRAIN.get(task, 1000)
+
+
+@hardware_app.command("bench")
+def bench(
+    quick: Annotated[bool, typer.Option(help="small buffers and few repeats (for tests)")] = False,
+    out: Annotated[Path, typer.Option(help="results folder (the per-host cache is written too)")] = Path(
+        "results/hardware"
+    ),
+) -> None:
+    """Measure matmul FLOP/s, stream bandwidth and per-op launch overhead; cache them for `local`."""
+    from hardware.bench import run_bench, save_bench, summary_lines
+
+    result = run_bench(quick=quick)
+    paths = save_bench(result, results_dir=out)
+    for line in summary_lines(result):
+        OUT.print(line, highlight=False)
+    OUT.print("written: " + ", ".join(str(p) for p in paths), highlight=False)
+
+
+@hardware_app.command("compare")
+def compare(
+    corpus: Annotated[Path, typer.Option(help="corpus folder (Parquet parts)")],
+    out: Annotated[Path, typer.Option(help="report folder")] = Path("results/hardware/compare"),
+    train_frac: Annotated[float, typer.Option(help="architectures used to fit the calibration")] = 0.5,
+    seed: Annotated[int, typer.Option(help="seed of the architecture split")] = 0,
+) -> None:
+    """Measured vs roofline training time on a corpus: raw and calibrated errors, a report and a roofline PNG."""
+    from hardware.compare import compare_corpus
+    from hardware.compare_report import write_report
+
+    try:
+        report = compare_corpus(corpus, train_frac=train_frac, seed=seed)
+    except (ValueError, FileNotFoundError) as e:
+        raise _fail(str(e)) from None
+    paths = write_report(report, out)
+    for line in report.summary_lines():
+        OUT.print(line, highlight=False)
+    OUT.print("written: " + ", ".join(str(p) for p in paths), highlight=False)
+
+
+def roofline_cmd(
+    arch: Annotated[str, typer.Option(help="seed network name or a JSON file holding one network")],
+    task: Annotated[str, typer.Option(help="mnist1d, digits or cifar10")] = "mnist1d",
+    devices: Annotated[str, typer.Option(help="comma-separated catalogue keys and/or local")] = (
+        "t4,a100,h100,h200,local"
+    ),
+    batch_size: Annotated[int, typer.Option(help="training batch size")] = 128,
+    epochs: Annotated[int, typer.Option(help="training epochs")] = 5,
+    n_train: Annotated[int | None, typer.Option(help="training-set size (default: the task's)")] = None,
+    precision: Annotated[str, typer.Option(help="fp32 (PyTorch defaults), tf32, bf16 or fp16")] = "fp32",
+    threads: Annotated[int | None, typer.Option(help="threads of the local device (default: the most benched)")] = None,
+) -> None:
+    """Roofline step and training time of a network on devices: what bounds it and which layer dominates."""
+    from hardware.costs import step_costs
+    from hardware.roofline import roofline_run
+    from search_space import SpecError, resolve_network
+
+    try:
+        net = resolve_network(arch)
+        shape, n_classes, default_n = task_shape(task)
+        n = n_train or default_n
+        costs = step_costs(net, shape, n_classes, batch_size)
+        runs = [
+            roofline_run(net, shape, n_classes, batch_size=batch_size, n_train=n, epochs=epochs, device=d.strip(),
+                         precision=precision, threads=threads)
+            for d in devices.split(",") if d.strip()
+        ]
+    except (SpecError, ValueError, KeyError) as e:
+        raise _fail(str(e).strip("'\"")) from None
+    OUT.print(
+        f"{arch} on {task} {shape}: {costs.params:,} params, {costs.flops_fwd / 1e6:.3f} MFLOP forward/sample, "
+        f"{costs.flops_train_step / 1e9:.3f} GFLOP and {costs.bytes_train_step / 1e6:.1f} MB per step "
+        f"(batch {batch_size}, AI {costs.arithmetic_intensity:.2f} FLOP/B); {epochs} epochs x {n} samples",
+        highlight=False,
+    )
+    rows = [("device", "step ms", "train s", "bound", "attained GFLOP/s", "dominating layer", "name")]
+    rows += [
+        (r.device, f"{r.step_time_s * 1e3:.3f}", f"{r.train_time_s:.3f}", r.bound,
+         f"{r.full.attainable_flops / 1e9:.1f}", r.dominating_layer, r.device_name)
+        for r in runs
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        OUT.print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), highlight=False,
+                  soft_wrap=True)
