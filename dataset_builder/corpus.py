@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from dataset_builder.schema import CORPUS_SCHEMA_VERSION, KEY_COLUMNS, SCHEMA
 
 MANIFEST = "manifest.json"
+REPLACES_KEY = b"narch_replaces"
 
 
 class CorpusError(ValueError):
@@ -134,34 +135,59 @@ def part_files(corpus_dir: str | Path) -> list[Path]:
     return sorted(Path(corpus_dir).glob("*.parquet"))
 
 
-def check_part(path: Path) -> None:
-    """Raise CorpusError naming the part when it is unreadable or its schema differs."""
+def check_part(path: Path) -> list[str]:
+    """Raise CorpusError naming the part when it is unreadable or its schema differs; return the parts it replaces."""
     try:
-        schema = pq.read_schema(path)
-        pq.ParquetFile(path).metadata  # noqa: B018 - reads and checks the footer
+        schema = pq.ParquetFile(path).schema_arrow  # opens the footer: truncated files fail here
     except (OSError, pa.ArrowException) as e:
         raise CorpusError(f"{path}: corrupt part file ({type(e).__name__}: {str(e)[:120]})") from None
     if not schema.remove_metadata().equals(SCHEMA):
         want, got = set(SCHEMA.names), set(schema.names)
         detail = f"missing {sorted(want - got)}, extra {sorted(got - want)}" if want != got else "column types differ"
         raise CorpusError(f"{path}: schema differs from corpus schema v{CORPUS_SCHEMA_VERSION} ({detail})")
+    replaces = (schema.metadata or {}).get(REPLACES_KEY)
+    return json.loads(replaces) if replaces else []
 
 
-def read_corpus(corpus_dir: str | Path, *, skip_corrupt: bool = False) -> pl.DataFrame:
-    """All rows. A corrupt part raises CorpusError naming it, unless ``skip_corrupt`` (then it is left out)."""
-    read_manifest(corpus_dir)
-    good, bad = [], []
+def live_parts(corpus_dir: str | Path, *, skip_corrupt: bool = False) -> tuple[list[Path], list[Path]]:
+    """(readable parts, corrupt parts). Parts a compacted part replaces (left by a crash mid-compaction) are dropped."""
+    good, bad, replaced = [], [], set()
     for p in part_files(corpus_dir):
         try:
-            check_part(p)
+            replaced.update(check_part(p))
             good.append(p)
         except CorpusError:
             if not skip_corrupt:
                 raise
             bad.append(p)
+    return [p for p in good if p.name not in replaced], bad
+
+
+def read_corpus(corpus_dir: str | Path, *, skip_corrupt: bool = False) -> pl.DataFrame:
+    """All rows. A corrupt part raises CorpusError naming it, unless ``skip_corrupt`` (then it is left out)."""
+    read_manifest(corpus_dir)
+    good, _ = live_parts(corpus_dir, skip_corrupt=skip_corrupt)
     if not good:
         return pl.DataFrame(schema=pl.Schema(pl.from_arrow(SCHEMA.empty_table()).schema))
     return pl.read_parquet([str(p) for p in good])
+
+
+def compact_corpus(corpus_dir: str | Path) -> tuple[int, Path | None]:
+    """Merge every part into one, atomically; the merged part names the parts it replaces, so a crash before they
+    are deleted leaves readers (read_corpus) with no duplicates. Returns (parts merged, new part)."""
+    read_manifest(corpus_dir)
+    parts, _ = live_parts(corpus_dir)
+    if len(parts) < 2:
+        return 0, None
+    table = pa.concat_tables([pq.read_table(p).cast(SCHEMA) for p in parts])
+    table = table.replace_schema_metadata({REPLACES_KEY: json.dumps([p.name for p in parts])})
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    path = Path(corpus_dir) / f"part-{stamp}-compact-{uuid.uuid4().hex[:8]}.parquet"
+    atomic_write_bytes(path, lambda f: pq.write_table(table, f, compression="zstd"))
+    for p in parts:
+        p.unlink()
+    _fsync_dir(Path(corpus_dir))
+    return len(parts), path
 
 
 def corrupt_parts(corpus_dir: str | Path) -> list[tuple[Path, str]]:

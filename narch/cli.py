@@ -108,6 +108,18 @@ def corpus_info(
         raise fail(str(e)) from None
 
 
+@corpus_app.command("compact")
+def corpus_compact(corpus: Annotated[Path, typer.Argument(help="corpus folder")]) -> None:
+    """Merge a corpus's part files into one (atomically; safe to interrupt)."""
+    from dataset_builder.corpus import compact_corpus
+
+    try:
+        n, path = compact_corpus(corpus)
+    except _user_errors() as e:
+        raise fail(str(e)) from None
+    OUT.print(f"{corpus}: merged {n} parts into {path.name}" if path else f"{corpus}: nothing to compact")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

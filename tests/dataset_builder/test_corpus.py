@@ -125,3 +125,33 @@ def test_open_corpus_refuses_other_task_and_protocol(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="another protocol"):
         open_corpus(tmp_path, _manifest(protocol_hash="other"))
     open_corpus(tmp_path, _manifest())
+
+
+def test_compact_merges_parts_and_keeps_rows(tiny_corpus: Path, tmp_path: Path) -> None:
+    from dataset_builder.corpus import compact_corpus
+
+    corpus = tmp_path / "c"
+    shutil.copytree(tiny_corpus, corpus)
+    before = read_corpus(corpus).sort("arch_id")
+    n, merged = compact_corpus(corpus)
+    assert n == 6 and merged is not None and part_files(corpus) == [merged]
+    after = read_corpus(corpus).sort("arch_id")
+    assert after.equals(before)
+    assert pl.read_parquet(f"{corpus}/*.parquet").height == 6
+    assert compact_corpus(corpus) == (0, None)
+
+
+def test_crash_mid_compaction_leaves_no_duplicates(tiny_corpus: Path, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from dataset_builder.corpus import compact_corpus
+
+    corpus = tmp_path / "c"
+    shutil.copytree(tiny_corpus, corpus)
+    saved = {p.name: p.read_bytes() for p in part_files(corpus)}
+    _, merged = compact_corpus(corpus)
+    for name, data in saved.items():  # as if the process died before deleting the merged parts
+        (corpus / name).write_bytes(data)
+    assert merged is not None and pq.read_schema(merged).metadata
+    df = read_corpus(corpus)
+    assert df.height == 6 and df["arch_id"].n_unique() == 6
