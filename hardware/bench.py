@@ -17,8 +17,11 @@ from typing import Any
 import torch
 
 from hardware.catalogue import bench_cache_path
+from hardware.costs import step_costs
 from hardware.device import logical_cpus
 from hardware.provenance import provenance
+from hardware.roofline import op_launches
+from search_space import Network, conv
 
 SCHEMA = 1
 
@@ -92,6 +95,60 @@ def bench_launch(device: torch.device, *, ops: int = 2000, repeats: int = 5) -> 
     }
 
 
+class _GlobalMean(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(2).mean(2)
+
+
+def _tiny_step_s(n_convs: int, device: torch.device, *, steps: int, repeats: int) -> tuple[float, int]:
+    """Seconds per AdamW training step of a tiny conv net (every op is overhead) and its modelled launches."""
+    layers: list[torch.nn.Module] = []
+    for i in range(n_convs):
+        layers += [torch.nn.Conv1d(1 if i == 0 else 2, 2, 3, padding=1), torch.nn.BatchNorm1d(2), torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers, _GlobalMean(), torch.nn.Linear(2, 10)).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    x, y = torch.randn(64, 1, 8, device=device), torch.randint(0, 10, (64,), device=device)
+    perm = torch.randperm(64, device=device)
+    loss_sum = torch.zeros((), device=device)
+
+    def run() -> None:  # the builder's step: index slice, zero_grad, forward, loss, backward, step, schedule
+        nonlocal loss_sum
+        for i in range(steps):
+            idx = perm[(4 * i) % 64 : (4 * i) % 64 + 4]
+            opt.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += loss.detach() * len(idx)
+
+    per_step = min(_timed(run, device, repeats=repeats, warmup=1)) / steps
+    costs = step_costs(Network(tuple(conv(2, 3) for _ in range(n_convs))), (1, 8), 10, 4)
+    kind = "gpu" if device.type == "cuda" else "cpu"
+    return per_step, sum(op_launches(o, kind) for o in costs.ops())
+
+
+def bench_train_overhead(device: torch.device, *, steps: int = 30, repeats: int = 6, sweeps: int = 3
+                         ) -> dict[str, float]:
+    """Per-launch and fixed per-step overhead of eager training: a line through tiny nets of 1-13 conv blocks.
+
+    The sizes are swept several times, interleaved, and each keeps its best time, so a burst of load on a
+    shared machine does not tilt the line."""
+    sizes = (1, 5, 9, 13)
+    best: dict[int, tuple[float, int]] = {}
+    for _ in range(sweeps):
+        for k in sizes:
+            t, n = _tiny_step_s(k, device, steps=steps, repeats=repeats)
+            best[k] = (min(t, best[k][0]) if k in best else t, n)
+    pts = list(best.values())
+    n_mean = sum(n for _, n in pts) / len(pts)
+    t_mean = sum(t for t, _ in pts) / len(pts)
+    slope = sum((n - n_mean) * (t - t_mean) for t, n in pts) / sum((n - n_mean) ** 2 for _, n in pts)
+    slope = max(0.0, slope)
+    return {"train_launch_overhead_s": slope, "train_step_overhead_s": max(0.0, t_mean - slope * n_mean)}
+
+
 def bench_cpu(threads: int, *, quick: bool = False) -> dict[str, float]:
     """The three figures at a thread count (restores torch's thread setting)."""
     before = torch.get_num_threads()
@@ -101,6 +158,7 @@ def bench_cpu(threads: int, *, quick: bool = False) -> dict[str, float]:
         out = {"matmul_flops": bench_matmul(cpu, n=512 if quick else 1024, repeats=4 if quick else 25)}
         out |= bench_bandwidth(cpu, elems=2**22 if quick else 2**26, repeats=3 if quick else 12)
         out |= bench_launch(cpu, ops=500 if quick else 5000, repeats=3 if quick else 7)
+        out |= bench_train_overhead(cpu, steps=6 if quick else 30, repeats=2 if quick else 6, sweeps=1 if quick else 3)
         return out
     finally:
         torch.set_num_threads(before)
@@ -122,6 +180,7 @@ def bench_cuda(*, quick: bool = False) -> dict[str, Any]:
                            "matmul_bf16_flops": bench_matmul(dev, n=n, dtype=torch.bfloat16)}
     out |= bench_bandwidth(dev, elems=2**24 if quick else 2**28)
     out |= bench_launch(dev)
+    out |= bench_train_overhead(dev)
     return {"threads": {"1": out}, "name": torch.cuda.get_device_name(0)}
 
 
@@ -161,6 +220,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             lines.append(
                 f"{label}: matmul {m['matmul_flops'] / 1e9:.1f} GFLOP/s, copy {m['copy_bytes_per_s'] / 1e9:.1f} GB/s, "
                 f"triad {m['triad_bytes_per_s'] / 1e9:.1f} GB/s, eager op {m['launch_overhead_s'] * 1e6:.2f} us, "
-                f"autograd op {m['autograd_op_overhead_s'] * 1e6:.2f} us"
+                f"autograd op {m['autograd_op_overhead_s'] * 1e6:.2f} us, training launch "
+                f"{m['train_launch_overhead_s'] * 1e6:.2f} us + {m['train_step_overhead_s'] * 1e6:.1f} us per step"
             )
     return lines

@@ -58,6 +58,7 @@ class Device:
     compute_efficiency: float = 0.75
     memory_efficiency: float = 0.85
     launch_overhead_s: float = 5e-6
+    step_overhead_s: float = 0.0  # fixed per training step (loop, scheduler, loss bookkeeping); measured locally
     efficiency_source: str = ASSUMED
     uncertain: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -120,6 +121,8 @@ ALIASES = {"a100-80gb": "a100", "h100-sxm": "h100", "h200-sxm": "h200", "4090": 
 
 # Conservative local defaults when no benchmark is cached: below what MACHINE_NOTES measured on a 2-core host.
 DEFAULT_LOCAL = {"matmul_flops": 50e9, "triad_bytes_per_s": 10e9, "launch_overhead_s": 5e-6}
+# Per-launch overhead: a tiny training step's slope per launch when benched, else the eager-op figure.
+LAUNCH_KEYS = ("train_launch_overhead_s", "launch_overhead_s")
 
 
 def cache_dir() -> Path:
@@ -166,7 +169,8 @@ def local_device(*, threads: int | None = None, bench: dict[str, Any] | None = N
         key="local", name=name, kind="gpu" if cuda else "cpu",
         peak_flops={"fp32": spec}, mem_bandwidth=Spec(m["triad_bytes_per_s"], src, True, "achieved stream triad"),
         sm_count=Spec(t, src) if not cuda else None, compute_efficiency=1.0, memory_efficiency=1.0,
-        launch_overhead_s=m["launch_overhead_s"], efficiency_source=src, uncertain=est,
+        launch_overhead_s=next(m[k] for k in LAUNCH_KEYS if k in m),
+        step_overhead_s=m.get("train_step_overhead_s", 0.0), efficiency_source=src, uncertain=est,
         extra={"threads": t, "measured": not est},
     )
 

@@ -2,9 +2,9 @@
 
 Calibration: each row's roofline run time splits into terms (per op class: compute time, memory time; all
 classes: launch time; and a count of steps for the per-step Python overhead the roofline does not see).
-Non-negative least squares of the measured time on those terms, weighted by 1/measured so it minimises relative
-error, on the training architectures only; a term's coefficient is the inverse of its fitted efficiency. Errors
-are reported on the held-out architectures.
+Non-negative least squares of the measured time on those terms, on relative error and reweighted towards least
+absolute relative error (rows disturbed by contention pull less), on the training architectures only; a term's
+coefficient is the inverse of its fitted efficiency. Errors are reported on the held-out architectures.
 """
 
 from __future__ import annotations
@@ -91,11 +91,22 @@ def error_stats(pred: np.ndarray, measured: np.ndarray) -> dict[str, float]:
     }
 
 
-def fit_nnls(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Non-negative coefficients minimising the relative error sum(((x @ c) - y) / y)^2."""
+def fit_nnls(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Non-negative coefficients minimising the weighted relative error sum(w * (((x @ c) - y) / y)^2)."""
     scale = np.maximum(x.max(axis=0), 1e-30)  # columns to comparable size: steps are counts, the rest seconds
-    coef, _ = nnls(x / y[:, None] / scale, np.ones_like(y))
+    sw = np.sqrt(weights) if weights is not None else np.ones_like(y)
+    coef, _ = nnls(x / y[:, None] / scale * sw[:, None], sw)
     return coef / scale
+
+
+def fit_robust(x: np.ndarray, y: np.ndarray, *, iters: int = 15, floor: float = 0.02) -> np.ndarray:
+    """NNLS on relative error, reweighted towards least absolute relative error (IRLS), so that rows disturbed
+    by contention on a shared machine pull less on the fit; the reported statistic is a median."""
+    coef = fit_nnls(x, y)
+    for _ in range(iters):
+        rel = np.abs(x @ coef - y) / y
+        coef = fit_nnls(x, y, 1 / np.maximum(rel, floor))
+    return coef
 
 
 @dataclass
@@ -157,7 +168,7 @@ def compare_corpus(corpus: str | Path, *, train_frac: float = 0.5, seed: int = 0
     x = rows.select(FEATURES).to_numpy()
     y = rows["measured_s"].to_numpy()
     is_train = rows["train"].to_numpy()
-    coef = fit_nnls(x[is_train], y[is_train])
+    coef = fit_robust(x[is_train], y[is_train])
     rows = rows.with_columns(pl.Series("calibrated_s", x @ coef))
     raw, cal = rows["raw_s"].to_numpy(), rows["calibrated_s"].to_numpy()
     metrics = {

@@ -30,9 +30,9 @@ def op_dtype(cls: OpClass, device: Device, precision: str) -> str:
     return "fp32"
 
 
-def op_launches(op: OpCost, device: Device) -> int:
-    """Launches of an op; AdamW on CUDA uses the foreach path (one multi-tensor launch per element-wise op)."""
-    if op.op_class == OpClass.OPTIMIZER and device.kind == "gpu":
+def op_launches(op: OpCost, kind: str) -> int:
+    """Launches of an op on a device kind; AdamW on CUDA takes the foreach path (one launch per element-wise op)."""
+    if op.op_class == OpClass.OPTIMIZER and kind == "gpu":
         return ADAMW_OPS_PER_TENSOR
     return op.launches
 
@@ -65,7 +65,7 @@ def op_time(op: OpCost, layer: str, device: Device, precision: str = "fp32") -> 
     scale = 0.5 if precision in ("bf16", "fp16") and op.op_class not in (OpClass.OPTIMIZER, OpClass.DATA) else 1.0
     bw = device.mem_bandwidth.value * device.memory_efficiency
     return OpTime(op.name, op.op_class, layer, op.flops / peak, op.bytes * scale / bw,
-                  op_launches(op, device) * device.launch_overhead_s)
+                  op_launches(op, device.kind) * device.launch_overhead_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +77,16 @@ class StepTime:
     ops: tuple[OpTime, ...]
     flops: int
     bytes: int
+    overhead_s: float = 0.0  # the device's fixed per-step overhead (the training loop's Python work)
 
     @property
     def time_s(self) -> float:
-        return sum(o.time_s for o in self.ops)
+        return sum(o.time_s for o in self.ops) + self.overhead_s
 
     def bound_times(self) -> dict[str, float]:
-        """Time attributed to each bound: each op's max() term to compute or memory, launches to launch."""
+        """Time attributed to each bound: each op's max() term to compute or memory; launches and overhead to launch."""
         out = dict.fromkeys(BOUNDS, 0.0)
+        out["launch"] = self.overhead_s
         for o in self.ops:
             out["compute" if o.compute_s >= o.memory_s else "memory"] += max(o.compute_s, o.memory_s)
             out["launch"] += o.launch_s
@@ -121,7 +123,8 @@ def step_time(costs: StepCosts, device: Device | str = "local", *, precision: st
     """Roofline time of one step of known costs."""
     dev = _device(device)
     ops = tuple(op_time(o, layer.label, dev, precision) for layer in costs.layers for o in layer.ops)
-    return StepTime(dev.key, costs.batch_size, ops, costs.flops_train_step, costs.bytes_train_step)
+    return StepTime(dev.key, costs.batch_size, ops, costs.flops_train_step, costs.bytes_train_step,
+                    dev.step_overhead_s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,10 +74,11 @@ def wave_scaled_time_s(
     d = dst if isinstance(dst, Device) else get_device(dst)
     costs = step_costs(net, input_shape, n_classes, batch_size)
     pairs = [(o, op_time(o, lc.label, s, precision)) for lc in costs.layers for o in lc.ops]
-    total = sum(t.time_s for _, t in pairs)
+    total = sum(t.time_s for _, t in pairs)  # the origin's roofline step time, less its fixed overhead
     launch_ratio = d.launch_overhead_s / s.launch_overhead_s
     out = 0.0
     for o, t in pairs:
         kernel = max(t.compute_s, t.memory_s)
         out += kernel * kernel_factor(o, s, d, precision) + t.launch_s * launch_ratio
-    return measured_s * out / total
+    out += d.step_overhead_s
+    return measured_s * out / (total + s.step_overhead_s)
