@@ -157,3 +157,17 @@ def test_backward_reaches_every_parameter() -> None:
     out = model(torch.randn(2, 3, 16, 16))
     nn.functional.cross_entropy(out, torch.tensor([1, 2])).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("size", range(1, 8))
+@pytest.mark.parametrize(
+    "layer",
+    [maxpool(2), maxpool(3), avgpool(2), avgpool(3), maxpool(3, 1), avgpool(3, 1), conv(2, 1, 2), conv(2, 9, 2)],
+    ids=lambda layer: f"{layer.op.value}{layer.kernel}s{layer.stride}",
+)
+def test_small_inputs_match_ceil_division(size: int, layer: Layer) -> None:
+    # Windows larger than the input ('same' padding, ceil mode) still give ceil(size / stride).
+    net = Network((layer,))
+    for shape in [(1, size), (1, size, size + 1)]:
+        model = build_model(net, shape, 2).train()
+        assert _body_shapes(model, torch.randn(2, *shape)) == concrete_shapes(net, shape)
