@@ -84,7 +84,8 @@ def row_terms(row: dict[str, Any], device: Device) -> dict[str, float]:
 def error_stats(pred: np.ndarray, measured: np.ndarray) -> dict[str, float]:
     """Median and mean absolute % error, fraction within ±10 % and ±20 %, Spearman rank correlation."""
     ape = np.abs(pred - measured) / measured * 100
-    rho = float(spearmanr(pred, measured).statistic) if len(pred) > 2 else float("nan")
+    varied = len(pred) > 2 and np.ptp(pred) > 0 and np.ptp(measured) > 0
+    rho = float(spearmanr(pred, measured).statistic) if varied else float("nan")
     return {
         "n": len(pred), "median_ape_pct": float(np.median(ape)), "mean_ape_pct": float(np.mean(ape)),
         "within_10pct": float(np.mean(ape <= 10)), "within_20pct": float(np.mean(ape <= 20)), "spearman": rho,

@@ -1,0 +1,90 @@
+"""measured-vs-roofline comparison on a synthetic corpus whose times follow a known calibration."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from hardware.catalogue import CATALOGUE, Device, Spec
+from hardware.compare import FEATURES, compare_corpus, device_for, error_stats, fit_nnls, fit_robust, row_terms
+from hardware.compare_report import write_report
+from search_space import plan_networks
+
+LOCAL = Device("local", "test cpu", "cpu", {"fp32": Spec(1e11, "test")}, Spec(2e10, "test"),
+               compute_efficiency=1.0, memory_efficiency=1.0, launch_overhead_s=5e-6, step_overhead_s=1e-4)
+
+
+def _corpus(folder: Path, n: int, *, noise: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows whose measured time is 2 x conv compute + 3 x memory-ish terms + launches, with noise."""
+    monkeypatch.setattr("hardware.compare.local_device", lambda **_: LOCAL)
+    rng = random.Random(0)
+    rows = []
+    for p in plan_networks(n, 2):
+        row = {"arch_id": p.net.arch_id, "arch_json": p.net.to_json(), "task": "mnist1d", "n_train": 512,
+               "n_classes": 10, "input_shape": [1, 40], "epochs": 2, "batch_size": 128, "status": "ok",
+               "device_kind": "cpu", "device_name": "test cpu", "threads": 1}
+        t = row_terms(row, LOCAL)
+        truth = (2 * t["conv:compute"] + 3 * t["conv:memory"] + 1.5 * t["launch"] + 4e-4 * t["steps"]
+                 + 5 * t["bn:memory"] + 5 * t["relu:memory"] + 2 * t["optimizer:memory"])
+        row["train_time_s"] = truth * (1 + rng.uniform(-noise, noise))
+        rows.append(row)
+    rows.append({**rows[0], "arch_id": "failed", "status": "error", "train_time_s": None})
+    folder.mkdir()
+    pl.DataFrame(rows).write_parquet(folder / "part-0.parquet")
+
+
+def test_calibration_recovers_a_known_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _corpus(tmp_path / "c", 40, noise=0.0, monkeypatch=monkeypatch)
+    rep = compare_corpus(tmp_path / "c", train_frac=0.5, seed=1)
+    assert len(rep.rows) == 40  # the failed row is left out
+    assert rep.metrics["calibrated_test"]["median_ape_pct"] < 1.0
+    assert rep.metrics["calibrated_test"]["n"] + rep.metrics["calibrated_train"]["n"] == 40
+    train_ids = set(rep.rows.filter(pl.col("train"))["arch_id"])
+    assert train_ids.isdisjoint(set(rep.rows.filter(~pl.col("train"))["arch_id"]))
+
+
+def test_noisy_corpus_report_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _corpus(tmp_path / "c", 30, noise=0.1, monkeypatch=monkeypatch)
+    rep = compare_corpus(tmp_path / "c")
+    assert rep.metrics["calibrated_test"]["median_ape_pct"] < 12
+    assert rep.metrics["raw_all"]["median_ape_pct"] > rep.metrics["calibrated_test"]["median_ape_pct"]
+    monkeypatch.setattr("hardware.compare_report.get_device", lambda _k: LOCAL)
+    paths = write_report(rep, tmp_path / "out")
+    data = json.loads(paths[0].read_text())
+    assert {"command", "host", "cpu_model", "git_rev", "date"} <= set(data["provenance"])
+    assert len(data["rows"]) == 30 and set(data["coefficients"]) == set(FEATURES)
+    assert "median abs % error" in paths[1].read_text() and "git_rev" in paths[1].read_text()
+    assert paths[2].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_missing_corpus_and_columns(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        compare_corpus(tmp_path)
+    pl.DataFrame({"status": ["ok"], "arch_id": ["x"]}).write_parquet(tmp_path / "p.parquet")
+    with pytest.raises(ValueError, match="lacks"):
+        compare_corpus(tmp_path)
+
+
+def test_fits_and_statistics() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.1, 1.0, size=(50, 3))
+    y = x @ np.array([2.0, 0.0, 0.5])
+    assert fit_nnls(x, y) == pytest.approx([2.0, 0.0, 0.5], abs=1e-6)
+    y_out = y.copy()
+    y_out[:3] *= 5  # three wild rows
+    assert fit_robust(x, y_out) == pytest.approx([2.0, 0.0, 0.5], rel=0.05, abs=0.02)
+    s = error_stats(np.array([1.05, 0.85, 2.0, 1.0]), np.ones(4))
+    assert s["median_ape_pct"] == pytest.approx(10.0)
+    assert s["within_10pct"] == 0.5 and s["within_20pct"] == 0.75
+
+
+def test_device_for_rows() -> None:
+    assert device_for({"device_kind": "cuda", "device_name": "NVIDIA H100 80GB HBM3"}) is CATALOGUE["h100"]
+    assert device_for({"device_kind": "cuda", "device_name": "Tesla T4"}) is CATALOGUE["t4"]
+    assert device_for({"device_kind": "cuda", "device_name": "NVIDIA A10G"}) is CATALOGUE["a10g"]
+    assert device_for({"device_kind": "cpu", "threads": 1}).kind == "cpu"
