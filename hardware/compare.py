@@ -22,9 +22,11 @@ from scipy.stats import spearmanr
 
 from hardware.catalogue import CATALOGUE, Device, local_device
 from hardware.costs import OpClass, run_costs
-from hardware.roofline import step_time
+from hardware.roofline import roofline_run, step_time
+from hardware.transfer import wave_scaled_time_s
 from search_space import Network
 
+TRANSFER_TO = ("t4", "a100", "h100")  # devices the wave-scaling comparator carries measured times to
 FEATURES = [f"{c.value}:{k}" for c in OpClass for k in ("compute", "memory")] + ["launch", "steps"]
 NEEDED = ("arch_id", "arch_json", "task", "n_train", "epochs", "batch_size", "train_time_s", "status")
 
@@ -117,7 +119,7 @@ class CompareReport:
     corpus: str
     rows: pl.DataFrame
     coefficients: dict[str, float]
-    metrics: dict[str, dict[str, float]]
+    metrics: dict[str, Any]
     devices: list[str]
     train_frac: float
     seed: int
@@ -140,7 +142,33 @@ class CompareReport:
         return lines
 
 
-def compare_corpus(corpus: str | Path, *, train_frac: float = 0.5, seed: int = 0) -> CompareReport:
+def transfer_terms(row: dict[str, Any], src: Device, dsts: tuple[str, ...]) -> dict[str, float]:
+    """The row's measured time carried to other devices by wave scaling, beside their roofline times."""
+    shape, n_classes = _shape(row)
+    net = Network.from_json(row["arch_json"])
+    kw = {"batch_size": int(row["batch_size"]), "n_train": int(row["n_train"]), "epochs": int(row["epochs"])}
+    out = {}
+    for key in dsts:
+        out[f"roofline_{key}_s"] = roofline_run(net, shape, n_classes, device=key, **kw).train_time_s
+        out[f"wave_{key}_s"] = wave_scaled_time_s(float(row["train_time_s"]), net, shape, n_classes,
+                                                  batch_size=kw["batch_size"], src=src, dst=key)
+    return out
+
+
+def transfer_stats(rows: pl.DataFrame, dsts: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Per destination: median roofline and wave-scaled times, their median ratio and rank agreement."""
+    out = {}
+    for key in dsts:
+        roof, wave = rows[f"roofline_{key}_s"].to_numpy(), rows[f"wave_{key}_s"].to_numpy()
+        varied = len(roof) > 2 and np.ptp(roof) > 0 and np.ptp(wave) > 0
+        out[key] = {"median_roofline_s": float(np.median(roof)), "median_wave_scaled_s": float(np.median(wave)),
+                    "median_ratio_wave_to_roofline": float(np.median(wave / roof)),
+                    "spearman": float(spearmanr(roof, wave).statistic) if varied else float("nan")}
+    return out
+
+
+def compare_corpus(corpus: str | Path, *, train_frac: float = 0.5, seed: int = 0,
+                   transfer_to: tuple[str, ...] = TRANSFER_TO) -> CompareReport:
     """Raw and calibrated roofline against measured train_time_s for the corpus's ok rows."""
     folder = Path(corpus)
     if not any(folder.glob("*.parquet")):
@@ -159,7 +187,7 @@ def compare_corpus(corpus: str | Path, *, train_frac: float = 0.5, seed: int = 0
         dev = device_for(row)
         devices.add(dev.name)
         records.append({"arch_id": row["arch_id"], "measured_s": float(row["train_time_s"]),
-                        "threads": row.get("threads"), **row_terms(row, dev)})
+                        "threads": row.get("threads"), **row_terms(row, dev), **transfer_terms(row, dev, transfer_to)})
     rows = pl.DataFrame(records)
     arch_ids = sorted(set(rows["arch_id"].to_list()))
     random.Random(seed).shuffle(arch_ids)
@@ -176,6 +204,7 @@ def compare_corpus(corpus: str | Path, *, train_frac: float = 0.5, seed: int = 0
         "raw_all": error_stats(raw, y), "raw_test": error_stats(raw[~is_train], y[~is_train]),
         "calibrated_train": error_stats(cal[is_train], y[is_train]),
         "calibrated_test": error_stats(cal[~is_train], y[~is_train]),
+        "transfer": transfer_stats(rows, transfer_to),
     }
     return CompareReport(str(folder), rows, dict(zip(FEATURES, map(float, coef), strict=True)), metrics,
                          sorted(devices), train_frac, seed)

@@ -40,15 +40,22 @@ def markdown(report: CompareReport) -> str:
     """A short human report."""
     m = report.metrics
     head = "| rows | median abs % error | within ±10 % | within ±20 % | Spearman |\n|---|---|---|---|---|\n"
-    lines = [f"# Measured vs roofline training time: {report.corpus}\n", provenance_markdown(report.provenance),
+    lines = [f"# Measured vs roofline training time: {report.corpus}\n\n", provenance_markdown(report.provenance), "\n",
              f"Devices: {', '.join(report.devices)}. Calibration fitted on {m['calibrated_train']['n']} rows "
              f"(architectures split {report.train_frac:.0%} / {1 - report.train_frac:.0%}, seed {report.seed}), "
-             f"judged on {m['calibrated_test']['n']} held-out rows.\n", head]
+             f"judged on {m['calibrated_test']['n']} held-out rows.\n\n", head]
     for key, label in (("raw_test", "raw, held-out"), ("calibrated_test", "calibrated, held-out"),
                        ("raw_all", "raw, all"), ("calibrated_train", "calibrated, fit rows")):
         s = m[key]
         lines.append(f"| {label} ({s['n']}) | {s['median_ape_pct']:.1f} | {s['within_10pct']:.0%} | "
                      f"{s['within_20pct']:.0%} | {s['spearman']:.3f} |\n")
+    lines.append("\nComparator: the measured times carried to other devices by Habitat-style wave scaling, "
+                 "beside their roofline times (medians over all rows; no measurement there to judge either):\n\n")
+    lines.append("| device | roofline s | wave-scaled s | median ratio wave / roofline | Spearman |\n"
+                 "|---|---|---|---|---|\n")
+    for key, t in m["transfer"].items():
+        lines.append(f"| {key} | {t['median_roofline_s']:.4g} | {t['median_wave_scaled_s']:.4g} | "
+                     f"{t['median_ratio_wave_to_roofline']:.3g} | {t['spearman']:.3f} |\n")
     lines.append("\nFitted coefficients (time = sum of coefficient x roofline term; efficiency = 1 / coefficient):\n\n")
     lines.append("| term | coefficient | efficiency |\n|---|---|---|\n")
     eff = report.efficiencies()
