@@ -34,6 +34,15 @@ SCALABLE: dict[Op, tuple[str, ...]] = {
 }
 
 
+MOVE_FIELDS: dict[MoveKind, tuple[str, ...]] = {
+    MoveKind.INSERT: ("layer",),
+    MoveKind.INSERT_ADD: ("other",),
+    MoveKind.SCALE: ("attr", "value"),
+    MoveKind.REMOVE: (),
+}
+"""The fields each kind's JSON carries besides ``kind`` and ``at``."""
+
+
 @dataclass(frozen=True, slots=True)
 class Move:
     """One edit. ``at`` is the position (insert), the layer (scale, remove) or the later input (insert_add)."""
@@ -50,7 +59,8 @@ class Move:
         d: dict[str, Any] = {"kind": self.kind.value, "at": self.at}
         match self.kind:
             case MoveKind.INSERT:
-                assert self.layer is not None
+                if self.layer is None:
+                    raise MoveError("insert: the move carries no layer")
                 d["layer"] = self.layer.to_dict()
             case MoveKind.INSERT_ADD:
                 d["other"] = self.other
@@ -62,30 +72,30 @@ class Move:
 
     @staticmethod
     def from_json(text: str) -> Move:
-        """Parse a move written by to_json; anything else raises MoveError."""
+        """Parse a move in the form to_json writes (exactly the fields its kind uses); else raise MoveError."""
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:
             raise MoveError(f"move JSON: malformed at line {e.lineno} column {e.colno}: {e.msg}") from None
         if not isinstance(d, dict):
             raise MoveError(f"move: expected a JSON object, got {type(d).__name__}")
-        extra = sorted(set(d) - {"kind", "at", "layer", "other", "attr", "value"})
-        if extra:
-            raise MoveError(f"move: unknown field(s) {extra}")
         try:
             kind = MoveKind(d.get("kind"))
         except ValueError:
             raise MoveError(
                 f"move: unknown kind {d.get('kind')!r} (known: {', '.join(k.value for k in MoveKind)})"
             ) from None
-        for name in ("at", "other", "value"):
-            v = d.get(name, 0)
-            if isinstance(v, bool) or not isinstance(v, int) or (name == "at" and "at" not in d):
-                raise MoveError(f"move {kind.value}: field {name!r} must be an integer, got {d.get(name)!r}")
-        if not isinstance(d.get("attr", ""), str):
+        want = {"kind", "at", *MOVE_FIELDS[kind]}
+        if set(d) != want:
+            missing, extra = sorted(want - set(d)), sorted(set(d) - want)
+            raise MoveError(f"move {kind.value}: missing field(s) {missing}, unexpected field(s) {extra}")
+        for name in {"at", "other", "value"} & want:
+            if isinstance(d[name], bool) or not isinstance(d[name], int):
+                raise MoveError(f"move {kind.value}: field {name!r} must be an integer, got {d[name]!r}")
+        if "attr" in want and not isinstance(d["attr"], str):
             raise MoveError(f"move {kind.value}: field 'attr' must be a string, got {d['attr']!r}")
         try:
-            layer = Layer.from_dict(d["layer"]) if "layer" in d else None
+            layer = Layer.from_dict(d["layer"]) if "layer" in want else None
         except SpecError as e:
             raise MoveError(f"move {kind.value}: {e}") from None
         return Move(kind, d["at"], layer, d.get("other", 0), d.get("attr", ""), d.get("value", 0))

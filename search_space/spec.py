@@ -170,7 +170,7 @@ class Network:
         if extra:
             raise SpecError(f"arch: unknown field(s) {extra} (known: ['layers', 'schema'])")
         schema = d.get("schema", SCHEMA_VERSION)
-        if schema != SCHEMA_VERSION:
+        if isinstance(schema, bool) or not isinstance(schema, int) or schema != SCHEMA_VERSION:
             raise SpecError(f"arch: schema version {schema!r} is not supported (this is {SCHEMA_VERSION})")
         layers = d.get("layers")
         if not isinstance(layers, list):
