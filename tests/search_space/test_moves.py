@@ -258,12 +258,33 @@ def test_apply_move_dispatches() -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
-    ["{", "[]", "{}", '{"kind":"warp","at":0}', '{"kind":"remove"}', '{"kind":"insert","at":0,"layer":{"op":"x"}}'],
+    ("text", "match"),
+    [
+        ("{", r"move JSON: malformed at line 1 column 2"),
+        ("[]", r"move: expected a JSON object, got list"),
+        ("{}", r"move: unknown kind None"),
+        ('{"kind":"warp","at":0}', r"move: unknown kind 'warp' \(known: insert, insert_add, scale, remove\)"),
+        ('{"kind":["remove"],"at":0}', r"move: unknown kind \['remove'\]"),
+        ('{"kind":"remove"}', r"move remove: missing field\(s\) \['at'\], unexpected field\(s\) \[\]"),
+        ('{"kind":"insert","at":0}', r"move insert: missing field\(s\) \['layer'\]"),
+        ('{"kind":"scale","at":0,"attr":"kernel"}', r"move scale: missing field\(s\) \['value'\]"),
+        ('{"kind":"remove","at":0,"other":1}', r"move remove: .*unexpected field\(s\) \['other'\]"),
+        ('{"kind":"remove","at":"0"}', r"move remove: field 'at' must be an integer, got '0'"),
+        ('{"kind":"remove","at":1.0}', r"move remove: field 'at' must be an integer"),
+        ('{"kind":"insert_add","at":3,"other":true}', r"move insert_add: field 'other' must be an integer"),
+        ('{"kind":"scale","at":0,"attr":3,"value":8}', r"move scale: field 'attr' must be a string"),
+        ('{"kind":"insert","at":0,"layer":{"op":"x"}}', r"move insert: layer 0: unknown op 'x'"),
+        ('{"kind":"insert","at":0,"layer":[]}', r"move insert: layer 0: expected an object"),
+    ],
 )
-def test_move_from_bad_json_is_a_move_error(text: str) -> None:
-    with pytest.raises(MoveError):
+def test_move_from_bad_json_is_a_move_error(text: str, match: str) -> None:
+    with pytest.raises(MoveError, match=match):
         Move.from_json(text)
+
+
+def test_insert_move_without_a_layer_has_no_json() -> None:
+    with pytest.raises(MoveError, match="insert: the move carries no layer"):
+        Move(MoveKind.INSERT, 0).to_json()
 
 
 # --- legal moves --------------------------------------------------------------------------------------------------

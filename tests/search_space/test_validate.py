@@ -62,8 +62,9 @@ def test_malformed_json(text: str, match: str) -> None:
 def test_wrong_schema_version() -> None:
     with pytest.raises(SpecError, match=r"arch: schema version 2 is not supported \(this is 1\)"):
         _parse([{"op": "conv", "channels": 8, "kernel": 3}], schema=2)
-    with pytest.raises(SpecError, match=r"arch: schema version '1' is not supported"):
-        _parse([{"op": "conv", "channels": 8, "kernel": 3}], schema="1")
+    for schema in ("1", 1.0, True, None):
+        with pytest.raises(SpecError, match=rf"arch: schema version {schema!r} is not supported"):
+            _parse([{"op": "conv", "channels": 8, "kernel": 3}], schema=schema)
 
 
 def test_unknown_top_level_field() -> None:
