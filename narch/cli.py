@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from narch.hardware_cli import hardware_app, roofline_cmd
+from narch.import_cli import import_cmd
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -21,6 +22,7 @@ corpus_app = typer.Typer(no_args_is_help=True, help="Inspect corpora.")
 app.add_typer(corpus_app, name="corpus")
 app.add_typer(hardware_app, name="hardware")
 app.command("roofline")(roofline_cmd)
+app.command("import")(import_cmd)
 ERR = Console(stderr=True)
 OUT = Console()
 

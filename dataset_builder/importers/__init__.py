@@ -1,0 +1,29 @@
+"""Importers of public corpora (NAS-Bench-201, HELP latencies, NAS-Bench-101, EC-NAS) into the corpus schema."""
+
+from dataset_builder.importers.cells import (
+    CELL_MAPPING_VERSION,
+    CellFormatError,
+    CellMapping,
+    UnmappableCell,
+    nb101_network,
+    nb201_network,
+)
+from dataset_builder.importers.kinds import KINDS, prepare_import, run_import
+from dataset_builder.importers.sources import EXTERNAL_DIR, SourceError
+from dataset_builder.importers.writer import PreparedImport, write_import
+
+__all__ = [
+    "CELL_MAPPING_VERSION",
+    "EXTERNAL_DIR",
+    "KINDS",
+    "CellFormatError",
+    "CellMapping",
+    "PreparedImport",
+    "SourceError",
+    "UnmappableCell",
+    "nb101_network",
+    "nb201_network",
+    "prepare_import",
+    "run_import",
+    "write_import",
+]

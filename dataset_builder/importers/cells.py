@@ -1,0 +1,206 @@
+"""Cell DAGs of NAS-Bench-201 and NAS-Bench-101 / EC-NAS mapped onto a search_space layer DAG.
+
+The public benchmarks stack one searched cell many times inside a fixed skeleton (stem, stages, reductions).
+Our spec caps depth at 48 layers and has no notion of a repeated cell, so an imported network encodes ONE cell:
+
+- node 0 (the cell input) is a stem ``conv(C, 3)`` at layer 0; C = 16 for NAS-Bench-201 (its first-stage width)
+  and 128 for NAS-Bench-101 / EC-NAS (their stem width).
+- an operation becomes one layer reading its source through ``inputs``: 3x3 / 1x1 convolutions are ``conv(C, 3)``
+  / ``conv(C, 1)``; 3x3 pools are stride-1 'same' pools (``avgpool(3, 1)``, ``maxpool(3, 1)``).
+  NAS-Bench-201's ReLU-conv-BN is approximated by our conv-BN-ReLU.
+- a skip edge (``skip_connect``) adds no layer: the target reads the source layer directly.
+- a node with several incoming terms sums them by a chain of ``add`` layers (sources in increasing node order);
+  a node with one term is that term.
+- NAS-Bench-101's input-to-node 1x1 projections are dropped (every node has C channels here) and its output
+  concatenation is approximated by a sum (an ``add`` chain) of the output's predecessors.
+
+Edge cases, each counted in ``CellMapping.notes`` (or raised as ``UnmappableCell``) so an importer can report them:
+
+- ``zero_node``: a NAS-Bench-201 node whose every incoming edge is ``none`` (or reads such a node) is zero; edges
+  out of it are treated as ``none``.
+- ``dead_node``: a node (with its layers) that cannot reach the cell output is dropped, as NAS-Bench-101's own
+  pruning does; for NAS-Bench-201 it still cost compute upstream, so latency rows under-count it.
+- ``self_add``: two skip edges that resolve to the same layer (x + x) would make an add join a layer with itself;
+  the duplicate term is dropped (a factor of 2 that the next batch-norm or the linear head absorbs).
+- ``UnmappableCell``: the output is identically zero (every path to it crosses a ``none`` edge, NAS-Bench-201) or
+  not connected to the input (NAS-Bench-101). The importers skip such cells and count them.
+
+Malformed input (an unknown op, a bad cell string, a non-DAG adjacency) raises ``CellFormatError``: it means a
+wrong or corrupt source file, so importers stop. Isomorphic cells may map to the same network (and arch_id).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from search_space import Layer, Network, SpecError, add, avgpool, conv, maxpool
+
+CELL_MAPPING_VERSION = 1
+"""Bump when the mapping changes: it is part of every imported corpus's protocol (and so its hash)."""
+
+NB201_CHANNELS = 16
+NB101_CHANNELS = 128
+NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+NB101_OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
+
+
+class CellFormatError(ValueError):
+    """A cell that is not well formed (wrong or corrupt source); the message names the cell and the rule."""
+
+
+class UnmappableCell(ValueError):
+    """A well-formed cell with no sensible layer DAG; ``reason`` is a short code to count by."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class CellMapping:
+    """A mapped cell: the network and the approximations applied (note -> count)."""
+
+    net: Network
+    notes: dict[str, int]
+
+
+class _Emitter:
+    """Appends layers; a layer reading the previous one keeps ``inputs`` empty (the spec's canonical form)."""
+
+    def __init__(self, channels: int) -> None:
+        self.channels = channels
+        self.layers: list[Layer] = [conv(channels, 3)]
+        self.notes: Counter[str] = Counter()
+
+    def _reading(self, layer: Layer, src: int) -> int:
+        if src != len(self.layers) - 1:
+            layer = replace(layer, inputs=(src,))
+        self.layers.append(layer)
+        return len(self.layers) - 1
+
+    def apply(self, op: str, src: int) -> int:
+        """The layer index holding ``op(src)``; a skip returns ``src`` itself."""
+        match op:
+            case "skip_connect":
+                return src
+            case "nor_conv_3x3" | "conv3x3-bn-relu":
+                return self._reading(conv(self.channels, 3), src)
+            case "nor_conv_1x1" | "conv1x1-bn-relu":
+                return self._reading(conv(self.channels, 1), src)
+            case "avg_pool_3x3":
+                return self._reading(avgpool(3, 1), src)
+            case "maxpool3x3":
+                return self._reading(maxpool(3, 1), src)
+        raise CellFormatError(f"operation {op!r} has no mapping")  # pragma: no cover - callers check ops first
+
+    def total(self, terms: Sequence[int]) -> int:
+        """The layer index holding the sum of ``terms`` (an add chain); duplicate terms are dropped."""
+        unique = list(dict.fromkeys(terms))
+        if len(unique) < len(terms):
+            self.notes["self_add"] += len(terms) - len(unique)
+        acc = unique[0]
+        for t in unique[1:]:
+            self.layers.append(add(acc, t))
+            acc = len(self.layers) - 1
+        return acc
+
+    def network(self, out: int, cell: str) -> CellMapping:
+        if out != len(self.layers) - 1:  # pragma: no cover - pruning guarantees it; kept as a guard
+            raise UnmappableCell("output_not_last", f"cell {cell}: its output (layer {out}) is not the last layer")
+        try:
+            net = Network(tuple(self.layers))
+        except SpecError as e:  # pragma: no cover - one cell stays far inside the limits
+            raise UnmappableCell("invalid_spec", f"cell {cell}: {e}") from None
+        return CellMapping(net, {k: v for k, v in sorted(self.notes.items()) if v})
+
+
+_NB201_NODE = re.compile(r"^\|(.+)\|$")
+
+
+def parse_nb201(arch_str: str) -> dict[tuple[int, int], str]:
+    """Edges (source, target) -> op of a NAS-Bench-201 cell string ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``."""
+    groups = arch_str.split("+")
+    if len(groups) != 3:
+        raise CellFormatError(f"cell {arch_str!r}: expected 3 node groups joined by '+', got {len(groups)}")
+    edges: dict[tuple[int, int], str] = {}
+    for j, group in enumerate(groups, start=1):
+        m = _NB201_NODE.match(group)
+        parts = m.group(1).split("|") if m else []
+        if len(parts) != j:
+            raise CellFormatError(f"cell {arch_str!r}: node {j} needs {j} edges '|op~i|...', got {group!r}")
+        for i, part in enumerate(parts):
+            op, _, src = part.partition("~")
+            if src != str(i):
+                raise CellFormatError(f"cell {arch_str!r}: node {j} edge {i} must read node {i}, got {part!r}")
+            if op not in NB201_OPS:
+                raise CellFormatError(f"cell {arch_str!r}: unknown op {op!r} (known: {', '.join(NB201_OPS)})")
+            edges[(i, j)] = op
+    return edges
+
+
+def nb201_network(arch_str: str, *, channels: int = NB201_CHANNELS) -> CellMapping:
+    """The layer DAG of a NAS-Bench-201 cell (see the module docstring for the rules)."""
+    edges = parse_nb201(arch_str)
+    n = 4
+    nonzero = [True] + [False] * (n - 1)
+    for j in range(1, n):
+        nonzero[j] = any(edges[(i, j)] != "none" and nonzero[i] for i in range(j))
+    if not nonzero[n - 1]:
+        msg = f"cell {arch_str}: the output is zero (every path to it crosses a 'none' edge)"
+        raise UnmappableCell("zero_output", msg)
+    alive = [False] * (n - 1) + [True]
+    for i in range(n - 2, -1, -1):
+        alive[i] = nonzero[i] and any(edges[(i, k)] != "none" and alive[k] for k in range(i + 1, n))
+    em = _Emitter(channels)
+    em.notes["zero_node"] = sum(not z for z in nonzero[1:])
+    em.notes["dead_node"] = sum(z and not a for z, a in zip(nonzero[1:], alive[1:], strict=True))
+    idx: dict[int, int] = {0: 0}
+    for j in range(1, n):
+        if not alive[j]:
+            continue
+        terms = [em.apply(edges[(i, j)], idx[i]) for i in range(j) if edges[(i, j)] != "none" and alive[i]]
+        idx[j] = em.total(terms)
+    return em.network(idx[n - 1], arch_str)
+
+
+def nb101_network(
+    adjacency: Sequence[Sequence[int]], ops: Sequence[str], *, channels: int = NB101_CHANNELS
+) -> CellMapping:
+    """The layer DAG of a NAS-Bench-101-style cell: an upper-triangular 0/1 adjacency and op labels
+    (``input``, ``conv3x3-bn-relu``, ``conv1x1-bn-relu``, ``maxpool3x3``, ``output``)."""
+    n = len(ops)
+    cell = f"{[list(map(int, r)) for r in adjacency]} {list(ops)}"
+    if n < 2 or len(adjacency) != n or any(len(r) != n for r in adjacency):
+        raise CellFormatError(f"cell {cell}: adjacency must be {n}x{n} for {n} ops")
+    if ops[0] != "input" or ops[-1] != "output":
+        raise CellFormatError(f"cell {cell}: the first op must be 'input' and the last 'output'")
+    for j, op in enumerate(ops[1:-1], start=1):
+        if op not in NB101_OPS:
+            raise CellFormatError(f"cell {cell}: node {j} has unknown op {op!r} (known: {', '.join(NB101_OPS)})")
+    for i in range(n):
+        for j in range(n):
+            v = adjacency[i][j]
+            if v not in (0, 1):
+                raise CellFormatError(f"cell {cell}: adjacency[{i}][{j}] must be 0 or 1, got {v!r}")
+            if v and j <= i:
+                raise CellFormatError(f"cell {cell}: edge {i}->{j} breaks the upper-triangular (DAG) order")
+    reach_in = [True] + [False] * (n - 1)
+    for j in range(1, n):
+        reach_in[j] = any(adjacency[i][j] and reach_in[i] for i in range(j))
+    if not reach_in[n - 1]:
+        raise UnmappableCell("disconnected_output", f"cell {cell}: the output is not connected to the input")
+    alive = [False] * (n - 1) + [True]
+    for i in range(n - 2, -1, -1):
+        alive[i] = reach_in[i] and any(adjacency[i][k] and alive[k] for k in range(i + 1, n))
+    em = _Emitter(channels)
+    em.notes["dead_node"] = sum(not a for a in alive[1:-1])
+    idx: dict[int, int] = {0: 0}
+    for j in range(1, n):
+        if not alive[j]:
+            continue
+        summed = em.total([idx[i] for i in range(j) if adjacency[i][j] and alive[i]])
+        idx[j] = summed if j == n - 1 else em.apply(ops[j], summed)
+    return em.network(idx[n - 1], cell)

@@ -1,0 +1,48 @@
+"""The import kinds behind `narch import`: prepare every corpus of a command first, then write them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dataset_builder.importers.collect import CellCache
+from dataset_builder.importers.ecnas import prepare_ecnas
+from dataset_builder.importers.help_latency import prepare_help_latency
+from dataset_builder.importers.nb101 import prepare_nb101
+from dataset_builder.importers.nb201 import prepare_nb201
+from dataset_builder.importers.writer import PreparedImport, write_import
+
+KINDS = ("nb201", "nb101", "help-latency", "ecnas")
+
+
+def prepare_import(
+    kind: str,
+    out: Path,
+    *,
+    src: Path | None = None,
+    dataset: str | None = None,
+    devices: list[str] | None = None,
+) -> list[PreparedImport]:
+    """Check the source and map every cell; nothing is written. ValueError for bad input."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown import kind {kind!r} (known: {', '.join(KINDS)})")
+    if dataset is not None and kind != "nb201":
+        raise ValueError(f"--dataset applies to nb201 only, not {kind}")
+    if devices is not None and kind != "help-latency":
+        raise ValueError(f"--devices applies to help-latency only, not {kind}")
+    cache: CellCache = {}
+    match kind:
+        case "nb201":
+            return [prepare_nb201(out, dataset=dataset or "cifar10", src=src, cache=cache)]
+        case "nb101":
+            return [prepare_nb101(out, src=src)]
+        case "help-latency":
+            return prepare_help_latency(out, src=src, devices=devices, cache=cache)
+        case _:
+            return prepare_ecnas(out, src=src)
+
+
+def run_import(preps: list[PreparedImport]) -> list[PreparedImport]:
+    """Write every prepared corpus (skipping those already imported); returns them for reporting."""
+    for p in preps:
+        write_import(p)
+    return preps

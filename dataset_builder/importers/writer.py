@@ -1,0 +1,167 @@
+"""Prepared imports and their writing: manifest, a few large part files, and an ``import.json`` sidecar.
+
+An importer first prepares everything in memory (parse, check, map cells, build rows); nothing touches the output
+folder until every prepared import of a command has passed, so bad input writes nothing.
+
+The sidecar ``import.json`` (not a part file; readers ignore it) records, for each part, the source file and the
+source row numbers of its rows in order (as half-open ranges), so every row joins back to its upstream index (the
+NAS-Bench-201 index, the NAS-Bench-101 / EC-NAS row) even where isomorphic cells share an arch_id. It also holds
+the counts of skipped and approximated cells. It is written last: its presence marks a finished import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dataset_builder.corpus import (
+    Manifest,
+    atomic_write_bytes,
+    create_corpus,
+    now_iso,
+    open_corpus,
+    part_files,
+    read_manifest,
+    rows_to_table,
+    write_part,
+)
+from dataset_builder.importers.cells import CELL_MAPPING_VERSION
+from dataset_builder.provenance import builder_version, git_rev
+from search_space import SEARCH_SPACE_VERSION
+
+SIDECAR = "import.json"
+PART_ROWS = 20_000
+
+
+def hash16(d: dict[str, Any]) -> str:
+    """sha256 of canonical JSON, 16 hex digits (as Protocol.protocol_hash)."""
+    return hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def budget_protocols(protocol: dict[str, Any], epochs: list[int]) -> dict[int, str]:
+    """Per-budget protocol hashes: rows trained for different epochs differ in protocol, hence in key."""
+    return {e: hash16({**protocol, "epochs": e}) for e in epochs}
+
+
+@dataclass
+class RowGroup:
+    """Rows from one source file, in source order, with each row's source row number."""
+
+    source_file: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    source_rows: list[int] = field(default_factory=list)
+
+
+@dataclass
+class PreparedImport:
+    """One corpus to write: checked rows, manifest and report. ``done`` when the same import is already there."""
+
+    name: str
+    out: Path
+    manifest: Manifest
+    groups: list[RowGroup]
+    skipped: dict[str, int]
+    notes: dict[str, int]
+    unmapped: dict[str, dict[str, Any]]
+    done: bool = False
+
+    @property
+    def n_rows(self) -> int:
+        return sum(len(g.rows) for g in self.groups)
+
+
+def make_manifest(task: str, protocol: dict[str, Any]) -> Manifest:
+    """The manifest of an imported corpus; the protocol names the sources (sha256 inside) and the cell mapping."""
+    protocol = {**protocol, "cell_mapping_version": CELL_MAPPING_VERSION}
+    return Manifest(
+        task=task,
+        protocol=protocol,
+        protocol_hash=hash16(protocol),
+        search_space_version=SEARCH_SPACE_VERSION,
+        builder_version=builder_version(),
+        created_at=now_iso(),
+    )
+
+
+def provenance_columns(created_at: str) -> dict[str, Any]:
+    """Columns every imported row shares: an ok status and the provenance of the import (not the measurement)."""
+    return {
+        "status": "ok",
+        "parent_arch_id": None,
+        "move": None,
+        "host": socket.gethostname(),
+        "git_rev": git_rev(),
+        "builder_version": builder_version(),
+        "created_at": created_at,
+    }
+
+
+def finish_prepare(prep: PreparedImport) -> PreparedImport:
+    """Check the rows against the schema and the output folder; marks ``done`` when already imported."""
+    for g in prep.groups:
+        rows_to_table(g.rows)  # unknown columns and wrong types fail here, before anything is written
+    out = prep.out
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a folder")
+    open_corpus(out, prep.manifest)
+    parts = part_files(out) if out.is_dir() else []
+    if parts:
+        sidecar = out / SIDECAR
+        try:
+            old = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        except json.JSONDecodeError:
+            old = {}
+        if old.get("rows") != prep.n_rows or old.get("protocol_hash") != prep.manifest.protocol_hash:
+            raise ValueError(
+                f"{out}: already holds {len(parts)} part file(s) of another or unfinished import; "
+                "use another --out or remove the folder"
+            )
+        prep.done = True
+    return prep
+
+
+def _ranges(indices: list[int]) -> list[list[int]]:
+    """Half-open [start, stop) runs of consecutive integers."""
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and runs[-1][1] == i:
+            runs[-1][1] = i + 1
+        else:
+            runs.append([i, i + 1])
+    return runs
+
+
+def write_import(prep: PreparedImport, *, part_rows: int = PART_ROWS) -> list[Path]:
+    """Create the corpus and write its rows in parts of at most ``part_rows``; the sidecar last."""
+    if prep.done:
+        return []
+    create_corpus(prep.out, prep.manifest)
+    manifest = read_manifest(prep.out)
+    written: list[Path] = []
+    parts: dict[str, Any] = {}
+    for g in prep.groups:
+        for start in range(0, len(g.rows), part_rows):
+            path = write_part(prep.out, g.rows[start : start + part_rows])
+            written.append(path)
+            parts[path.name] = {
+                "source": g.source_file,
+                "source_rows": _ranges(g.source_rows[start : start + part_rows]),
+            }
+    sidecar = {
+        "import": prep.name,
+        "protocol_hash": manifest.protocol_hash,
+        "rows": prep.n_rows,
+        "skipped": prep.skipped,
+        "approximations": prep.notes,
+        "unmapped": prep.unmapped,
+        "parts": parts,
+        "note": "parts[name].source_rows: the source row number of each row of that part, in order, as "
+        "half-open [start, stop) ranges (for NAS-Bench-201 files the row number is the NAS-Bench-201 index)",
+    }
+    text = json.dumps(sidecar, sort_keys=True, separators=(",", ":")) + "\n"
+    atomic_write_bytes(prep.out / SIDECAR, lambda f: f.write(text.encode()))
+    return written

@@ -1,0 +1,72 @@
+"""`narch import nb201|nb101|help-latency|ecnas`: parse, prepare every corpus, write, print one line each."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+OUT = Console()
+ERR = Console(stderr=True)
+
+
+class ImportKind(StrEnum):
+    """Public corpora `narch import` reads."""
+
+    NB201 = "nb201"
+    NB101 = "nb101"
+    HELP_LATENCY = "help-latency"
+    ECNAS = "ecnas"
+
+
+def _fail(message: str) -> typer.Exit:
+    ERR.print(f"narch: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+def _counts(d: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "none"
+
+
+def import_cmd(
+    kind: Annotated[ImportKind, typer.Argument(help="which public corpus")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="corpus folder (help-latency: one sub-folder per device setting; "
+            "ecnas with a folder source: one per file)"
+        ),
+    ],
+    src: Annotated[
+        Path | None,
+        typer.Option(help="source file or folder (default: ../shared/data/external, relative to the repository)"),
+    ] = None,
+    dataset: Annotated[str | None, typer.Option(help="nb201: cifar10, cifar100 or ImageNet16-120")] = None,
+    devices: Annotated[str | None, typer.Option(help="help-latency: comma-separated settings (default: all)")] = None,
+) -> None:
+    """Import a public corpus into the corpus schema (checks everything before writing anything)."""
+    from dataset_builder.corpus import CorpusError
+    from dataset_builder.importers import prepare_import, run_import
+    from search_space import SpecError
+
+    device_list = None
+    if devices is not None:
+        device_list = [d.strip() for d in devices.split(",") if d.strip()]
+        if not device_list:
+            raise _fail("--devices is empty")
+    try:
+        preps = prepare_import(kind.value, out, src=src, dataset=dataset, devices=device_list)
+        run_import(preps)
+    except (CorpusError, SpecError, ValueError, OSError) as e:
+        raise _fail(str(e)) from None
+    for p in preps:
+        state = "already imported, nothing written" if p.done else "written"
+        OUT.print(
+            f"{p.out}: {p.n_rows} rows {state}; skipped: {_counts(p.skipped)}; approximated: {_counts(p.notes)}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
