@@ -1,25 +1,27 @@
-"""Build a corpus: plan networks, train each for real, write one part per run; resume by default."""
+"""Build a corpus: plan networks, train each for real, write one part per run; resume by default.
+
+Runs execute in this process, in a local process pool (``concurrency`` > 1) or as Ray tasks (``backend="ray"``);
+a ``shard`` keeps the part of the plan one job of an array owns.
+"""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from dataset_builder.corpus import Manifest, create_corpus, existing_keys, now_iso, open_corpus, write_part
+from dataset_builder.corpus import Manifest, create_corpus, existing_keys, now_iso, open_corpus
 from dataset_builder.protocol import Protocol
 from dataset_builder.provenance import builder_version, git_rev
-from dataset_builder.tasks import check_cifar_dir, describe_task, load_task
-from dataset_builder.train import DeviceData, train_network
-from hardware.costs import step_costs
-from hardware.device import describe_device, resolve_device
-from hardware.roofline import roofline_run
-from search_space import LIMITS, SEARCH_SPACE_VERSION, Network, PlannedNet, load_networks, plan_networks, validate
+from dataset_builder.runners.worker import RunContext, record_failure, run_one
+from dataset_builder.shards import Shard
+from dataset_builder.tasks import TaskData, check_cifar_dir, describe_task, load_task
+from hardware.device import resolve_device
+from search_space import LIMITS, SEARCH_SPACE_VERSION, PlannedNet, load_networks, plan_networks, validate
+
+BACKENDS = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,11 @@ class BuildConfig:
     threads: int | None = None
     timeout_s: float | None = None
     skip_corrupt: bool = False
+    shard: Shard | None = None
+    backend: str = "local"
+    concurrency: int = 1  # trainings at once on the device (local processes, or Ray's GPU fraction 1/N)
+    ray_address: str | None = None
+    ray_num_cpus: int | None = None
 
 
 @dataclass
@@ -51,6 +58,12 @@ class BuildSummary:
     interrupted: bool = False
     wall_s: float = 0.0
     statuses: dict[str, int] = field(default_factory=dict)
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Count one finished run."""
+        self.done += 1
+        self.statuses[row["status"]] = self.statuses.get(row["status"], 0) + 1
+        self.failed += row["status"] != "ok"
 
 
 @dataclass(frozen=True)
@@ -68,13 +81,15 @@ def prepare_build(cfg: BuildConfig) -> PreparedBuild:
     if cfg.task == "cifar10":
         check_cifar_dir(cfg.data_dir)
     data = load_task(cfg.task, n_train=cfg.n_train, data_dir=cfg.data_dir, data_seed=cfg.protocol.data_seed)
-    kind = resolve_device(cfg.device)
+    kind = _check_backend(cfg)
     if cfg.archs_from is not None:
         plan = [PlannedNet(n) for n in load_networks(cfg.archs_from)]
     else:
         if cfg.archs < 1:
             raise ValueError(f"--archs must be >= 1, got {cfg.archs}")
         plan = plan_networks(cfg.archs, cfg.seed)
+    if cfg.shard is not None:
+        plan = cfg.shard.select(plan)
     for item in plan:
         validate(item.net, limits=LIMITS, input_shape=data.input_shape, n_classes=data.n_classes)
     manifest = Manifest(
@@ -90,19 +105,66 @@ def prepare_build(cfg: BuildConfig) -> PreparedBuild:
     return PreparedBuild(cfg, plan, manifest, kind)
 
 
+def _check_backend(cfg: BuildConfig) -> str:
+    """Check backend options; the device kind runs will use."""
+    if cfg.backend not in BACKENDS:
+        raise ValueError(f"--backend {cfg.backend!r} is not one of {', '.join(BACKENDS)}")
+    if cfg.concurrency < 1:
+        raise ValueError(f"--concurrency must be >= 1, got {cfg.concurrency}")
+    if cfg.backend != "ray":
+        if cfg.ray_address is not None or cfg.ray_num_cpus is not None:
+            raise ValueError("--address and --ray-num-cpus need --backend ray")
+        return resolve_device(cfg.device)
+    from dataset_builder.runners.ray_runner import import_ray
+
+    import_ray()
+    if cfg.ray_num_cpus is not None and (cfg.ray_num_cpus < 1 or cfg.ray_address is not None):
+        raise ValueError("--ray-num-cpus must be >= 1 and sizes a local cluster (not one given by --address)")
+    if cfg.device == "auto":
+        raise ValueError("--backend ray needs --device cpu or cuda (the cluster's GPUs decide, not this host's)")
+    return resolve_device("cpu") if cfg.device == "cpu" else "cuda"  # cuda is checked against the cluster
+
+
 ProgressFn = Callable[[BuildSummary, dict[str, Any] | None], None]
+
+
+def run_context(pb: PreparedBuild, data: TaskData) -> RunContext:
+    """What every run of this build shares (computed once, in this process)."""
+    cfg, p = pb.config, pb.config.protocol
+    base = {
+        **describe_task(data),
+        "task": cfg.task,
+        "protocol_hash": p.protocol_hash,
+        "epochs": p.epochs,
+        "batch_size": p.batch_size,
+        "optimizer": p.optimizer,
+        "lr": p.lr,
+        "seed": cfg.seed,
+        "latency_batch_n": p.latency_batch_n,
+        "git_rev": git_rev(),
+        "builder_version": builder_version(),
+    }
+    return RunContext(
+        out=cfg.out,
+        task=cfg.task,
+        n_train=cfg.n_train,
+        data_dir=cfg.data_dir,
+        protocol=p,
+        seed=cfg.seed,
+        timeout_s=cfg.timeout_s,
+        device_kind=pb.device_kind,
+        threads=cfg.threads,
+        concurrency=cfg.concurrency,
+        base=base,
+    )
 
 
 def run_build(pb: PreparedBuild, on_progress: ProgressFn | None = None) -> BuildSummary:
     """Train every planned network not yet in the corpus; Ctrl-C stops cleanly between atomic writes."""
     cfg, p = pb.config, pb.config.protocol
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     data = load_task(cfg.task, n_train=cfg.n_train, data_dir=cfg.data_dir, data_seed=p.data_seed)
     create_corpus(cfg.out, pb.manifest)
     have = existing_keys(cfg.out, skip_corrupt=cfg.skip_corrupt)
-    device = torch.device(pb.device_kind)
-    dev = describe_device(pb.device_kind)
     summary = BuildSummary(planned=len(pb.plan))
     todo = []
     for item in pb.plan:
@@ -115,79 +177,32 @@ def run_build(pb: PreparedBuild, on_progress: ProgressFn | None = None) -> Build
         on_progress(summary, None)
     if not todo:
         return summary
-    descriptors = describe_task(data)
-    dd = DeviceData.from_task(data, device)
-    shared = {
-        **descriptors,
-        "task": cfg.task,
-        "protocol_hash": p.protocol_hash,
-        "epochs": p.epochs,
-        "batch_size": p.batch_size,
-        "optimizer": p.optimizer,
-        "lr": p.lr,
-        "seed": cfg.seed,
-        "latency_batch_n": p.latency_batch_n,
-        **dev.to_dict(),
-        "threads": torch.get_num_threads(),
-        "concurrency": 1,
-        "git_rev": git_rev(),
-        "builder_version": builder_version(),
-    }
+    ctx = run_context(pb, data)
     t0 = time.perf_counter()
+
+    def record(row: dict[str, Any]) -> None:
+        summary.add(row)
+        summary.wall_s = time.perf_counter() - t0
+        if on_progress:
+            on_progress(summary, row)
+
     try:
-        for item in todo:
-            row = profile_row(item, dd, p, seed=cfg.seed, timeout_s=cfg.timeout_s, shared=shared)
-            write_part(cfg.out, [row])
-            summary.done += 1
-            summary.statuses[row["status"]] = summary.statuses.get(row["status"], 0) + 1
-            summary.failed += row["status"] != "ok"
-            summary.wall_s = time.perf_counter() - t0
-            if on_progress:
-                on_progress(summary, row)
+        if cfg.backend == "ray":
+            from dataset_builder.runners.ray_runner import run_ray
+
+            run_ray(ctx, todo, record, address=cfg.ray_address, num_cpus=cfg.ray_num_cpus)
+        elif cfg.concurrency > 1:
+            from dataset_builder.runners.local_pool import run_pool
+
+            run_pool(ctx, todo, record)
+        else:
+            for item in todo:
+                try:
+                    row = run_one(ctx, item)
+                except Exception as e:  # outside train_network (cost model, writing): a row, never a dead build
+                    row = record_failure(ctx, item, f"{type(e).__name__}: {e}")
+                record(row)
     except KeyboardInterrupt:
         summary.interrupted = True
     summary.wall_s = time.perf_counter() - t0
     return summary
-
-
-def cost_columns(net: Network, data: DeviceData, p: Protocol, *, device_kind: str, threads: int) -> dict[str, Any]:
-    """Cost-model columns: FLOPs and bytes of a training step, and the roofline time on the device that runs it."""
-    n_train = len(data.y_train)
-    costs = step_costs(net, data.input_shape, data.n_classes, p.batch_size)
-    run = roofline_run(
-        net,
-        data.input_shape,
-        data.n_classes,
-        batch_size=p.batch_size,
-        n_train=n_train,
-        epochs=p.epochs,
-        device="local-cuda" if device_kind == "cuda" else "local",
-        threads=threads,
-    )
-    return {
-        "flops_fwd": float(costs.flops_fwd),
-        "flops_train_step": float(costs.flops_train_step),
-        "bytes_train_step": float(costs.bytes_train_step),
-        "arithmetic_intensity": costs.arithmetic_intensity,
-        "roofline_train_time_s": run.train_time_s,
-    }
-
-
-def profile_row(
-    item: PlannedNet, data: DeviceData, p: Protocol, *, seed: int, timeout_s: float | None, shared: dict[str, Any]
-) -> dict[str, Any]:
-    """Train and measure one network; the corpus row, whatever the outcome."""
-    t0 = time.perf_counter()
-    rec = train_network(item.net, data, p, seed=seed, timeout_s=timeout_s)
-    return {
-        **shared,
-        "arch_id": item.net.arch_id,
-        "arch_json": item.net.to_json(),
-        "parent_arch_id": item.parent_arch_id,
-        "move": item.move,
-        **cost_columns(item.net, data, p, device_kind=shared["device_kind"], threads=shared["threads"]),
-        **rec.to_columns(),
-        "created_at": now_iso(),
-        "load_avg_1m": os.getloadavg()[0],
-        "wall_time_s": time.perf_counter() - t0,
-    }

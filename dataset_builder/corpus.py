@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -120,11 +121,24 @@ def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=SCHEMA)
 
 
-def write_part(corpus_dir: str | Path, rows: list[dict[str, Any]]) -> Path:
-    """Append rows as one new part file, atomically; a unique name per writer so shards never collide."""
+def key_part_name(key: tuple[Any, ...]) -> str:
+    """The part name of the one run with this key (KEY_COLUMNS order): rewriting it replaces, never duplicates."""
+    digest = hashlib.sha256(json.dumps([str(k) for k in key]).encode()).hexdigest()[:16]
+    return f"part-{key[0]}-{digest}.parquet"
+
+
+def row_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A row's key (KEY_COLUMNS order)."""
+    return tuple(row.get(c) for c in KEY_COLUMNS)
+
+
+def write_part(corpus_dir: str | Path, rows: list[dict[str, Any]], *, name: str | None = None) -> Path:
+    """Write rows as one part file, atomically. Without ``name`` a unique one per writer (shards never collide);
+    with one (see key_part_name) a retried run overwrites its own part instead of adding a duplicate row."""
     table = rows_to_table(rows)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    name = f"part-{stamp}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
+    if name is None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        name = f"part-{stamp}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
     path = Path(corpus_dir) / name
     atomic_write_bytes(path, lambda f: pq.write_table(table, f, compression="zstd"))
     return path

@@ -59,10 +59,17 @@ def build(
     timeout_s: Annotated[float | None, typer.Option(help="per-run time limit in seconds")] = None,
     skip_corrupt: Annotated[bool, typer.Option(help="leave corrupt part files out instead of stopping")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    shard: Annotated[str | None, typer.Option(help="i/n: build only shard i (0-based) of n, for job arrays")] = None,
+    backend: Annotated[str, typer.Option(help="local (this machine) or ray (one Ray task per network)")] = "local",
+    concurrency: Annotated[int, typer.Option(help="trainings at once on the device (processes; Ray: GPU share)")] = 1,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (default: start a local one)")] = None,
+    ray_num_cpus: Annotated[int | None, typer.Option(help="CPUs of the local Ray cluster (default: all)")] = None,
 ) -> None:
     """Train networks for real and append them to a Parquet corpus (resumes by default)."""
     from dataset_builder.build import BuildConfig, prepare_build
     from dataset_builder.protocol import Protocol
+    from dataset_builder.runners import RunnerError
+    from dataset_builder.shards import Shard
     from narch.progress import run_with_progress
 
     try:
@@ -80,10 +87,15 @@ def build(
             threads=threads,
             timeout_s=timeout_s,
             skip_corrupt=skip_corrupt,
+            shard=None if shard is None else Shard.parse(shard),
+            backend=backend,
+            concurrency=concurrency,
+            ray_address=address,
+            ray_num_cpus=ray_num_cpus,
         )
         prepared = prepare_build(cfg)
         summary = run_with_progress(prepared, console=ERR, show=not quiet)
-    except _user_errors() as e:
+    except (*_user_errors(), RunnerError) as e:
         raise fail(str(e)) from None
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary.statuses.items())) or "none"
     rate = summary.done / summary.wall_s * 3600 if summary.wall_s else 0.0

@@ -26,7 +26,10 @@ def run_with_progress(pb: PreparedBuild, *, console: Console, show: bool = True)
         TextColumn("{task.fields[last]}"),
     )
     with Progress(*columns, console=console, transient=False) as progress:
-        tid = progress.add_task(f"build {pb.config.task}", total=len(pb.plan), rate=0.0, failed=0, last="")
+        cfg = pb.config
+        where = (f" shard {cfg.shard}" if cfg.shard else "") + (" ray" if cfg.backend == "ray" else "")
+        where += f" x{cfg.concurrency}" if cfg.concurrency > 1 else ""
+        tid = progress.add_task(f"build {cfg.task}{where}", total=len(pb.plan), rate=0.0, failed=0, last="")
 
         def update(summary: BuildSummary, row: dict[str, Any] | None) -> None:
             rate = summary.done / summary.wall_s * 3600 if summary.wall_s else 0.0

@@ -1,0 +1,68 @@
+"""Several trainings at once on one machine: a pool of spawned processes, each loading the task data once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
+from typing import Any
+
+from dataset_builder.runners import RunnerError
+from dataset_builder.runners.worker import RunContext, record_failure, run_one
+from search_space import PlannedNet
+
+_CTX: RunContext | None = None
+
+
+class WorkerDied(RunnerError):
+    """A pool process died (killed, out of host memory); finished runs are saved and a rerun resumes."""
+
+
+def default_threads(concurrency: int) -> int:
+    """Torch threads per process so that N processes share this process's cores without oversubscription."""
+    return max(1, len(os.sched_getaffinity(0)) // concurrency)
+
+
+def _init(ctx: RunContext) -> None:
+    global _CTX
+    _CTX = ctx
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops handing out work
+
+
+def _run(item: PlannedNet) -> dict[str, Any]:
+    assert _CTX is not None, "pool process was not initialised"
+    return run_one(_CTX, item)
+
+
+def run_pool(ctx: RunContext, todo: list[PlannedNet], record: Callable[[dict[str, Any]], None]) -> None:
+    """Run ``todo`` on ``ctx.concurrency`` processes; each row is recorded as it finishes. On Ctrl-C the runs in
+    flight finish and are written, the rest are cancelled, and KeyboardInterrupt propagates."""
+    if ctx.threads is None:
+        ctx = replace(ctx, threads=default_threads(ctx.concurrency))
+    ex = ProcessPoolExecutor(
+        max_workers=min(ctx.concurrency, len(todo)),
+        mp_context=multiprocessing.get_context("spawn"),  # fork after torch (and CUDA) init is unsafe
+        initializer=_init,
+        initargs=(ctx,),
+    )
+    try:
+        futures: dict[Future[dict[str, Any]], PlannedNet] = {ex.submit(_run, item): item for item in todo}
+        for fut in as_completed(futures):
+            try:
+                row = fut.result()
+            except BrokenProcessPool as e:
+                raise WorkerDied(
+                    f"a build process died ({e}); finished runs are saved, rerun the same command to resume"
+                ) from None
+            except Exception as e:  # raised outside train_network (which turns training failures into rows)
+                row = record_failure(ctx, futures[fut], f"{type(e).__name__}: {e}")
+            record(row)
+    except KeyboardInterrupt:
+        ex.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)

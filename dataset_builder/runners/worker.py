@@ -1,0 +1,143 @@
+"""One run in whatever process it lands in: task data cached per process, train, write the run's own part."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import torch
+
+from dataset_builder.corpus import key_part_name, now_iso, write_part
+from dataset_builder.protocol import Protocol
+from dataset_builder.tasks import load_task
+from dataset_builder.train import DeviceData, train_network
+from hardware.costs import step_costs
+from hardware.device import describe_device
+from hardware.roofline import roofline_run
+from search_space import Network, PlannedNet
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a run needs besides its network; small and picklable, so it travels to pool and Ray workers."""
+
+    out: Path
+    task: str
+    n_train: int | None
+    data_dir: Path | None
+    protocol: Protocol
+    seed: int
+    timeout_s: float | None
+    device_kind: str
+    threads: int | None
+    concurrency: int
+    base: dict[str, Any]  # columns every row shares: task descriptors, protocol, git_rev, builder_version
+
+    def key(self, arch_id: str) -> tuple[Any, ...]:
+        """The resume key of a run (KEY_COLUMNS order)."""
+        p = self.protocol
+        return (arch_id, self.task, self.base["n_train"], p.protocol_hash, self.seed, self.device_kind)
+
+    def part_path(self, arch_id: str) -> Path:
+        """Where the run of ``arch_id`` writes its part (the same path on every try)."""
+        return self.out / key_part_name(self.key(arch_id))
+
+
+_DATA: dict[tuple[Any, ...], DeviceData] = {}
+
+
+def device_data(ctx: RunContext) -> DeviceData:
+    """The task's splits on the device, loaded once per process (a Ray worker or pool process runs many tasks)."""
+    key = (ctx.task, ctx.n_train, ctx.data_dir, ctx.protocol.data_seed, ctx.device_kind,
+           os.environ.get("CUDA_VISIBLE_DEVICES"))
+    if key not in _DATA:
+        data = load_task(ctx.task, n_train=ctx.n_train, data_dir=ctx.data_dir, data_seed=ctx.protocol.data_seed)
+        _DATA[key] = DeviceData.from_task(data, torch.device(ctx.device_kind))
+    return _DATA[key]
+
+
+def run_one(ctx: RunContext, item: PlannedNet) -> dict[str, Any]:
+    """Train and measure one network, write its row as the run's own part (atomic, named by key); return the row."""
+    if ctx.threads:
+        torch.set_num_threads(ctx.threads)
+    dd = device_data(ctx)
+    shared = {
+        **ctx.base,
+        **describe_device(ctx.device_kind).to_dict(),
+        "threads": torch.get_num_threads(),
+        "concurrency": ctx.concurrency,
+    }
+    row = profile_row(item, dd, ctx.protocol, seed=ctx.seed, timeout_s=ctx.timeout_s, shared=shared)
+    write_part(ctx.out, [row], name=ctx.part_path(item.net.arch_id).name)
+    return row
+
+
+def record_failure(ctx: RunContext, item: PlannedNet, error: str) -> dict[str, Any]:
+    """A run whose process failed (died, or raised outside train_network): keep its part if it got written before
+    the failure, else write an error row, so the network is in the corpus exactly once either way."""
+    path = ctx.part_path(item.net.arch_id)
+    if path.exists():
+        rows = pq.read_table(path).to_pylist()
+        if rows:
+            return rows[0]
+    row = {
+        **ctx.base,
+        "arch_id": item.net.arch_id,
+        "arch_json": item.net.to_json(),
+        "parent_arch_id": item.parent_arch_id,
+        "move": item.move,
+        "device_kind": ctx.device_kind,
+        "concurrency": ctx.concurrency,
+        "created_at": now_iso(),
+        "status": "error",
+        "error": error[:500],
+    }
+    write_part(ctx.out, [row], name=path.name)
+    return row
+
+
+def cost_columns(net: Network, data: DeviceData, p: Protocol, *, device_kind: str, threads: int) -> dict[str, Any]:
+    """Cost-model columns: FLOPs and bytes of a training step, and the roofline time on the device that runs it."""
+    n_train = len(data.y_train)
+    costs = step_costs(net, data.input_shape, data.n_classes, p.batch_size)
+    run = roofline_run(
+        net,
+        data.input_shape,
+        data.n_classes,
+        batch_size=p.batch_size,
+        n_train=n_train,
+        epochs=p.epochs,
+        device="local-cuda" if device_kind == "cuda" else "local",
+        threads=threads,
+    )
+    return {
+        "flops_fwd": float(costs.flops_fwd),
+        "flops_train_step": float(costs.flops_train_step),
+        "bytes_train_step": float(costs.bytes_train_step),
+        "arithmetic_intensity": costs.arithmetic_intensity,
+        "roofline_train_time_s": run.train_time_s,
+    }
+
+
+def profile_row(
+    item: PlannedNet, data: DeviceData, p: Protocol, *, seed: int, timeout_s: float | None, shared: dict[str, Any]
+) -> dict[str, Any]:
+    """Train and measure one network; the corpus row, whatever the outcome."""
+    t0 = time.perf_counter()
+    rec = train_network(item.net, data, p, seed=seed, timeout_s=timeout_s)
+    return {
+        **shared,
+        "arch_id": item.net.arch_id,
+        "arch_json": item.net.to_json(),
+        "parent_arch_id": item.parent_arch_id,
+        "move": item.move,
+        **cost_columns(item.net, data, p, device_kind=shared["device_kind"], threads=shared["threads"]),
+        **rec.to_columns(),
+        "created_at": now_iso(),
+        "load_avg_1m": os.getloadavg()[0],
+        "wall_time_s": time.perf_counter() - t0,
+    }
