@@ -11,23 +11,22 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy.optimize import nnls
 from scipy.stats import spearmanr
 
+from hardware.calibration import FEATURES, Calibration, fit_robust, run_terms
 from hardware.catalogue import CATALOGUE, Device, local_device
-from hardware.costs import OpClass, run_costs
-from hardware.roofline import roofline_run, step_time
+from hardware.roofline import roofline_run
 from hardware.transfer import wave_scaled_time_s
 from search_space import Network
 
 TRANSFER_TO = ("t4", "a100", "h100")  # devices the wave-scaling comparator carries measured times to
-FEATURES = [f"{c.value}:{k}" for c in OpClass for k in ("compute", "memory")] + ["launch", "steps"]
 NEEDED = ("arch_id", "arch_json", "task", "n_train", "epochs", "batch_size", "train_time_s", "status")
 
 
@@ -59,28 +58,8 @@ def _shape(row: dict[str, Any]) -> tuple[tuple[int, ...], int]:
 def row_terms(row: dict[str, Any], device: Device) -> dict[str, float]:
     """Roofline terms of one corpus row's whole training run on a device (seconds; steps as a count)."""
     shape, n_classes = _shape(row)
-    net = Network.from_json(row["arch_json"])
-    rc = run_costs(net, shape, n_classes, batch_size=int(row["batch_size"]), n_train=int(row["n_train"]),
-                   epochs=int(row["epochs"]))
-    terms = dict.fromkeys(FEATURES, 0.0)
-    n_full = rc.steps_per_epoch - (rc.remainder is not None)
-    raw = 0.0
-    for costs, count in ((rc.full, n_full), (rc.remainder, 1)):
-        if costs is None:
-            continue
-        st = step_time(costs, device)
-        mult = count * rc.epochs
-        raw += mult * st.time_s
-        for o in st.ops:
-            terms[f"{o.op_class.value}:compute"] += mult * o.compute_s
-            terms[f"{o.op_class.value}:memory"] += mult * o.memory_s
-            terms["launch"] += mult * o.launch_s
-    terms["steps"] = float(rc.steps)
-    terms["raw_s"] = raw
-    terms["flops_run"] = float(rc.flops_run)
-    terms["bytes_run"] = float(rc.bytes_run)
-    terms["arithmetic_intensity"] = rc.full.arithmetic_intensity
-    return terms
+    return run_terms(Network.from_json(row["arch_json"]), shape, n_classes, batch_size=int(row["batch_size"]),
+                     n_train=int(row["n_train"]), epochs=int(row["epochs"]), device=device)
 
 
 def error_stats(pred: np.ndarray, measured: np.ndarray) -> dict[str, float]:
@@ -92,24 +71,6 @@ def error_stats(pred: np.ndarray, measured: np.ndarray) -> dict[str, float]:
         "n": len(pred), "median_ape_pct": float(np.median(ape)), "mean_ape_pct": float(np.mean(ape)),
         "within_10pct": float(np.mean(ape <= 10)), "within_20pct": float(np.mean(ape <= 20)), "spearman": rho,
     }
-
-
-def fit_nnls(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """Non-negative coefficients minimising the weighted relative error sum(w * (((x @ c) - y) / y)^2)."""
-    scale = np.maximum(x.max(axis=0), 1e-30)  # columns to comparable size: steps are counts, the rest seconds
-    sw = np.sqrt(weights) if weights is not None else np.ones_like(y)
-    coef, _ = nnls(x / y[:, None] / scale * sw[:, None], sw)
-    return coef / scale
-
-
-def fit_robust(x: np.ndarray, y: np.ndarray, *, iters: int = 15, floor: float = 0.02) -> np.ndarray:
-    """NNLS on relative error, reweighted towards least absolute relative error (IRLS), so that rows disturbed
-    by contention on a shared machine pull less on the fit; the reported statistic is a median."""
-    coef = fit_nnls(x, y)
-    for _ in range(iters):
-        rel = np.abs(x @ coef - y) / y
-        coef = fit_nnls(x, y, 1 / np.maximum(rel, floor))
-    return coef
 
 
 @dataclass
@@ -124,6 +85,13 @@ class CompareReport:
     train_frac: float
     seed: int
     provenance: dict[str, Any] = field(default_factory=dict)
+    device: Device | None = None  # the (most common) device of the rows: what the calibration is for
+
+    def calibration(self) -> Calibration:
+        """The fitted coefficients as a reusable calibration of the rows' device."""
+        if self.device is None:
+            raise ValueError("no device recorded for this comparison")
+        return Calibration(dict(self.coefficients), Calibration.device_figures(self.device), self.provenance)
 
     def efficiencies(self) -> dict[str, float]:
         """Fitted efficiency per term (1 / coefficient) relative to the device's figures; launch as a factor."""
@@ -182,10 +150,12 @@ def compare_corpus(corpus: str | Path, *, train_frac: float = 0.5, seed: int = 0
     df = df.filter(pl.col("train_time_s") > 0)
     if df.height < 4:
         raise ValueError(f"{folder}: {df.height} ok rows with a training time; need at least 4")
-    records, devices = [], set()
+    records, devices = [], Counter()
+    by_name: dict[str, Device] = {}
     for row in df.iter_rows(named=True):
         dev = device_for(row)
-        devices.add(dev.name)
+        devices[dev.name] += 1
+        by_name[dev.name] = dev
         records.append({"arch_id": row["arch_id"], "measured_s": float(row["train_time_s"]),
                         "threads": row.get("threads"), **row_terms(row, dev), **transfer_terms(row, dev, transfer_to)})
     rows = pl.DataFrame(records)
@@ -207,4 +177,4 @@ def compare_corpus(corpus: str | Path, *, train_frac: float = 0.5, seed: int = 0
         "transfer": transfer_stats(rows, transfer_to),
     }
     return CompareReport(str(folder), rows, dict(zip(FEATURES, map(float, coef), strict=True)), metrics,
-                         sorted(devices), train_frac, seed)
+                         sorted(devices), train_frac, seed, device=by_name[devices.most_common(1)[0][0]])

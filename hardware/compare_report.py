@@ -106,13 +106,14 @@ def plot_roofline(report: CompareReport, path: Path, *, roofs: list[Device]) -> 
 
 
 def write_report(report: CompareReport, out: str | Path, *, roof_keys: tuple[str, ...] = ("local",)) -> list[Path]:
-    """report.json, report.md and roofline.png in ``out``; returns the paths."""
+    """report.json, report.md, roofline.png and calibration.json in ``out``; returns the paths."""
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     if not report.provenance:
         report.provenance = provenance()
-    paths = [folder / "report.json", folder / "report.md", folder / "roofline.png"]
+    paths = [folder / "report.json", folder / "report.md", folder / "roofline.png", folder / "calibration.json"]
     paths[0].write_text(json.dumps(_clean(report_dict(report)), indent=1, allow_nan=False, default=str) + "\n")
     paths[1].write_text(markdown(report))
     plot_roofline(report, paths[2], roofs=[get_device(k) for k in roof_keys])
+    report.calibration().save(paths[3])
     return paths

@@ -10,8 +10,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from hardware.calibration import FEATURES, Calibration, fit_nnls, fit_robust
 from hardware.catalogue import CATALOGUE, Device, Spec
-from hardware.compare import FEATURES, compare_corpus, device_for, error_stats, fit_nnls, fit_robust, row_terms
+from hardware.compare import compare_corpus, device_for, error_stats, row_terms
 from hardware.compare_report import write_report
 from search_space import plan_networks
 
@@ -60,6 +61,12 @@ def test_noisy_corpus_report_files(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert len(data["rows"]) == 30 and set(data["coefficients"]) == set(FEATURES)
     assert "median abs % error" in paths[1].read_text() and "git_rev" in paths[1].read_text()
     assert paths[2].read_bytes()[:4] == b"\x89PNG"
+    cal = Calibration.load(paths[3])
+    assert cal.coefficients == rep.coefficients and cal.device["key"] == "local"
+    first = rep.rows.row(0, named=True)
+    net = next(p.net for p in plan_networks(30, 2) if p.net.arch_id == first["arch_id"])
+    again = cal.train_time_s(net, (1, 40), 10, batch_size=128, n_train=512, epochs=2)
+    assert again == pytest.approx(first["calibrated_s"], rel=1e-9)
 
 
 def test_missing_corpus_and_columns(tmp_path: Path) -> None:
