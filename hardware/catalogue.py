@@ -164,10 +164,13 @@ def local_device(*, threads: int | None = None, bench: dict[str, Any] | None = N
         t, m, src, model, est = threads or (os.cpu_count() or 1), DEFAULT_LOCAL, "conservative default", "local", True
     label = "" if model == "local" else f" {model}"
     name = f"local{label} ({t} threads)" if not cuda else f"local{label}"
-    spec = Spec(m["matmul_flops"], src, True, "achieved fp32 matmul")
+    peaks = {"fp32": Spec(m["matmul_flops"], src, True, "achieved fp32 matmul")}
+    for dt in ("tf32", "bf16"):  # CUDA: tensor-core matmuls are benched too
+        if f"matmul_{dt}_flops" in m:
+            peaks[dt] = Spec(m[f"matmul_{dt}_flops"], src, True, f"achieved {dt} matmul")
     return Device(
         key="local", name=name, kind="gpu" if cuda else "cpu",
-        peak_flops={"fp32": spec}, mem_bandwidth=Spec(m["triad_bytes_per_s"], src, True, "achieved stream triad"),
+        peak_flops=peaks, mem_bandwidth=Spec(m["triad_bytes_per_s"], src, True, "achieved stream triad"),
         sm_count=Spec(t, src) if not cuda else None, compute_efficiency=1.0, memory_efficiency=1.0,
         launch_overhead_s=next(m[k] for k in LAUNCH_KEYS if k in m),
         step_overhead_s=m.get("train_step_overhead_s", 0.0), efficiency_source=src, uncertain=est,

@@ -111,3 +111,12 @@ def test_wave_scaling_identity_and_direction() -> None:
     for o in c.ops():
         assert 0.0 <= gamma(o, CATALOGUE["h100"]) <= 1.0
         assert kernel_factor(o, CATALOGUE["a100"], CATALOGUE["a100"]) == pytest.approx(1.0)
+
+
+def test_local_cuda_device_uses_benched_tensor_core_rates() -> None:
+    m = {"matmul_flops": 5e13, "matmul_tf32_flops": 4e14, "matmul_bf16_flops": 8e14, "triad_bytes_per_s": 4e12,
+         "launch_overhead_s": 5e-6, "train_launch_overhead_s": 8e-6, "train_step_overhead_s": 1e-4}
+    dev = local_device(cuda=True, bench={"provenance": {"cuda_name": "NVIDIA H200"}, "cuda": {"threads": {"1": m}}})
+    assert dev.kind == "gpu" and "H200" in dev.name
+    assert op_dtype(OpClass.CONV, dev, "fp32") == "tf32" and dev.peak("tf32") == 4e14
+    assert dev.launch_overhead_s == 8e-6 and dev.step_overhead_s == 1e-4
