@@ -122,6 +122,24 @@ def corpus_info(
         raise fail(str(e)) from None
 
 
+@app.command()
+def run(
+    out: Annotated[Path, typer.Option(help="run folder (resumes when it exists)")] = Path("runs/quick"),
+    preset: Annotated[str, typer.Option(help="quick (~10 min on 2 cores), full (hours) or smoke (seconds)")] = "quick",
+) -> None:
+    """The whole pipeline: corpus → leaderboard → search → hardware → verify → report (resumable)."""
+    from pipeline.run import run_pipeline
+
+    try:
+        run_pipeline(out, preset=preset, console=ERR)
+    except KeyboardInterrupt:
+        ERR.print("interrupted: finished stages are saved; rerun the same command to resume")
+        raise typer.Exit(130) from None
+    except _user_errors() as e:
+        raise fail(str(e)) from None
+    OUT.print(f"report: {out / 'report.html'} and {out / 'report.md'}")
+
+
 @corpus_app.command("compact")
 def corpus_compact(corpus: Annotated[Path, typer.Argument(help="corpus folder")]) -> None:
     """Merge a corpus's part files into one (atomically; safe to interrupt)."""

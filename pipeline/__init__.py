@@ -1,0 +1,1 @@
+"""`narch run`: the whole pipeline (corpus → leaderboard → freeze → search → hardware → verify → report)."""

@@ -1,0 +1,45 @@
+"""`narch run`: presets and the stage list."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from pipeline.corpus_stage import build_stage, hardware_stage
+from pipeline.report import write_report
+from pipeline.stages import RunContext, Stage, StageResult, run_stages
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # ~10 minutes on 2 CPU cores, install included.
+    "quick": {"corpus": {"task": "mnist1d", "archs": 120, "epochs": 5, "seed": 0}},
+    # The reference scale (hours on 2 cores; resumable).
+    "full": {"corpus": {"task": "mnist1d", "archs": 3000, "epochs": 10, "seed": 1}},
+    # For tests: seconds.
+    "smoke": {"corpus": {"task": "mnist1d", "archs": 8, "epochs": 1, "seed": 0}},
+}
+
+
+def make_stages(preset: dict[str, Any]) -> list[Stage]:
+    """The pipeline's stages for a preset."""
+    c = preset["corpus"]
+    return [
+        Stage("corpus", partial(build_stage, cfg=c), c),
+        Stage("hardware", partial(hardware_stage, cfg={"seed": 0}), {"corpus": c}),
+    ]
+
+
+def run_pipeline(out: Path, *, preset: str = "quick", console: Console | None = None) -> list[StageResult]:
+    """Run (or resume) every stage into ``out`` and write report.md / report.html."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset {preset!r} is unknown (known: {', '.join(PRESETS)})")
+    console = console or Console(stderr=True)
+    ctx = RunContext(out=out, console=console)
+    results = run_stages(make_stages(PRESETS[preset]), ctx)
+    command = "narch " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("narch") else "narch run"
+    write_report(out, results, title=f"Neural Architect run ({preset})", command=command)
+    return results
