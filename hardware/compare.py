@@ -20,12 +20,14 @@ import numpy as np
 import polars as pl
 from scipy.stats import spearmanr
 
-from hardware.calibration import FEATURES, Calibration, fit_robust, run_terms
+from hardware.calibration import FEATURES, Calibration, fit_nnls, fit_robust, run_terms
 from hardware.catalogue import CATALOGUE, Device, local_device
 from hardware.roofline import roofline_run
 from hardware.transfer import wave_scaled_time_s
 from search_space import Network
 
+__all__ = ["FEATURES", "CompareReport", "compare_corpus", "device_for", "error_stats", "fit_nnls", "fit_robust",
+           "row_terms"]  # fit_nnls / fit_robust / FEATURES moved to hardware.calibration; still importable here
 TRANSFER_TO = ("t4", "a100", "h100")  # devices the wave-scaling comparator carries measured times to
 NEEDED = ("arch_id", "arch_json", "task", "n_train", "epochs", "batch_size", "train_time_s", "status")
 
