@@ -31,6 +31,7 @@ from dataset_builder.importers.sources import EXTERNAL_DIR, SourceError, check_f
 from dataset_builder.importers.sources import source_record as record
 from dataset_builder.importers.writer import (
     PreparedImport,
+    already_imported,
     budget_protocols,
     finish_prepare,
     make_manifest,
@@ -142,6 +143,8 @@ def prepare_ecnas_file(path: Path, out: Path) -> PreparedImport:
     budgets = budget_protocols(protocol, epochs)
     protocol["budget_protocol_hashes"] = {str(e): h for e, h in budgets.items()}
     manifest = make_manifest(TASK, protocol)
+    if done := already_imported(f"ecnas {path.stem}", Path(out), manifest):
+        return done
     shared = {
         **provenance_columns(manifest.created_at),
         **DESCRIPTORS,

@@ -29,7 +29,13 @@ from dataset_builder.importers.sources import (
     read_csv_checked,
     source_record,
 )
-from dataset_builder.importers.writer import PreparedImport, finish_prepare, make_manifest, provenance_columns
+from dataset_builder.importers.writer import (
+    PreparedImport,
+    already_imported,
+    finish_prepare,
+    make_manifest,
+    provenance_columns,
+)
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,9 @@ def prepare_help_latency(
             "sources": [record],
         }
         manifest = make_manifest(TASK, protocol)
+        if done := already_imported(f"help-latency {s}", Path(out) / s, manifest):
+            preps.append(done)
+            continue
         shared = {
             **provenance_columns(manifest.created_at),
             "task": TASK,

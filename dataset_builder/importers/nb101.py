@@ -20,6 +20,7 @@ from dataset_builder.importers.collect import RowCollector
 from dataset_builder.importers.sources import SOURCES, SourceError, check_file, source_record
 from dataset_builder.importers.writer import (
     PreparedImport,
+    already_imported,
     budget_protocols,
     finish_prepare,
     make_manifest,
@@ -103,6 +104,8 @@ def prepare_nb101(out: Path, *, src: Path | None = None) -> PreparedImport:
     budgets = budget_protocols(protocol, list(BUDGETS))
     protocol["budget_protocol_hashes"] = {str(e): h for e, h in budgets.items()}
     manifest = make_manifest(TASK, protocol)
+    if done := already_imported("nb101", Path(out), manifest):
+        return done
     shared = {
         **provenance_columns(manifest.created_at),
         **DESCRIPTORS,

@@ -33,6 +33,7 @@ from dataset_builder.importers.sources import (
 from dataset_builder.importers.sources import source_record as record
 from dataset_builder.importers.writer import (
     PreparedImport,
+    already_imported,
     budget_protocols,
     finish_prepare,
     make_manifest,
@@ -122,6 +123,8 @@ def prepare_nb201(
     budgets = budget_protocols(protocol, sorted(paths))
     protocol["budget_protocol_hashes"] = {str(e): h for e, h in budgets.items()}
     manifest = make_manifest(ds.task, protocol)
+    if done := already_imported(f"nb201 {ds.name}", Path(out), manifest):
+        return done
     shared = {
         **provenance_columns(manifest.created_at),
         "task": ds.task,

@@ -58,7 +58,7 @@ class RowGroup:
 
 @dataclass
 class PreparedImport:
-    """One corpus to write: checked rows, manifest and report. ``done`` when the same import is already there."""
+    """One corpus to write: checked rows, manifest and report; ``done`` when the same import is already there."""
 
     name: str
     out: Path
@@ -67,11 +67,15 @@ class PreparedImport:
     skipped: dict[str, int]
     notes: dict[str, int]
     unmapped: dict[str, dict[str, Any]]
-    done: bool = False
+    done_rows: int | None = None  # set when the same import is already there
+
+    @property
+    def done(self) -> bool:
+        return self.done_rows is not None
 
     @property
     def n_rows(self) -> int:
-        return sum(len(g.rows) for g in self.groups)
+        return self.done_rows if self.done_rows is not None else sum(len(g.rows) for g in self.groups)
 
 
 def make_manifest(task: str, protocol: dict[str, Any]) -> Manifest:
@@ -100,27 +104,41 @@ def provenance_columns(created_at: str) -> dict[str, Any]:
     }
 
 
-def finish_prepare(prep: PreparedImport) -> PreparedImport:
-    """Check the rows against the schema and the output folder; marks ``done`` when already imported."""
-    for g in prep.groups:
-        rows_to_table(g.rows)  # unknown columns and wrong types fail here, before anything is written
-    out = prep.out
+def _sidecar(out: Path) -> dict[str, Any]:
+    try:
+        return json.loads((out / SIDECAR).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def already_imported(name: str, out: Path, manifest: Manifest) -> PreparedImport | None:
+    """A finished import of the same sources and mapping in ``out`` (then nothing is to do), else None.
+
+    Raises CorpusError when ``out`` holds another task or protocol, ValueError when it holds parts of an
+    unfinished import or is not a folder.
+    """
+    out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a folder")
-    open_corpus(out, prep.manifest)
-    parts = part_files(out) if out.is_dir() else []
-    if parts:
-        sidecar = out / SIDECAR
-        try:
-            old = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
-        except json.JSONDecodeError:
-            old = {}
-        if old.get("rows") != prep.n_rows or old.get("protocol_hash") != prep.manifest.protocol_hash:
-            raise ValueError(
-                f"{out}: already holds {len(parts)} part file(s) of another or unfinished import; "
-                "use another --out or remove the folder"
-            )
-        prep.done = True
+    open_corpus(out, manifest)
+    if not out.is_dir() or not part_files(out):
+        return None
+    old = _sidecar(out)
+    if old.get("protocol_hash") != manifest.protocol_hash or set(old.get("parts", {})) != {
+        p.name for p in part_files(out)
+    }:
+        raise ValueError(
+            f"{out}: holds part files of an unfinished or different import; use another --out or remove the folder"
+        )
+    return PreparedImport(
+        name, out, manifest, [], old.get("skipped", {}), old.get("approximations", {}), {}, done_rows=old["rows"]
+    )
+
+
+def finish_prepare(prep: PreparedImport) -> PreparedImport:
+    """Check every row against the schema, before anything is written."""
+    for g in prep.groups:
+        rows_to_table(g.rows)  # unknown columns and wrong types fail here
     return prep
 
 
