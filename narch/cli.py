@@ -140,6 +140,21 @@ def run(
     OUT.print(f"report: {out / 'report.html'} and {out / 'report.md'}")
 
 
+@corpus_app.command("datacard")
+def corpus_datacard(
+    corpora: Annotated[list[Path], typer.Argument(help="corpus folders")],
+    out: Annotated[Path, typer.Option(help="data card to write")] = Path("results/DATACARD.md"),
+) -> None:
+    """Write a data card: columns with units, protocol, hardware, noise floor, caveats, how to load."""
+    from dataset_builder.datacard import write_datacard
+
+    try:
+        path = write_datacard(corpora, out, command="narch corpus datacard " + " ".join(sys.argv[3:]))
+    except _user_errors() as e:
+        raise fail(str(e)) from None
+    OUT.print(f"written: {path}")
+
+
 @corpus_app.command("compact")
 def corpus_compact(corpus: Annotated[Path, typer.Argument(help="corpus folder")]) -> None:
     """Merge a corpus's part files into one (atomically; safe to interrupt)."""
