@@ -160,6 +160,8 @@ def local_device(*, threads: int | None = None, bench: dict[str, Any] | None = N
         src = f"micro-benchmark {b.get('provenance', {}).get('date', '?')} ({t} threads)"  # type: ignore[union-attr]
         model = b.get("provenance", {}).get("cuda_name" if cuda else "cpu_model", "local")  # type: ignore[union-attr]
         est = False
+    elif cuda:  # no CUDA bench cached: the smallest catalogued datacenter GPU at its efficiencies (T4)
+        return replace(CATALOGUE["t4"], key="local", name="local CUDA (unbenchmarked; T4 figures)", uncertain=True)
     else:
         t, m, src, model, est = threads or (os.cpu_count() or 1), DEFAULT_LOCAL, "conservative default", "local", True
     label = "" if model == "local" else f" {model}"

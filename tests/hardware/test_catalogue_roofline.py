@@ -120,3 +120,9 @@ def test_local_cuda_device_uses_benched_tensor_core_rates() -> None:
     assert dev.kind == "gpu" and "H200" in dev.name
     assert op_dtype(OpClass.CONV, dev, "fp32") == "tf32" and dev.peak("tf32") == 4e14
     assert dev.launch_overhead_s == 8e-6 and dev.step_overhead_s == 1e-4
+
+
+def test_unbenchmarked_local_cuda_is_a_conservative_gpu() -> None:
+    dev = local_device(cuda=True, bench={})
+    assert dev.key == "local" and dev.kind == "gpu" and dev.uncertain
+    assert dev.peak("fp32") == CATALOGUE["t4"].peak("fp32")
