@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from search_space import (
     SEEDS,
@@ -368,3 +370,47 @@ def _read_by_someone(net: Network) -> list[int]:
 )
 def test_moves_leave_no_dead_layer(child: Network) -> None:
     assert _read_by_someone(child) == list(range(len(child.layers)))
+
+
+@pytest.mark.parametrize("name", sorted(SEEDS))
+def test_every_candidate_move_applies_or_raises_move_error(name: str) -> None:
+    net = SEEDS[name]
+    outcomes: Counter[str] = Counter()
+    for move in candidate_moves(net, MoveVocab(max_layers=48, max_downsample=1024)):
+        try:
+            apply_move(net, move)
+            outcomes["ok"] += 1
+        except MoveError:
+            outcomes["refused"] += 1
+    assert outcomes["ok"] > 0
+
+
+ANY_LAYER = st.builds(
+    Layer,
+    op=st.sampled_from(list(Op)),
+    channels=st.integers(-1, 40),
+    kernel=st.integers(-1, 10),
+    stride=st.integers(0, 4),
+    units=st.integers(-1, 40),
+    dropout_pct=st.integers(-1, 100),
+    inputs=st.lists(st.integers(-3, 10), max_size=3).map(tuple),
+)
+ANY_MOVE = st.builds(
+    Move,
+    kind=st.sampled_from(list(MoveKind)),
+    at=st.integers(-3, 12),
+    layer=st.none() | ANY_LAYER | st.sampled_from(MoveVocab().insertable_layers()),
+    other=st.integers(-3, 12),
+    attr=st.sampled_from(["channels", "kernel", "units", "dropout_pct", "stride", "inputs", "op", "bogus"]),
+    value=st.integers(-2, 300),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(sorted(SEEDS)), ANY_MOVE)
+def test_any_move_yields_a_valid_network_or_a_move_error(name: str, move: Move) -> None:
+    try:
+        child = apply_move(SEEDS[name], move)
+    except MoveError:
+        return
+    assert Network.from_json(child.to_json()) == child
