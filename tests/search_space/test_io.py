@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from search_space import SEEDS, Network, SpecError, load_networks, plan_networks, resolve_network, write_jsonl
+from search_space import (
+    SEEDS,
+    Network,
+    SpecError,
+    load_networks,
+    plan_networks,
+    resolve_network,
+    seed_network,
+    write_jsonl,
+)
 
 PLANNED = [p.net for p in plan_networks(100, 11)]
 
@@ -130,3 +139,9 @@ def test_resolve_network_errors(tmp_path: Path) -> None:
     write_jsonl([SEEDS["tiny"], SEEDS["lenet"]], p)
     with pytest.raises(SpecError, match="holds 2 networks, expected one"):
         resolve_network(str(p))
+
+
+def test_seed_network_by_name() -> None:
+    assert seed_network("lenet") is SEEDS["lenet"]
+    with pytest.raises(SpecError, match=r"seed network 'lenet5' is unknown \(known: allconv, lenet, mnist1d_cnn"):
+        seed_network("lenet5")
