@@ -1,7 +1,7 @@
 """A roofline calibrated on measured times: per op class coefficients on the roofline's terms.
 
-The roofline run time of a network splits into terms: per op class its compute time and its memory time, the
-launch time of all ops, and the number of steps (the loop's fixed per-step work). A calibration is a
+The roofline run time of a network splits into terms: per op class its compute time, memory time and launch
+time, and the number of steps (the loop's fixed per-step work). A calibration is a
 non-negative coefficient per term, fitted on measured training times (``hardware.compare``) and saved as JSON,
 so a predictor can reuse it: time = sum(coefficient x term). A coefficient is 1 / the term's fitted efficiency.
 """
@@ -21,7 +21,8 @@ from hardware.costs import OpClass, run_costs
 from hardware.roofline import step_time
 from search_space import Network
 
-FEATURES = [f"{c.value}:{k}" for c in OpClass for k in ("compute", "memory")] + ["launch", "steps"]
+TERMS = ("compute", "memory", "launch")
+FEATURES = [f"{c.value}:{k}" for c in OpClass for k in TERMS] + ["steps"]
 
 
 def run_terms(
@@ -42,7 +43,7 @@ def run_terms(
         for o in st.ops:
             terms[f"{o.op_class.value}:compute"] += mult * o.compute_s
             terms[f"{o.op_class.value}:memory"] += mult * o.memory_s
-            terms["launch"] += mult * o.launch_s
+            terms[f"{o.op_class.value}:launch"] += mult * o.launch_s
     terms["steps"] = float(rc.steps)
     return terms | {"raw_s": raw, "flops_run": float(rc.flops_run), "bytes_run": float(rc.bytes_run),
                     "arithmetic_intensity": rc.full.arithmetic_intensity}

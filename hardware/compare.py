@@ -1,7 +1,7 @@
 """Measured vs roofline training time on a corpus: raw, and calibrated per op class on a split of architectures.
 
-Calibration: each row's roofline run time splits into terms (per op class: compute time, memory time; all
-classes: launch time; and a count of steps for the per-step Python overhead the roofline does not see).
+Calibration: each row's roofline run time splits into terms (per op class: compute, memory and launch time;
+and a count of steps for the per-step Python overhead the roofline does not see).
 Non-negative least squares of the measured time on those terms, on relative error and reweighted towards least
 absolute relative error (rows disturbed by contention pull less), on the training architectures only; a term's
 coefficient is the inverse of its fitted efficiency. Errors are reported on the held-out architectures.

@@ -30,7 +30,8 @@ def _corpus(folder: Path, n: int, *, noise: float, monkeypatch: pytest.MonkeyPat
                "n_classes": 10, "input_shape": [1, 40], "epochs": 2, "batch_size": 128, "status": "ok",
                "device_kind": "cpu", "device_name": "test cpu", "threads": 1}
         t = row_terms(row, LOCAL)
-        truth = (2 * t["conv:compute"] + 3 * t["conv:memory"] + 1.5 * t["launch"] + 4e-4 * t["steps"]
+        launch = sum(v for k, v in t.items() if k.endswith(":launch"))
+        truth = (2 * t["conv:compute"] + 3 * t["conv:memory"] + 1.5 * launch + 4e-4 * t["steps"]
                  + 5 * t["bn:memory"] + 5 * t["relu:memory"] + 2 * t["optimizer:memory"])
         row["train_time_s"] = truth * (1 + rng.uniform(-noise, noise))
         rows.append(row)
