@@ -50,9 +50,11 @@ def corpus_summary(corpus_dir: str | Path, *, console: Console, skip_corrupt: bo
             pl.col("train_time_s").median().alias("t_med"),
             pl.col("params").median().alias("p_med"),
         ).row(0, named=True)
-        console.print(
-            f"val_acc min/median/max: {stats['val_min']:.3f} / {stats['val_med']:.3f} / {stats['val_max']:.3f}; "
-            f"median train_time_s {stats['t_med']:.2f}; median params {stats['p_med']:.0f}"
+        digits = {"t_med": 2, "p_med": 0}
+        f = {k: "n/a" if v is None else f"{v:.{digits.get(k, 3)}f}" for k, v in stats.items()}
+        console.print(  # imported corpora may lack a column (latency rows have no val_acc)
+            f"val_acc min/median/max: {f['val_min']} / {f['val_med']} / {f['val_max']}; "
+            f"median train_time_s {f['t_med']}; median params {f['p_med']}"
         )
     table = Table(title="columns", show_lines=False)
     for name in ("column", "type", "unit", "non-null", "meaning"):
