@@ -17,7 +17,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from hardware.catalogue import Device, Spec, get_device
-from hardware.costs import OpClass, run_costs
+from hardware.costs import OpClass, RunCosts, run_costs
 from hardware.roofline import step_time
 from search_space import Network
 
@@ -31,6 +31,11 @@ def run_terms(
 ) -> dict[str, float]:
     """Roofline terms of a training run (seconds; steps as a count), its raw roofline time and its totals."""
     rc = run_costs(net, input_shape, n_classes, batch_size=batch_size, n_train=n_train, epochs=epochs)
+    return costs_terms(rc, device)
+
+
+def costs_terms(rc: RunCosts, device: Device) -> dict[str, float]:
+    """run_terms for a run of known costs."""
     terms = dict.fromkeys(FEATURES, 0.0)
     n_full = rc.steps_per_epoch - (rc.remainder is not None)
     raw = 0.0

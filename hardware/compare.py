@@ -20,10 +20,11 @@ import numpy as np
 import polars as pl
 from scipy.stats import spearmanr
 
-from hardware.calibration import FEATURES, Calibration, fit_nnls, fit_robust, run_terms
-from hardware.catalogue import CATALOGUE, Device, local_device
-from hardware.roofline import roofline_run
-from hardware.transfer import wave_scaled_time_s
+from hardware.calibration import FEATURES, Calibration, costs_terms, fit_nnls, fit_robust
+from hardware.catalogue import CATALOGUE, Device, get_device, local_device
+from hardware.costs import RunCosts, run_costs
+from hardware.roofline import run_time
+from hardware.transfer import wave_scaled_step
 from search_space import Network
 
 __all__ = ["FEATURES", "CompareReport", "compare_corpus", "device_for", "error_stats", "fit_nnls", "fit_robust",
@@ -57,11 +58,15 @@ def _shape(row: dict[str, Any]) -> tuple[tuple[int, ...], int]:
     return tuple(shape), n_classes
 
 
+def _row_costs(row: dict[str, Any]) -> RunCosts:
+    shape, n_classes = _shape(row)
+    return run_costs(Network.from_json(row["arch_json"]), shape, n_classes, batch_size=int(row["batch_size"]),
+                     n_train=int(row["n_train"]), epochs=int(row["epochs"]))
+
+
 def row_terms(row: dict[str, Any], device: Device) -> dict[str, float]:
     """Roofline terms of one corpus row's whole training run on a device (seconds; steps as a count)."""
-    shape, n_classes = _shape(row)
-    return run_terms(Network.from_json(row["arch_json"]), shape, n_classes, batch_size=int(row["batch_size"]),
-                     n_train=int(row["n_train"]), epochs=int(row["epochs"]), device=device)
+    return costs_terms(_row_costs(row), device)
 
 
 def error_stats(pred: np.ndarray, measured: np.ndarray) -> dict[str, float]:
@@ -112,16 +117,13 @@ class CompareReport:
         return lines
 
 
-def transfer_terms(row: dict[str, Any], src: Device, dsts: tuple[str, ...]) -> dict[str, float]:
-    """The row's measured time carried to other devices by wave scaling, beside their roofline times."""
-    shape, n_classes = _shape(row)
-    net = Network.from_json(row["arch_json"])
-    kw = {"batch_size": int(row["batch_size"]), "n_train": int(row["n_train"]), "epochs": int(row["epochs"])}
+def transfer_terms(rc: RunCosts, measured_s: float, src: Device, dsts: tuple[str, ...]) -> dict[str, float]:
+    """A run's measured time carried to other devices by wave scaling, beside their roofline times."""
     out = {}
     for key in dsts:
-        out[f"roofline_{key}_s"] = roofline_run(net, shape, n_classes, device=key, **kw).train_time_s
-        out[f"wave_{key}_s"] = wave_scaled_time_s(float(row["train_time_s"]), net, shape, n_classes,
-                                                  batch_size=kw["batch_size"], src=src, dst=key)
+        dst = get_device(key)
+        out[f"roofline_{key}_s"] = run_time(rc, dst).train_time_s
+        out[f"wave_{key}_s"] = wave_scaled_step(measured_s, rc.full, src, dst)
     return out
 
 
@@ -158,8 +160,9 @@ def compare_corpus(corpus: str | Path, *, train_frac: float = 0.5, seed: int = 0
         dev = device_for(row)
         devices[dev.name] += 1
         by_name[dev.name] = dev
-        records.append({"arch_id": row["arch_id"], "measured_s": float(row["train_time_s"]),
-                        "threads": row.get("threads"), **row_terms(row, dev), **transfer_terms(row, dev, transfer_to)})
+        rc, measured = _row_costs(row), float(row["train_time_s"])
+        records.append({"arch_id": row["arch_id"], "measured_s": measured, "threads": row.get("threads"),
+                        **costs_terms(rc, dev), **transfer_terms(rc, measured, dev, transfer_to)})
     rows = pl.DataFrame(records)
     arch_ids = sorted(set(rows["arch_id"].to_list()))
     random.Random(seed).shuffle(arch_ids)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hardware.catalogue import Device, get_device
-from hardware.costs import ADAMW_OPS_PER_TENSOR, OpClass, OpCost, StepCosts, run_costs
+from hardware.costs import ADAMW_OPS_PER_TENSOR, OpClass, OpCost, RunCosts, StepCosts, run_costs
 from search_space import Network
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
@@ -160,15 +160,21 @@ class RunTime:
         return self.full.dominating_layer
 
 
+def run_time(rc: RunCosts, device: Device | str = "local", *, precision: str = "fp32") -> RunTime:
+    """Roofline time of a training run of known costs."""
+    dev = _device(device)
+    rem = step_time(rc.remainder, dev, precision=precision) if rc.remainder else None
+    return RunTime(dev.key, dev.name, step_time(rc.full, dev, precision=precision), rem, rc.steps_per_epoch,
+                   rc.epochs)
+
+
 def roofline_run(
     net: Network, input_shape: tuple[int, ...], n_classes: int, *, batch_size: int, n_train: int, epochs: int,
     device: Device | str = "local", precision: str = "fp32", threads: int | None = None,
 ) -> RunTime:
     """Roofline time of training ``net`` for ``epochs`` on n_train samples on a device."""
-    dev = _device(device, threads)
     rc = run_costs(net, input_shape, n_classes, batch_size=batch_size, n_train=n_train, epochs=epochs)
-    rem = step_time(rc.remainder, dev, precision=precision) if rc.remainder else None
-    return RunTime(dev.key, dev.name, step_time(rc.full, dev, precision=precision), rem, rc.steps_per_epoch, epochs)
+    return run_time(rc, _device(device, threads), precision=precision)
 
 
 def roofline_train_time_s(

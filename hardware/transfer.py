@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 from hardware.catalogue import Device, get_device
-from hardware.costs import OpClass, OpCost, step_costs
+from hardware.costs import OpClass, OpCost, StepCosts, step_costs
 from hardware.roofline import op_dtype, op_time
 from search_space import Network
 
@@ -65,6 +65,18 @@ def kernel_factor(op: OpCost, src: Device, dst: Device, precision: str = "fp32")
     return (b_src / b_dst) ** g * (c_src / c_dst) ** (1 - g)
 
 
+def wave_scaled_step(measured_s: float, costs: StepCosts, src: Device, dst: Device, precision: str = "fp32") -> float:
+    """A time measured on ``src`` for steps of known costs (one step or many equal ones) mapped to ``dst``."""
+    pairs = [(o, op_time(o, lc.label, src, precision)) for lc in costs.layers for o in lc.ops]
+    total = sum(t.time_s for _, t in pairs)  # the origin's roofline step time, less its fixed overhead
+    launch_ratio = dst.launch_overhead_s / src.launch_overhead_s
+    out = dst.step_overhead_s
+    for o, t in pairs:
+        kernel = max(t.compute_s, t.memory_s)
+        out += kernel * kernel_factor(o, src, dst, precision) + t.launch_s * launch_ratio
+    return measured_s * out / (total + src.step_overhead_s)
+
+
 def wave_scaled_time_s(
     measured_s: float, net: Network, input_shape: tuple[int, ...], n_classes: int, *, batch_size: int,
     src: Device | str, dst: Device | str, precision: str = "fp32",
@@ -72,13 +84,4 @@ def wave_scaled_time_s(
     """A time measured on ``src`` (one step or a whole run of equal steps) mapped to ``dst``."""
     s = src if isinstance(src, Device) else get_device(src)
     d = dst if isinstance(dst, Device) else get_device(dst)
-    costs = step_costs(net, input_shape, n_classes, batch_size)
-    pairs = [(o, op_time(o, lc.label, s, precision)) for lc in costs.layers for o in lc.ops]
-    total = sum(t.time_s for _, t in pairs)  # the origin's roofline step time, less its fixed overhead
-    launch_ratio = d.launch_overhead_s / s.launch_overhead_s
-    out = 0.0
-    for o, t in pairs:
-        kernel = max(t.compute_s, t.memory_s)
-        out += kernel * kernel_factor(o, s, d, precision) + t.launch_s * launch_ratio
-    out += d.step_overhead_s
-    return measured_s * out / (total + s.step_overhead_s)
+    return wave_scaled_step(measured_s, step_costs(net, input_shape, n_classes, batch_size), s, d, precision)
