@@ -126,3 +126,26 @@ def test_unbenchmarked_local_cuda_is_a_conservative_gpu() -> None:
     dev = local_device(cuda=True, bench={})
     assert dev.key == "local" and dev.kind == "gpu" and dev.uncertain
     assert dev.peak("fp32") == CATALOGUE["t4"].peak("fp32")
+
+
+def test_gamma_follows_habitat_piecewise_form() -> None:
+    from hardware.costs import OpCost
+
+    h100 = CATALOGUE["h100"]
+    ridge = h100.peak("fp32") / h100.mem_bandwidth.value
+    mem = OpCost("x", OpClass.RELU, flops_fwd=0, bytes_fwd=400)
+    assert gamma(mem, h100) == 1.0
+    at_half = OpCost("y", OpClass.BN, flops_fwd=int(ridge * 1000), bytes_fwd=2000)
+    assert gamma(at_half, h100) == pytest.approx(1 - 0.5 * 0.5, rel=1e-3)
+    heavy = OpCost("z", OpClass.BN, flops_fwd=int(ridge * 4000), bytes_fwd=1000)
+    assert gamma(heavy, h100) == pytest.approx(0.5 / 4, rel=1e-3)
+
+
+def test_small_kernels_scale_with_per_sm_rate() -> None:
+    from hardware.costs import OpCost
+
+    tiny = OpCost("t", OpClass.RELU, flops_fwd=10, bytes_fwd=10_000, out_elems=1000)  # one block
+    a100, h100 = CATALOGUE["a100"], CATALOGUE["h100"]
+    per_sm = (a100.peak("fp32") * a100.compute_efficiency / 108) / (h100.peak("fp32") * h100.compute_efficiency / 132)
+    g = gamma(tiny, h100)
+    assert kernel_factor(tiny, a100, h100) == pytest.approx(per_sm ** (1 - g))
