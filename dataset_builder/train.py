@@ -135,6 +135,8 @@ def _epoch(
     events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
     for i in range(0, n, p.batch_size):
         idx = perm[i : i + p.batch_size]
+        if len(idx) == 1 and n > 1:  # batch-norm cannot train on one example at 1x1 spatial size
+            continue
         t0 = time.perf_counter()
         if cuda:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -153,7 +155,7 @@ def _epoch(
     if cuda:
         torch.cuda.synchronize()
         step_times.extend(s.elapsed_time(e) / 1000 for s, e in events)
-    mean_loss = loss_sum.item() / n
+    mean_loss = loss_sum.item() / (n - (n % p.batch_size == 1 and n > 1))
     if not math.isfinite(mean_loss):
         raise Diverged(f"training loss became {mean_loss}")
     return mean_loss
