@@ -17,15 +17,30 @@ from typing import Any
 DTYPES = ("fp32", "tf32", "bf16", "fp16")
 T, G = 1e12, 1e9
 
-# Sources (vendor datasheets and architecture whitepapers; the search that checked them is in the commit log).
-V100_DS = "NVIDIA Tesla V100 datasheet (SXM2 column) + Volta GV100 whitepaper"
-A100_DS = "NVIDIA A100 Tensor Core GPU datasheet (80GB SXM column) + Ampere GA100 whitepaper"
-H100_DS = "NVIDIA H100 Tensor Core GPU datasheet (SXM column) + Hopper H100 whitepaper"
-H200_DS = "NVIDIA H200 Tensor Core GPU datasheet (SXM column); compute identical to H100 SXM (same GH100 die)"
-L4_DS = "NVIDIA L4 Tensor Core GPU datasheet + Ada Lovelace whitepaper"
-T4_DS = "NVIDIA T4 Tensor Core GPU datasheet + Turing TU104 whitepaper"
-ADA_WP = "NVIDIA Ada Lovelace architecture whitepaper, GeForce RTX 4090 column"
-A10G_SRC = "AWS G5 instance pages / third-party A10 vs A10G comparisons (no NVIDIA datasheet for A10G)"
+# Sources: vendor datasheets and architecture whitepapers. "checked:" names public pages a search on 2026-11-28
+# agreed with (third-party pages that quote the datasheets); figures not so checked are marked in the note.
+V100_DS = ("NVIDIA Tesla V100 datasheet, SXM2 column (images.nvidia.com/content/technologies/volta/pdf/"
+           "volta-v100-datasheet-update-us-1165301-r5.pdf) + Volta GV100 whitepaper; checked: developer.nvidia.com "
+           "(125 tensor TFLOPS), techrival.com (80 SMs, 6144 KB L2)")
+A100_DS = ("NVIDIA A100 datasheet, 80GB SXM column (nvidia.com/content/dam/en-zz/Solutions/Data-Center/a100/pdf/"
+           "nvidia-a100-datasheet-us-nvidia-1758950-r4-web.pdf) + Ampere GA100 whitepaper; checked: "
+           "glennklockwood.com/garden/processors/A100, thundercompute.com (2,039 GB/s, 40 MB L2, 400 W)")
+H100_DS = ("NVIDIA H100 Tensor Core GPU datasheet, SXM column + Hopper whitepaper (dense TF32 494.7, FP16 989.4); "
+           "checked: glennklockwood.com/garden/processors/h100, codesota.com (3,350 GB/s, 700 W)")
+H200_DS = ("NVIDIA H200 datasheet, SXM column (nvidia.com/en-us/data-center/h200); compute identical to H100 SXM "
+           "(same GH100 die); checked: aiminingco.com, lzwjava.github.io (141 GB HBM3e, 4.8 TB/s, 700 W, 132 SMs)")
+L4_DS = ("NVIDIA L4 datasheet (nvidia.com/en-us/data-center/l4) + Ada whitepaper; checked: sourcecode.com "
+         "(TF32 120 sparse), grokipedia (FP16 242 sparse, 300 GB/s, 72 W), fpsbench.com (48 MB L2, 30.29 TFLOPS); "
+         "58 SMs = 30.3 TFLOPS / (2 x 128 lanes x 2.04 GHz)")
+T4_DS = ("NVIDIA T4 datasheet (nvidia.com/content/dam/en-zz/Solutions/Data-Center/tesla-t4/"
+         "t4-tensor-core-datasheet-951643.pdf); checked: sysrqmts.com (8.141 TFLOPS, 65 FP16, 320 GB/s, 40 SMs, "
+         "4 MB L2, 70 W); no TF32/BF16 path (Turing)")
+ADA_WP = ("NVIDIA Ada Lovelace architecture whitepaper, GeForce RTX 4090 column (images.nvidia.com/aem-dam/Solutions/"
+          "geforce/ada/nvidia-ada-gpu-architecture.pdf); checked: waredb.com (82.58 FP32, TF32 82.58 dense, FP16/BF16 "
+          "165.15 dense with FP32 accumulate, 1008 GB/s, 72 MB L2)")
+A10G_SRC = ("no NVIDIA datasheet for the AWS-only A10G: memory from baseten.co/blog/nvidia-a10-vs-a10g-for-ml-model-"
+            "inference (24 GB, 600 GB/s); FP32 31.52, tensor 35/70 TFLOPS, 72 SMs, 300 W as commonly quoted for G5 "
+            "instances, not checked here")
 MAMF = "measured best-case matmul / peak (maximum achievable matmul FLOPS), as given in issue 3"
 ASSUMED = "assumption (no measurement in this repo)"
 SPARSE_HALVED = "datasheet gives the sparse rate; dense = half"
