@@ -23,7 +23,7 @@ def corpus_plots(df: pl.DataFrame, out: Path) -> list[Path]:
     axes[0].set(xscale="log", xlabel="parameters", ylabel="validation accuracy", title="accuracy vs size")
     fig.colorbar(sc, ax=axes[0], label="train_time_s")
     for curve in ok["val_acc_curve"].head(200).to_list():
-        axes[1].plot(range(1, len(curve) + 1), curve, color="tab:blue", alpha=0.15, lw=0.8)
+        axes[1].plot(range(1, len(curve) + 1), curve, color="tab:blue", alpha=0.15, lw=0.8, marker=".", ms=2)
     axes[1].set(xlabel="epoch", ylabel="validation accuracy", title="learning curves (first 200 networks)")
     fig.tight_layout()
     path = out / "corpus.png"

@@ -43,14 +43,31 @@ def provenance_markdown(command: str) -> str:
     )
 
 
+def tidy_markdown(text: str) -> str:
+    """Blank lines around tables and headings, so lists and paragraphs written by other modules render as tables."""
+    out: list[str] = []
+    for line in text.splitlines():
+        starts_block = (
+            line.startswith(("|", "#"))
+            and out
+            and out[-1].strip()
+            and not (line.startswith("|") and out[-1].startswith("|"))
+        )
+        ends_table = out and out[-1].startswith("|") and line.strip() and not line.startswith("|")
+        if starts_block or ends_table:
+            out.append("")
+        out.append(line)
+    return "\n".join(out)
+
+
 def _markdown(results: list[StageResult], title: str, command: str) -> str:
     parts = [f"# {title}\n"]
     for r in results:
         s = r.section
         parts.append(f"## {s.title}\n")
         if s.markdown:
-            parts.append(s.markdown.strip() + "\n")
-        parts += [t.strip() + "\n" for t in s.tables]
+            parts.append(tidy_markdown(s.markdown.strip()) + "\n")
+        parts += [tidy_markdown(t.strip()) + "\n" for t in s.tables]
         parts += [f"![{Path(img).stem}]({img})\n" for img in s.images]
         parts.append(f"<sub>stage `{r.name}`: {r.wall_s:.1f} s, finished {r.finished_at}</sub>\n")
     parts.append("## Provenance\n")
