@@ -303,3 +303,5 @@ def test_out_holding_another_import_is_refused(tmp_path: Path) -> None:
     before = sorted(p.name for p in out.iterdir())
     _fails(["ecnas", "--src", str(EXTERNAL / "ecnas" / "ecnas_4v_rtx3090.csv"), "--out", str(out)], "protocol")
     assert sorted(p.name for p in out.iterdir()) == before
+    (out / SIDECAR).unlink()  # as if the first import had been killed before finishing
+    _fails(["ecnas", "--src", str(EXTERNAL / "ecnas" / "ecnas_4v_rtx3060.csv"), "--out", str(out)], "unfinished")
