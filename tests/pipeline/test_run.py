@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,12 +55,33 @@ def test_interrupted_run_resumes_without_redoing_finished_stages(tmp_path: Path)
     assert json.loads((out / "stages" / "00-corpus.json").read_text()) == marker
 
 
-def test_report_embeds_every_plot(tmp_path: Path) -> None:
-    run_pipeline(tmp_path / "run", preset="smoke")
-    page = (tmp_path / "run" / "report.html").read_text()
-    md = (tmp_path / "run" / "report.md").read_text()
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pipeline") / "run"
+    run_pipeline(out, preset="smoke")
+    return out
+
+
+def test_report_embeds_every_plot(smoke_run: Path) -> None:
+    page = (smoke_run / "report.html").read_text()
+    md = (smoke_run / "report.md").read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(images) == len(re.findall(r"!\[", md)) >= 2
     for data in images:
         assert base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<table>" in page and "git revision" in page
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium (apt-get install chromium)")
+def test_report_renders_in_headless_chromium_with_its_plots(smoke_run: Path) -> None:
+    import numpy as np
+    from matplotlib.image import imread
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "screenshot_report"
+    shot = smoke_run / "shot.png"
+    subprocess.run([str(script), str(smoke_run / "report.html"), str(shot), "2600"], check=True, timeout=180)
+    img = imread(shot)[..., :3]
+    assert img.shape[:2] == (2600, 1200)
+    colourful = (img.max(axis=2) - img.min(axis=2)) > 0.25  # plot markers and colour maps, not black-on-white text
+    assert colourful.mean() > 0.002, "no coloured plot pixels: the embedded images did not render"
+    assert np.unique(img.reshape(-1, 3), axis=0).shape[0] > 200
