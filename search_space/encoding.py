@@ -117,6 +117,15 @@ class EncodedBatch:
         """(B, N) bool, True on real nodes."""
         return np.arange(self.tokens.shape[1])[None, :] < self.lengths[:, None]
 
+    def sources(self) -> np.ndarray:
+        """(B, N, 2) int64: the nodes each node reads (in-degree is at most 2: an add), -1 where none."""
+        b, n = self.tokens.shape[:2]
+        out = np.full((b, n, 2), -1, dtype=np.int64)
+        same = np.zeros(len(self.edge_dst), dtype=bool)
+        same[1:] = (self.edge_dst[1:] == self.edge_dst[:-1]) & (self.edge_batch[1:] == self.edge_batch[:-1])
+        out[self.edge_batch, self.edge_dst, same.astype(np.int64)] = self.edge_src
+        return out
+
     def adjacency(self, *, dtype: type = np.float32) -> np.ndarray:
         """Dense (B, N, N) adjacency with adj[b, dst, src] = 1 (messages flow from inputs to consumers)."""
         b, n = self.tokens.shape[:2]

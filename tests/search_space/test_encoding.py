@@ -97,6 +97,15 @@ def test_batch_padding_matches_single() -> None:
     assert adj[1, 4, 1] == 1 and adj[1, 4, 3] == 1 and adj[0, 1, 0] == 1
 
 
+def test_sources_list_each_nodes_inputs() -> None:
+    batch = encode_networks([SEEDS["tiny"], SEEDS["resnet_tiny"]], encoder=Encoder())
+    src = batch.sources()
+    assert src.shape == (2, 9, 2)
+    assert src[0, :2].tolist() == [[-1, -1], [0, -1]]
+    assert src[1, 4].tolist() == [1, 3]  # the add reads layers 0 and 2
+    assert (src[0, 2:] == -1).all()
+
+
 def test_batch_pad_to_and_empty() -> None:
     batch = batch_encoded([encode_network(SEEDS["tiny"])], pad_to=5)
     assert batch.tokens.shape == (1, 5, N_FEATURES)

@@ -1,0 +1,172 @@
+"""The shared shape of the torch families: inputs, target scaling, fitting, batched inference, save and load.
+
+A family subclasses ``NeuralPredictor`` and supplies ``DEFAULTS`` and ``_build(side_dim) -> nn.Module`` (a module
+mapping ``NetInputs`` to (B, 1) predictions in standardised fitting space). Payload: ``weights.pt``, a state dict
+loaded with ``torch.load(weights_only=True)``; everything else is JSON in the manifest's config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import polars as pl
+import torch
+from torch import nn
+
+from predictors.base import Target
+from predictors.neural.data import NetInputs, SideFeatures, networks_inputs, rows_inputs
+from predictors.neural.training import TrainConfig, TrainReport, train_model
+from search_space import Network
+
+WEIGHTS = "weights.pt"
+INFERENCE_CHUNK = 8192
+
+
+def _finite(rows: pl.DataFrame, target: Target) -> pl.DataFrame:
+    return rows.filter(pl.col(target.name).is_not_null() & pl.col(target.name).cast(pl.Float64).is_finite())
+
+
+class NeuralPredictor:
+    """Base of the neural families (shared on purpose: inputs and scaling must be identical across them)."""
+
+    name: ClassVar[str]
+    uses_graph: ClassVar[bool] = False
+    reports_progress: ClassVar[bool] = True  # fit takes val_rows and a report callback (predictors/tuning.py)
+    DEFAULTS: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, *, seed: int = 0, **params: Any) -> None:
+        unknown = sorted(set(params) - set(self.DEFAULTS))
+        if unknown:
+            raise TypeError(f"predictor {self.name!r}: unknown parameter(s) {unknown} (known: {sorted(self.DEFAULTS)})")
+        self.seed = seed
+        self.params = {**self.DEFAULTS, **params}
+        self.target: Target | None = None
+        self.side: SideFeatures | None = None
+        self.model: nn.Module | None = None
+        self.y_mean, self.y_std = 0.0, 1.0
+        self.report: TrainReport | None = None
+
+    @staticmethod
+    def search_space(trial: Any) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def supports(cls, target: Target) -> bool:
+        return True
+
+    def _build(self, side_dim: int) -> nn.Module:
+        raise NotImplementedError
+
+    # fitting ---------------------------------------------------------------------------------------------------
+    def fit(
+        self,
+        rows: pl.DataFrame,
+        target: Target,
+        *,
+        val_rows: pl.DataFrame | None = None,
+        report: Callable[[int, float], None] | None = None,
+    ) -> Self:
+        """Fit on rows with a finite target, early-stopping on ``val_rows`` when given (else an inner split by
+        architecture); ``report(round, validation L1 in fitting space)`` may raise to prune."""
+        rows = _finite(rows, target)
+        if rows.height == 0:
+            raise ValueError(f"predictor {self.name!r}: no rows with a value of {target.name!r} to fit")
+        self.target = target
+        self.side = SideFeatures.fit(rows, arch_scalars=bool(self.params.get("arch_scalars", False)))
+        z = target.forward(rows[target.name].cast(pl.Float64).to_numpy())
+        self.y_mean = float(z.mean())
+        self.y_std = float(z.std()) if z.std() > 1e-9 else 1.0
+        val_idx = None
+        if val_rows is not None and (val_rows := _finite(val_rows, target)).height:
+            val_idx = np.arange(rows.height, rows.height + val_rows.height)
+            rows = pl.concat([rows, val_rows.select(rows.columns)], how="vertical_relaxed")
+            z = target.forward(rows[target.name].cast(pl.Float64).to_numpy())
+        inputs = rows_inputs(rows, self.side, graph=self.uses_graph)
+        groups = (rows["arch_id"] if "arch_id" in rows.columns else rows["arch_json"]).to_numpy()
+        side_dim = self.side.dim
+        self.model, self.report = train_model(
+            lambda: self._build(side_dim),
+            inputs,
+            (z - self.y_mean) / self.y_std,
+            groups,
+            TrainConfig.from_params(self.params),
+            seed=self.seed,
+            val_idx=val_idx,
+            report=report,
+            report_scale=self.y_std,
+        )
+        return self
+
+    # inference -------------------------------------------------------------------------------------------------
+    def _fitted(self) -> tuple[nn.Module, SideFeatures, Target]:
+        if self.model is None or self.side is None or self.target is None:
+            raise RuntimeError(f"predictor {self.name!r} is not fitted")
+        return self.model, self.side, self.target
+
+    def predict_z(self, inputs: NetInputs) -> np.ndarray:
+        """Standardised fitting-space outputs, batched under inference mode."""
+        model, _, _ = self._fitted()
+        outs = []
+        with torch.inference_mode():
+            for k in range(0, len(inputs), INFERENCE_CHUNK):
+                idx = torch.arange(k, min(k + INFERENCE_CHUNK, len(inputs)))
+                part = inputs if len(inputs) <= INFERENCE_CHUNK else inputs.take(idx)
+                outs.append(model(part).squeeze(-1).double().numpy())
+        return np.concatenate(outs) if outs else np.zeros(0)
+
+    def _to_column(self, z: np.ndarray) -> np.ndarray:
+        _, _, target = self._fitted()
+        return target.inverse(z * self.y_std + self.y_mean)
+
+    def predict(self, rows: pl.DataFrame) -> np.ndarray:
+        _, side, _ = self._fitted()
+        if rows.height == 0:
+            return np.zeros(0)
+        return self._to_column(self.predict_z(rows_inputs(rows, side, graph=self.uses_graph)))
+
+    def predict_networks(self, nets: Sequence[Network], descriptors: Mapping[str, Any]) -> np.ndarray:
+        """Predictions for Network objects of one task (``descriptors`` as in predictors.features)."""
+        _, side, _ = self._fitted()
+        if not nets:
+            return np.zeros(0)
+        inputs = networks_inputs(nets, descriptors, side, graph=self.uses_graph)
+        return self._to_column(self.predict_z(inputs))
+
+    # artefacts -------------------------------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        _, side, target = self._fitted()
+        return {
+            "seed": self.seed,
+            "params": dict(self.params),
+            "target": target.name,
+            "state": {
+                "side": side.to_dict(),
+                "y_mean": self.y_mean,
+                "y_std": self.y_std,
+                "train": asdict(self.report) if self.report else None,
+            },
+        }
+
+    def save(self, folder: Path) -> list[str]:
+        model, _, _ = self._fitted()
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), folder / WEIGHTS)
+        return [WEIGHTS]
+
+    @classmethod
+    def load(cls, folder: Path, config: dict[str, Any]) -> Self:
+        obj = cls(seed=int(config.get("seed", 0)), **config.get("params", {}))
+        state = config["state"]
+        obj.target = Target.of(config["target"])
+        obj.side = SideFeatures.from_dict(state["side"])
+        obj.y_mean, obj.y_std = float(state["y_mean"]), float(state["y_std"])
+        model = obj._build(obj.side.dim)
+        model.load_state_dict(torch.load(folder / WEIGHTS, weights_only=True, map_location="cpu"))
+        obj.model = model.eval()
+        if state.get("train"):
+            obj.report = TrainReport(**state["train"])
+        return obj
