@@ -11,6 +11,7 @@ from rich.console import Console
 
 from narch.hardware_cli import hardware_app, roofline_cmd
 from narch.import_cli import import_cmd
+from narch.predict_cli import leaderboard_cmd, predict_cmd
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -23,6 +24,8 @@ app.add_typer(corpus_app, name="corpus")
 app.add_typer(hardware_app, name="hardware")
 app.command("roofline")(roofline_cmd)
 app.command("import")(import_cmd)
+app.command("leaderboard")(leaderboard_cmd)
+app.command("predict")(predict_cmd)
 ERR = Console(stderr=True)
 OUT = Console()
 

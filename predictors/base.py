@@ -38,6 +38,27 @@ class Predictor(Protocol):
 
     Payloads written by ``save`` must load without running code: JSON, numpy ``.npy`` (allow_pickle=False),
     torch state dicts (``torch.load(weights_only=True)``) or a library's own text format.
+    ``predictors/artefacts.py`` hashes every payload name ``save`` returns and refuses pickles on load.
+
+    ``predict`` returns values in the column's units (``target.inverse`` applied), one per row, float64.
+
+    Optional members the leaderboard, tuner and controller use when a family has them:
+
+    - ``supports(target) -> bool`` (classmethod): whether the family models a target; the leaderboard skips it
+      otherwise and ``fit`` raises ``ValueError`` naming the target (``roofline_time`` models times only).
+    - ``reports_progress: ClassVar[bool] = True`` with ``fit(rows, target, *, val_rows=None, report=None)``: the
+      tuner (predictors/tuning.py) passes inner-validation rows and ``report(step, val_l1)`` (L1 in fitting space);
+      ``report`` raises ``optuna.TrialPruned`` when the MedianPruner stops the trial; let it propagate.
+    - ``predict_networks(nets, descriptors) -> np.ndarray``: the controller's fast path from ``Network`` objects;
+      ``descriptors`` is one task description for all of them: ``input_shape`` (list), ``n_classes`` and any of
+      ``n_train``, ``class_balance``, ``linear_probe_acc``, ``centroid_acc``, ``epochs``, ``batch_size``, ``lr``
+      (see ``predictors.features.row_descriptors``). It must equal ``predict`` on the same rows. Without it the
+      artefact builds corpus-shaped rows (slower).
+    - ``predict_std(rows) -> np.ndarray``: a standard deviation per row (ensembles, uncertainty).
+    - ``test_params: ClassVar[dict]``: small hyperparameters the conformance test fits with (keep it seconds).
+
+    The controller needs >= 20,000 batched queries/s from the frozen predictor; the leaderboard freezes only a
+    family that reaches it (``predictors/leaderboard.py``), measured by ``predict`` on a warm batch of 1024 rows.
     """
 
     name: ClassVar[str]

@@ -1,0 +1,115 @@
+"""`narch leaderboard` and `narch predict`: parse, call one library function, print."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+OUT = Console()
+ERR = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    ERR.print(f"narch: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    from dataset_builder.corpus import CorpusError
+    from search_space import SpecError
+
+    return (SpecError, CorpusError, ValueError, FileNotFoundError, KeyError)
+
+
+def _csv(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    items = tuple(s.strip() for s in text.split(",") if s.strip())
+    if not items:
+        raise ValueError(f"empty list {text!r}")
+    return items
+
+
+def leaderboard_cmd(
+    corpus: Annotated[Path, typer.Option(help="corpus folder")],
+    out: Annotated[Path, typer.Option(help="output folder (leaderboard.md, parquet, plots, splits, frozen/)")],
+    target: Annotated[str, typer.Option(help="comma-separated target columns")] = "val_acc,train_time_s",
+    predictors: Annotated[str | None, typer.Option(help="comma-separated families (default: all registered)")] = None,
+    trials: Annotated[int, typer.Option(help="Optuna trials per cell (0: family defaults)")] = 10,
+    seeds: Annotated[int, typer.Option(help="split seeds (the protocol asks for >= 5)")] = 5,
+    sizes: Annotated[str | None, typer.Option(help="comma-separated training sizes (default 16..1024 and all)")] = None,
+    no_all: Annotated[bool, typer.Option("--no-all", help="leave out the whole-pool size")] = False,
+    max_test: Annotated[int, typer.Option(help="most test architectures per seed")] = 1000,
+    quick: Annotated[bool, typer.Option(help="sizes 16, 64, 256, 1024 and all only")] = False,
+    freeze: Annotated[bool, typer.Option(help="freeze each target's best family into OUT/frozen")] = True,
+) -> None:
+    """Rank every predictor family on a corpus under the fixed protocol; freeze the best per target."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from predictors.leaderboard import SIZES, LeaderboardConfig, run_leaderboard, total_cells
+    from predictors.leaderboard_report import write_report
+
+    try:
+        size_list = tuple(int(s) for s in _csv(sizes) or ()) or SIZES
+        cfg = LeaderboardConfig(
+            corpus=corpus, out=out, targets=_csv(target) or (), predictors=_csv(predictors), seeds=seeds,
+            trials=trials, sizes=size_list, include_all=not no_all, max_test=max_test, quick=quick, freeze=freeze,
+            command=shlex.join(["narch", *sys.argv[1:]]),
+        )
+        if not corpus.is_dir():
+            raise FileNotFoundError(f"{corpus}: no such corpus folder")
+        total = total_cells(cfg)
+        with Progress(TextColumn("[bold]leaderboard"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TextColumn("{task.description}"), console=ERR) as bar:
+            tid = bar.add_task("", total=total)
+            res = run_leaderboard(cfg, progress=lambda desc, k: bar.update(tid, advance=k, description=desc))
+        write_report(cfg, res)
+    except _errors() as e:
+        raise _fail(str(e).strip("'\"")) from None
+    OUT.print(f"{out}/leaderboard.md written ({res.cells.height} cells, {res.wall_s:.0f} s)", highlight=False)
+    for t, fam in res.frozen.items():
+        OUT.print(f"frozen {t}: {fam} -> {out}/frozen", highlight=False)
+
+
+def task_descriptors(manifest: dict[str, Any], task: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The task description to predict under: the artefact's, a named task's shape, then explicit options."""
+    d = dict(manifest.get("descriptors") or {})
+    if task is not None:
+        from dataset_builder.tasks import TASK_SHAPES
+        from narch.hardware_cli import TASK_N_TRAIN
+
+        if task not in TASK_SHAPES:
+            raise ValueError(f"task {task!r} is unknown (known: {', '.join(TASK_SHAPES)})")
+        shape, n_classes = TASK_SHAPES[task]
+        d |= {"input_shape": list(shape), "n_classes": n_classes, "n_train": TASK_N_TRAIN.get(task, 1000)}
+    return d | {k: v for k, v in overrides.items() if v is not None}
+
+
+def predict_cmd(
+    predictor: Annotated[Path, typer.Option(help="predictor artefact folder (e.g. a leaderboard's frozen/)")],
+    arch: Annotated[str, typer.Option(help="seed network name or a JSON file holding one network")],
+    task: Annotated[str | None, typer.Option(help="task whose input shape and size to assume")] = None,
+    n_train: Annotated[int | None, typer.Option(help="training-set size")] = None,
+    epochs: Annotated[int | None, typer.Option(help="training epochs")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="training batch size")] = None,
+) -> None:
+    """Print every target's prediction of a frozen predictor for one network."""
+    from predictors.artefacts import ArtefactError, load_artefact
+    from search_space import resolve_network
+
+    try:
+        net = resolve_network(arch)
+        art = load_artefact(predictor)
+        d = task_descriptors(art.manifest, task, {"n_train": n_train, "epochs": epochs, "batch_size": batch_size})
+        preds = art.predict_networks([net], d)
+    except (*_errors(), ArtefactError) as e:
+        raise _fail(str(e).strip("'\"")) from None
+    OUT.print(f"{net.arch_id} ({len(net)} layers) under {d}", highlight=False)
+    for t, v in preds.items():
+        fam = art.manifest["entries"][t]["predictor"]
+        OUT.print(f"{t}: {float(v[0]):.6g}  ({fam})", highlight=False)

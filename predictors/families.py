@@ -1,0 +1,29 @@
+"""Import every predictor family so it registers (explicit: nothing is built, argv is not read)."""
+
+from __future__ import annotations
+
+import importlib
+
+from predictors.base import PREDICTORS, Predictor, Target
+
+FAMILY_MODULES = ("predictors.linear", "predictors.trees", "predictors.mlp", "predictors.roofline_time")
+OPTIONAL_MODULES = ("predictors.neural",)  # the neural families, where present
+
+
+def load_families() -> list[str]:
+    """Register every family; returns the registered names."""
+    for mod in FAMILY_MODULES:
+        importlib.import_module(mod)
+    for mod in OPTIONAL_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+    return PREDICTORS.names()
+
+
+def supports(cls: type[Predictor], target: Target) -> bool:
+    """Whether a family models a target (families without ``supports`` model any numeric column)."""
+    fn = getattr(cls, "supports", None)
+    return True if fn is None else bool(fn(target))

@@ -1,0 +1,239 @@
+"""Fast fixed-length features of corpus rows and of Network objects: a flat architecture encoding plus data descriptors.
+
+The architecture part is computed in one lean pass over the layers (shapes, parameters and multiply-accumulates
+without re-validating) and cached per (architecture, input shape, classes), so rows parsed from JSON and
+``Network`` objects from the controller give identical features and a repeated network costs a dict look-up.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from search_space import Network, Op
+
+FEATURES_VERSION = 1
+OPS = tuple(Op)
+PER_LAYER = (*(f"is_{o.value}" for o in OPS), "log2_channels", "kernel", "stride", "log2_units", "dropout",
+             "skip_a", "skip_b", "log2_out", "log2_factor")
+GLOBAL = ("depth", *(f"n_{o.value}" for o in OPS), "n_stride2", "log_params", "log_flops_fwd", "log_activations",
+          "log2_downsample", "log2_max_width", "log2_mean_width", "max_kernel", "log2_last_width", "flat_out")
+RUN = ("log_flops_run", "log_steps_run", "log_act_run", "log_params_steps")
+DESCRIPTORS = ("n_train", "n_classes", "class_balance", "linear_probe_acc", "centroid_acc", "epochs", "batch_size",
+               "lr")
+LOG_DESCRIPTORS = frozenset({"n_train", "epochs", "batch_size", "lr", "n_classes"})
+DEFAULT_SHAPE: tuple[tuple[int, ...], int] = ((1, 40), 10)
+_CACHE_MAX = 200_000
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What a fitted predictor's feature matrix holds: padded depth and the data descriptors used."""
+
+    max_depth: int
+    descriptors: tuple[str, ...]
+    version: int = FEATURES_VERSION
+    defaults: dict[str, float] = field(default_factory=dict)  # fill for a descriptor a row lacks
+
+    @property
+    def names(self) -> list[str]:
+        per = [f"l{i}_{n}" for i in range(self.max_depth) for n in PER_LAYER]
+        return [*GLOBAL, *RUN, *per, *(f"d_{d}" for d in self.descriptors), "log_input_size"]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["descriptors"] = list(self.descriptors)
+        return d
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> FeatureSpec:
+        if d.get("version") != FEATURES_VERSION:
+            raise ValueError(f"feature spec version {d.get('version')!r} is not {FEATURES_VERSION}")
+        return FeatureSpec(int(d["max_depth"]), tuple(d["descriptors"]), defaults=dict(d.get("defaults", {})))
+
+    @staticmethod
+    def from_rows(rows: pl.DataFrame, *, max_depth: int | None = None) -> FeatureSpec:
+        """Depth from the deepest training network (at most 48); descriptors that the rows carry."""
+        if max_depth is None:
+            depths = rows["arch_json"].map_elements(lambda s: s.count('"op"'), return_dtype=pl.Int64)
+            max_depth = int(min(48, max(1, depths.max() or 1)))  # type: ignore[arg-type]
+        used, defaults = [], {}
+        for d in DESCRIPTORS:
+            if d in rows.columns and rows[d].null_count() < rows.height:
+                used.append(d)
+                defaults[d] = float(rows[d].cast(pl.Float64).mean())  # type: ignore[arg-type]
+        return FeatureSpec(max_depth, tuple(used), defaults=defaults)
+
+
+def _lg(x: float) -> float:
+    return math.log2(x + 1.0)
+
+
+def arch_vector(net: Network, input_shape: tuple[int, ...], n_classes: int, max_depth: int) -> np.ndarray:
+    """GLOBAL + per-layer features of one network (RUN and descriptors are added per row)."""
+    spatial = input_shape[1:]
+    rank = len(spatial)
+    in_elems = math.prod(spatial) if spatial else 1
+    per = np.zeros((max_depth, len(PER_LAYER)))
+    counts = dict.fromkeys(OPS, 0)
+    chans: list[int] = []  # output channels/units per layer
+    factors: list[int] = []
+    flats: list[bool] = []
+    params = macs = acts = 0
+    n_stride2 = max_kernel = 0
+
+    def src(j: int) -> tuple[int, int, bool]:
+        return (input_shape[0], 1, False) if j < 0 else (chans[j], factors[j], flats[j])
+
+    for i, layer in enumerate(net.layers):
+        op = layer.op
+        ins = layer.inputs
+        c_in, f_in, flat_in = src(ins[0] if ins else i - 1)
+        c, f, flat = c_in, f_in, flat_in
+        if op == Op.CONV:
+            c, f = layer.channels, f_in * layer.stride
+            k = layer.kernel**rank
+            params += c_in * c * k + 3 * c
+            out_sp = math.prod(math.ceil(s / f) for s in spatial) if spatial else 1
+            macs += out_sp * c_in * c * k
+            acts += out_sp * c
+        elif op in (Op.MAXPOOL, Op.AVGPOOL):
+            f = f_in * layer.stride
+            acts += (math.prod(math.ceil(s / f) for s in spatial) if spatial else 1) * c
+        elif op == Op.DENSE:
+            c, flat = layer.units, True
+            params += c_in * c + c
+            macs += c_in * c
+            acts += c
+        counts[op] += 1
+        n_stride2 += layer.stride == 2 and op == Op.CONV
+        max_kernel = max(max_kernel, layer.kernel)
+        chans.append(c)
+        factors.append(f)
+        flats.append(flat)
+        if i < max_depth:
+            row = per[i]
+            row[OPS.index(op)] = 1.0
+            row[6:15] = (_lg(layer.channels), layer.kernel, layer.stride, _lg(layer.units), layer.dropout_pct / 100,
+                         i - ins[0] if ins else 0, i - ins[1] if len(ins) > 1 else 0, _lg(c), math.log2(f))
+    c_last = chans[-1]
+    params += c_last * n_classes + n_classes
+    macs += c_last * n_classes
+    flops = 2.0 * macs
+    g = [len(net.layers), *(counts[o] for o in OPS), n_stride2, math.log(params), math.log(flops + 1),
+         math.log(acts + in_elems), math.log2(max(factors)), _lg(max(chans)), _lg(sum(chans) / len(chans)),
+         max_kernel, _lg(c_last), float(flats[-1])]
+    return np.concatenate([np.asarray(g, dtype=np.float64), per.ravel()])
+
+
+class _ArchCache:
+    """Arch vectors keyed by (arch JSON or Network, input shape, classes, depth); cleared when it grows large."""
+
+    def __init__(self) -> None:
+        self._d: dict[tuple[Any, ...], np.ndarray] = {}
+
+    def get(self, key: str | Network, shape: tuple[int, ...], n_classes: int, depth: int) -> np.ndarray:
+        k = (key, shape, n_classes, depth)
+        v = self._d.get(k)
+        if v is None:
+            if len(self._d) >= _CACHE_MAX:
+                self._d.clear()
+            net = Network.from_json(key) if isinstance(key, str) else key
+            v = self._d[k] = arch_vector(net, shape, n_classes, depth)
+        return v
+
+
+ARCH_CACHE = _ArchCache()
+
+
+def _run_block(arch: np.ndarray, n_train: np.ndarray, epochs: np.ndarray, batch: np.ndarray) -> np.ndarray:
+    """Whole-run products in log space: FLOPs, steps, activations and parameter updates over the run."""
+    gi = {n: i for i, n in enumerate(GLOBAL)}
+    steps = np.ceil(n_train / batch) * epochs
+    log_ne = np.log(n_train * epochs)
+    return np.column_stack([
+        arch[:, gi["log_flops_fwd"]] + log_ne, np.log(steps), arch[:, gi["log_activations"]] + log_ne,
+        arch[:, gi["log_params"]] + np.log(steps),
+    ])
+
+
+def _descriptor_block(spec: FeatureSpec, cols: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    out = np.empty((n, len(spec.descriptors)))
+    for j, d in enumerate(spec.descriptors):
+        v = cols.get(d)
+        x = np.full(n, spec.defaults.get(d, 0.0)) if v is None else np.asarray(v, dtype=np.float64)
+        x = np.where(np.isnan(x), spec.defaults.get(d, 0.0), x)
+        out[:, j] = np.log(np.maximum(x, 1e-12)) if d in LOG_DESCRIPTORS else x
+    return out
+
+
+def _assemble(spec: FeatureSpec, arch: np.ndarray, cols: Mapping[str, np.ndarray], in_sizes: np.ndarray) -> np.ndarray:
+    n = arch.shape[0]
+
+    def col(name: str, default: float) -> np.ndarray:
+        v = cols.get(name)
+        x = np.full(n, default) if v is None else np.asarray(v, dtype=np.float64)
+        return np.where(np.isnan(x), default, x)
+
+    run = _run_block(arch, col("n_train", spec.defaults.get("n_train", 1.0)),
+                     col("epochs", spec.defaults.get("epochs", 1.0)), col("batch_size", spec.defaults.get("batch_size",
+                                                                                                          1.0)))
+    g = len(GLOBAL)
+    return np.concatenate([arch[:, :g], run, arch[:, g:], _descriptor_block(spec, cols, n),
+                           np.log(in_sizes)[:, None]], axis=1)
+
+
+def _shapes(rows: pl.DataFrame) -> tuple[list[tuple[int, ...]], list[int]]:
+    n = rows.height
+    if "input_shape" in rows.columns and rows["input_shape"].null_count() < n:
+        shapes = [tuple(s) if s is not None else DEFAULT_SHAPE[0] for s in rows["input_shape"].to_list()]
+    else:
+        shapes = [DEFAULT_SHAPE[0]] * n
+    if "n_classes" in rows.columns:
+        classes = [int(c) if c is not None else DEFAULT_SHAPE[1] for c in rows["n_classes"].to_list()]
+    else:
+        classes = [DEFAULT_SHAPE[1]] * n
+    return shapes, classes
+
+
+def row_features(rows: pl.DataFrame, spec: FeatureSpec) -> np.ndarray:
+    """Feature matrix (rows x len(spec.names)) of corpus rows."""
+    shapes, classes = _shapes(rows)
+    js = rows["arch_json"].to_list()
+    arch = np.stack([ARCH_CACHE.get(j, s, c, spec.max_depth) for j, s, c in zip(js, shapes, classes, strict=True)])
+    cols = {d: rows[d].cast(pl.Float64).to_numpy() for d in (*DESCRIPTORS,) if d in rows.columns}
+    sizes = np.asarray([math.prod(s) for s in shapes], dtype=np.float64)
+    return _assemble(spec, arch, cols, sizes)
+
+
+def network_features(nets: Sequence[Network], descriptors: Mapping[str, Any], spec: FeatureSpec) -> np.ndarray:
+    """Feature matrix of Network objects sharing one task description (the controller's fast path).
+
+    ``descriptors`` holds ``input_shape`` and ``n_classes`` plus any of DESCRIPTORS (missing ones take the
+    training mean the spec recorded).
+    """
+    shape = tuple(int(x) for x in descriptors.get("input_shape", DEFAULT_SHAPE[0]))
+    n_classes = int(descriptors.get("n_classes", DEFAULT_SHAPE[1]))
+    get = ARCH_CACHE.get
+    arch = np.stack([get(net, shape, n_classes, spec.max_depth) for net in nets])
+    n = len(nets)
+    cols = {d: np.full(n, float(descriptors[d])) for d in DESCRIPTORS if descriptors.get(d) is not None}
+    return _assemble(spec, arch, cols, np.full(n, float(math.prod(shape))))
+
+
+def row_descriptors(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The task description of one corpus row, as network_features takes it."""
+    out = {d: row[d] for d in DESCRIPTORS if row.get(d) is not None}
+    if row.get("input_shape") is not None:
+        out["input_shape"] = list(row["input_shape"])
+    return out
+
+
+def spec_json(spec: FeatureSpec) -> str:
+    return json.dumps(spec.to_dict(), sort_keys=True)
