@@ -122,6 +122,8 @@ def _check_backend(cfg: BuildConfig) -> str:
         raise ValueError("--ray-num-cpus must be >= 1 and sizes a local cluster (not one given by --address)")
     if cfg.device == "auto":
         raise ValueError("--backend ray needs --device cpu or cuda (the cluster's GPUs decide, not this host's)")
+    if cfg.ray_address is None:  # a local cluster: this host's devices are the cluster's
+        return resolve_device(cfg.device)
     return resolve_device("cpu") if cfg.device == "cpu" else "cuda"  # cuda is checked against the cluster
 
 
@@ -156,6 +158,7 @@ def run_context(pb: PreparedBuild, data: TaskData) -> RunContext:
         threads=cfg.threads,
         concurrency=cfg.concurrency,
         base=base,
+        data=data,
     )
 
 

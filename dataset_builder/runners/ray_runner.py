@@ -66,6 +66,15 @@ def task_options(ray: ModuleType, ctx: RunContext) -> dict[str, Any]:
     return {"num_cpus": cpus, "num_gpus": 1 / ctx.concurrency, "max_calls": 0 if max(gpus) <= 1 else 1}
 
 
+def _local_gpus(ctx: RunContext) -> int | None:
+    """GPUs of a local cluster: torch's count on CUDA (not left to Ray's detection), none for a CPU build."""
+    if ctx.device_kind != "cuda":
+        return 0
+    import torch
+
+    return torch.cuda.device_count()
+
+
 def _one_line(e: BaseException) -> str:
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
     return f"{type(e).__name__}: {lines[0] if lines else ''}"
@@ -89,8 +98,8 @@ def run_ray(
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         else:
             temp_dir = tempfile.mkdtemp(prefix="narch-ray-", dir="/tmp")  # short: Ray's socket paths are limited
-            ray.init(num_cpus=num_cpus, include_dashboard=False, _temp_dir=temp_dir, log_to_driver=False,
-                     logging_level=logging.WARNING)
+            ray.init(num_cpus=num_cpus, num_gpus=_local_gpus(ctx), include_dashboard=False, _temp_dir=temp_dir,
+                     log_to_driver=False, logging_level=logging.WARNING)
     try:
         if ctx.threads is None:
             ctx = replace(ctx, threads=1)

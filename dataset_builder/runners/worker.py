@@ -13,7 +13,7 @@ import torch
 
 from dataset_builder.corpus import key_part_name, now_iso, write_part
 from dataset_builder.protocol import Protocol
-from dataset_builder.tasks import load_task
+from dataset_builder.tasks import TaskData, load_task
 from dataset_builder.train import DeviceData, train_network
 from hardware.costs import step_costs
 from hardware.device import describe_device
@@ -36,6 +36,7 @@ class RunContext:
     threads: int | None
     concurrency: int
     base: dict[str, Any]  # columns every row shares: task descriptors, protocol, git_rev, builder_version
+    data: TaskData | None = None  # the splits, shipped so workers need neither the data files nor regeneration
 
     def key(self, arch_id: str) -> tuple[Any, ...]:
         """The resume key of a run (KEY_COLUMNS order)."""
@@ -55,7 +56,8 @@ def device_data(ctx: RunContext) -> DeviceData:
     key = (ctx.task, ctx.n_train, ctx.data_dir, ctx.protocol.data_seed, ctx.device_kind,
            os.environ.get("CUDA_VISIBLE_DEVICES"))
     if key not in _DATA:
-        data = load_task(ctx.task, n_train=ctx.n_train, data_dir=ctx.data_dir, data_seed=ctx.protocol.data_seed)
+        data = ctx.data or load_task(ctx.task, n_train=ctx.n_train, data_dir=ctx.data_dir,
+                                     data_seed=ctx.protocol.data_seed)
         _DATA[key] = DeviceData.from_task(data, torch.device(ctx.device_kind))
     return _DATA[key]
 
