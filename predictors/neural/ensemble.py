@@ -42,6 +42,13 @@ class DeepEnsemble:
         self.target: Target | None = None
         self.members: list[Any] = []
 
+    test_params: ClassVar[dict[str, Any]] = {
+        "members": 2,
+        "family": "gin+lstm_embedding",
+        "member_params": {"gin": {"epochs": 2, "min_steps": 4, "hidden": 16, "head_hidden": 16},
+                          "lstm_embedding": {"epochs": 2, "min_steps": 4, "net_dim": 16, "layer_dim": 8, "hidden": 16}},
+    }
+
     @property
     def families(self) -> list[str]:
         fams = str(self.params["family"]).split("+")

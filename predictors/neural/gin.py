@@ -114,6 +114,8 @@ class GINPredictor(NeuralPredictor):
         "min_steps": 400,
     }
 
+    test_params: ClassVar[dict[str, Any]] = {"epochs": 3, "min_steps": 6, "hidden": 16, "head_hidden": 16}
+
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
         return {

@@ -62,6 +62,8 @@ class LSTMEmbeddingPredictor(NeuralPredictor):
         "min_steps": 400,
     }
 
+    test_params: ClassVar[dict[str, Any]] = {"epochs": 3, "min_steps": 6, "net_dim": 16, "layer_dim": 8, "hidden": 16}
+
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
         return {
