@@ -11,16 +11,32 @@ from typing import Any
 from rich.console import Console
 
 from pipeline.corpus_stage import build_stage, hardware_stage
+from pipeline.leaderboard_stage import leaderboard_stage
 from pipeline.report import write_report
 from pipeline.stages import RunContext, Stage, StageResult, run_stages
 
 PRESETS: dict[str, dict[str, Any]] = {
     # ~10 minutes on 2 CPU cores, install included.
-    "quick": {"corpus": {"task": "mnist1d", "archs": 120, "epochs": 5, "seed": 0}},
+    "quick": {
+        "corpus": {"task": "mnist1d", "archs": 120, "epochs": 5, "seed": 0},
+        "leaderboard": {"targets": ["val_acc", "train_time_s"], "seeds": 3, "trials": 0, "quick": True},
+    },
     # The reference scale (hours on 2 cores; resumable).
-    "full": {"corpus": {"task": "mnist1d", "archs": 3000, "epochs": 10, "seed": 1}},
+    "full": {
+        "corpus": {"task": "mnist1d", "archs": 3000, "epochs": 10, "seed": 1},
+        "leaderboard": {"targets": ["val_acc", "train_time_s"], "seeds": 5, "trials": 10},
+    },
     # For tests: seconds.
-    "smoke": {"corpus": {"task": "mnist1d", "archs": 8, "epochs": 1, "seed": 0}},
+    "smoke": {
+        "corpus": {"task": "mnist1d", "archs": 8, "epochs": 1, "seed": 0},
+        "leaderboard": {
+            "targets": ["val_acc", "train_time_s"],
+            "seeds": 1,
+            "trials": 0,
+            "sizes": [4],
+            "predictors": ["mean", "ridge", "gbdt"],
+        },
+    },
 }
 
 
@@ -30,6 +46,7 @@ def make_stages(preset: dict[str, Any]) -> list[Stage]:
     return [
         Stage("corpus", partial(build_stage, cfg=c), c),
         Stage("hardware", partial(hardware_stage, cfg={"seed": 0}), {"corpus": c}),
+        Stage("leaderboard", partial(leaderboard_stage, cfg=preset["leaderboard"]), [c, preset["leaderboard"]]),
     ]
 
 
