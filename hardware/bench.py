@@ -197,9 +197,12 @@ def run_bench(*, quick: bool = False, cuda: bool | None = None, command: str | N
 
 
 def save_bench(result: dict[str, Any], *, results_dir: Path | None = Path("results/hardware"),
-               cache_path: Path | None = None) -> list[Path]:
-    """Write the result to the per-host cache and (unless None) a results folder; returns the paths written."""
-    paths = [cache_path or bench_cache_path(result["provenance"]["host"])]
+               cache_path: Path | None = None, cache: bool | None = None) -> list[Path]:
+    """Write the result to the per-host cache and (unless None) a results folder; returns the paths written.
+
+    A quick run (small buffers, few repeats) is not cached unless asked: its figures would become ``local``."""
+    write_cache = cache if cache is not None else not result["provenance"].get("quick", False)
+    paths = [cache_path or bench_cache_path(result["provenance"]["host"])] if write_cache else []
     if results_dir is not None:
         paths.append(results_dir / f"bench_{result['provenance']['host']}.json")
     text = json.dumps(result, indent=2, sort_keys=True) + "\n"

@@ -162,6 +162,7 @@ def compare_corpus(corpus: str | Path, *, train_frac: float = 0.5, seed: int = 0
         by_name[dev.name] = dev
         rc, measured = _row_costs(row), float(row["train_time_s"])
         records.append({"arch_id": row["arch_id"], "measured_s": measured, "threads": row.get("threads"),
+                        "bound": run_time(rc, dev).bound,
                         **costs_terms(rc, dev), **transfer_terms(rc, measured, dev, transfer_to)})
     rows = pl.DataFrame(records)
     arch_ids = sorted(set(rows["arch_id"].to_list()))
@@ -175,11 +176,15 @@ def compare_corpus(corpus: str | Path, *, train_frac: float = 0.5, seed: int = 0
     coef = fit_robust(x[is_train], y[is_train])
     rows = rows.with_columns(pl.Series("calibrated_s", x @ coef))
     raw, cal = rows["raw_s"].to_numpy(), rows["calibrated_s"].to_numpy()
+    bounds = rows["bound"].to_numpy()
     metrics = {
         "raw_all": error_stats(raw, y), "raw_test": error_stats(raw[~is_train], y[~is_train]),
         "calibrated_train": error_stats(cal[is_train], y[is_train]),
         "calibrated_test": error_stats(cal[~is_train], y[~is_train]),
         "transfer": transfer_stats(rows, transfer_to),
+        "by_bound_test": {b: {"raw": error_stats(raw[~is_train & (bounds == b)], y[~is_train & (bounds == b)]),
+                              "calibrated": error_stats(cal[~is_train & (bounds == b)], y[~is_train & (bounds == b)])}
+                          for b in sorted(set(bounds[~is_train]))},
     }
     return CompareReport(str(folder), rows, dict(zip(FEATURES, map(float, coef), strict=True)), metrics,
                          sorted(devices), train_frac, seed, device=by_name[devices.most_common(1)[0][0]])

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from hardware.calibration import Calibration
 from hardware.catalogue import Device, get_device
 from hardware.compare import CompareReport
 from hardware.provenance import provenance, provenance_markdown
@@ -23,17 +24,36 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+def _figures(report: CompareReport) -> dict[str, Any]:
+    """The figures of the rows' device that the raw roofline used, and where they come from."""
+    if report.device is None:
+        return {}
+    return Calibration.device_figures(report.device) | {"source": report.device.efficiency_source}
+
+
 def report_dict(report: CompareReport) -> dict[str, Any]:
     """The report as JSON-ready data (rows included)."""
     return {
         "provenance": report.provenance, "corpus": report.corpus, "devices": report.devices,
         "train_frac": report.train_frac, "seed": report.seed, "metrics": report.metrics,
         "coefficients": report.coefficients,
+        "device_figures": _figures(report),
         "efficiencies": report.efficiencies(),
         "rows": report.rows.select(
-            "arch_id", "train", "measured_s", "raw_s", "calibrated_s", "arithmetic_intensity", "flops_run", "steps"
+            "arch_id", "train", "bound", "measured_s", "raw_s", "calibrated_s", "arithmetic_intensity", "flops_run",
+            "steps"
         ).to_dicts(),
     }
+
+
+def _figures_line(report: CompareReport) -> str:
+    f = _figures(report)
+    if not f:
+        return ""
+    return (f"Raw roofline figures of {f['name']}: {f['peak_flops'] / 1e9:.1f} GFLOP/s, "
+            f"{f['bandwidth'] / 1e9:.1f} GB/s, "
+            f"{f['launch_overhead_s'] * 1e6:.2f} us per launch, {f['step_overhead_s'] * 1e6:.0f} us per step "
+            f"({f['source']}).\n\n")
 
 
 def markdown(report: CompareReport) -> str:
@@ -43,12 +63,17 @@ def markdown(report: CompareReport) -> str:
     lines = [f"# Measured vs roofline training time: {report.corpus}\n\n", provenance_markdown(report.provenance), "\n",
              f"Devices: {', '.join(report.devices)}. Calibration fitted on {m['calibrated_train']['n']} rows "
              f"(architectures split {report.train_frac:.0%} / {1 - report.train_frac:.0%}, seed {report.seed}), "
-             f"judged on {m['calibrated_test']['n']} held-out rows.\n\n", head]
+             f"judged on {m['calibrated_test']['n']} held-out rows.\n\n", _figures_line(report), head]
     for key, label in (("raw_test", "raw, held-out"), ("calibrated_test", "calibrated, held-out"),
                        ("raw_all", "raw, all"), ("calibrated_train", "calibrated, fit rows")):
         s = m[key]
         lines.append(f"| {label} ({s['n']}) | {s['median_ape_pct']:.1f} | {s['within_10pct']:.0%} | "
                      f"{s['within_20pct']:.0%} | {s['spearman']:.3f} |\n")
+    lines.append("\nHeld-out rows by what bounds the raw roofline step (median abs % error):\n\n"
+                 "| bound | rows | raw | calibrated |\n|---|---|---|---|\n")
+    for b, st in m["by_bound_test"].items():
+        lines.append(f"| {b} | {st['raw']['n']} | {st['raw']['median_ape_pct']:.1f} | "
+                     f"{st['calibrated']['median_ape_pct']:.1f} |\n")
     lines.append("\nComparator: the measured times carried to other devices by Habitat-style wave scaling, "
                  "beside their roofline times (medians over all rows; no measurement there to judge either):\n\n")
     lines.append("| device | roofline s | wave-scaled s | median ratio wave / roofline | Spearman |\n"

@@ -33,7 +33,8 @@ def task_shape(task: str) -> tuple[tuple[int, ...], int, int]:
 
 @hardware_app.command("bench")
 def bench(
-    quick: Annotated[bool, typer.Option(help="small buffers and few repeats (for tests)")] = False,
+    quick: Annotated[bool, typer.Option(help="small buffers and few repeats (for tests; not cached)")] = False,
+    cache: Annotated[bool | None, typer.Option(help="write the per-host cache (default: unless --quick)")] = None,
     out: Annotated[Path, typer.Option(help="results folder (the per-host cache is written too)")] = Path(
         "results/hardware"
     ),
@@ -42,7 +43,7 @@ def bench(
     from hardware.bench import run_bench, save_bench, summary_lines
 
     result = run_bench(quick=quick)
-    paths = save_bench(result, results_dir=out)
+    paths = save_bench(result, results_dir=out, cache=cache)
     for line in summary_lines(result):
         OUT.print(line, highlight=False)
     OUT.print("written: " + ", ".join(str(p) for p in paths), highlight=False)

@@ -51,7 +51,9 @@ def test_quick_bench_is_cached_and_feeds_local(tmp_path: Path) -> None:
                 "train_launch_overhead_s", "train_step_overhead_s"):
         assert m[key] >= 0
     assert m["matmul_flops"] > 0 and m["triad_bytes_per_s"] > 0
-    paths = save_bench(result, results_dir=tmp_path / "results", cache_path=tmp_path / "cache" / "b.json")
+    assert save_bench(result, results_dir=None, cache_path=tmp_path / "no" / "b.json") == []  # quick: not cached
+    paths = save_bench(result, results_dir=tmp_path / "results", cache_path=tmp_path / "cache" / "b.json",
+                       cache=True)
     assert all(p.is_file() for p in paths)
     saved = json.loads(paths[1].read_text())
     assert {"command", "host", "cpu_model", "git_rev", "date"} <= set(saved["provenance"])
@@ -66,7 +68,10 @@ def test_bench_command_writes_cache_and_results(tmp_path: Path, monkeypatch: pyt
     res = runner.invoke(app, ["hardware", "bench", "--quick", "--out", str(tmp_path / "res")])
     assert res.exit_code == 0, res.output
     assert "GFLOP/s" in res.output
-    assert list((tmp_path / "cache").glob("bench-*.json")) and list((tmp_path / "res").glob("bench_*.json"))
+    assert list((tmp_path / "res").glob("bench_*.json")) and not (tmp_path / "cache").exists()
+    res = runner.invoke(app, ["hardware", "bench", "--quick", "--cache", "--out", str(tmp_path / "res")])
+    assert res.exit_code == 0, res.output
+    assert list((tmp_path / "cache").glob("bench-*.json"))
 
 
 def test_compare_command_on_a_missing_corpus(tmp_path: Path) -> None:
