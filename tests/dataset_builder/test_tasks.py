@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -61,10 +62,10 @@ def test_cifar10_refuses_pickles_that_run_code(tmp_path: Path) -> None:
 
     class Evil:
         def __reduce__(self) -> tuple[object, tuple[str]]:
-            return (print, ("owned",))
+            return (os.system, ("echo owned",))
 
     (folder / "data_batch_1").write_bytes(pickle.dumps({b"data": Evil(), b"labels": []}))
-    with pytest.raises(TaskError, match=r"data_batch_1: unreadable .*refusing to load builtins.print"):
+    with pytest.raises(TaskError, match=r"data_batch_1: unreadable .*refusing to load (posix|os)\.system"):
         load_task("cifar10", data_dir=folder)
 
 
