@@ -73,13 +73,14 @@ class GINNet(nn.Module):
     """Token lookup tables -> node vectors -> GIN layers -> sum, mean and output-node readout + side -> head."""
 
     def __init__(
-        self, side_dim: int, *, feature_dim: int, hidden: int, n_layers: int, head_hidden: int, dropout: float
+        self, side_dim: int, *, feature_dim: int, hidden: int, n_layers: int, head_hidden: int, dropout: float,
+        out_dim: int = 1,
     ) -> None:
         super().__init__()
         self.tables = FeatureTables(feature_dim)
         self.inp = nn.Linear(N_FEATURES * feature_dim, hidden)
         self.convs = nn.ModuleList(GINLayer(hidden) for _ in range(n_layers))
-        self.head = mlp_head(3 * hidden + side_dim, head_hidden, dropout=dropout)
+        self.head = mlp_head(3 * hidden + side_dim, head_hidden, out_dim=out_dim, dropout=dropout)
 
     def forward(self, x: NetInputs) -> torch.Tensor:
         if x.sources is None:
@@ -112,6 +113,8 @@ class GINPredictor(NeuralPredictor):
         "val_frac": 0.15,
         "loss": "l1",
         "min_steps": 400,
+        "aux_targets": "",
+        "aux_weight": 0.5,
     }
 
     test_params: ClassVar[dict[str, Any]] = {"epochs": 3, "min_steps": 6, "hidden": 16, "head_hidden": 16}
@@ -130,9 +133,9 @@ class GINPredictor(NeuralPredictor):
             "loss": trial.suggest_categorical("loss", ["l1", "huber"]),
         }
 
-    def _build(self, side_dim: int) -> nn.Module:
+    def _build(self, side_dim: int, out_dim: int) -> nn.Module:
         p = self.params
         return GINNet(
             side_dim, feature_dim=p["feature_dim"], hidden=p["hidden"], n_layers=p["n_layers"],
-            head_hidden=p["head_hidden"], dropout=p["dropout"],
+            head_hidden=p["head_hidden"], dropout=p["dropout"], out_dim=out_dim,
         )

@@ -1,8 +1,10 @@
 """The shared shape of the torch families: inputs, target scaling, fitting, batched inference, save and load.
 
-A family subclasses ``NeuralPredictor`` and supplies ``DEFAULTS`` and ``_build(side_dim) -> nn.Module`` (a module
-mapping ``NetInputs`` to (B, 1) predictions in standardised fitting space). Payload: ``weights.pt``, a state dict
-loaded with ``torch.load(weights_only=True)``; everything else is JSON in the manifest's config.
+A family subclasses ``NeuralPredictor`` and supplies ``DEFAULTS`` and ``_build(side_dim, out_dim) -> nn.Module`` (a
+module mapping ``NetInputs`` to (B, out_dim) predictions in standardised fitting space). Column 0 is the target;
+``aux_targets`` (comma-separated column names) adds heads trained jointly (e.g. val_acc with train_time_s: the
+paper's one network predicting accuracy and training time), read back with ``predict_all``. Payload:
+``weights.pt``, a state dict loaded with ``torch.load(weights_only=True)``; everything else is JSON in the config.
 """
 
 from __future__ import annotations
@@ -48,7 +50,12 @@ class NeuralPredictor:
         self.side: SideFeatures | None = None
         self.model: nn.Module | None = None
         self.y_mean, self.y_std = 0.0, 1.0
+        self.aux_stats: list[tuple[float, float]] = []
         self.report: TrainReport | None = None
+
+    @property
+    def aux_targets(self) -> list[str]:
+        return [a.strip() for a in str(self.params.get("aux_targets", "")).split(",") if a.strip()]
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
@@ -58,8 +65,28 @@ class NeuralPredictor:
     def supports(cls, target: Target) -> bool:
         return True
 
-    def _build(self, side_dim: int) -> nn.Module:
+    def _build(self, side_dim: int, out_dim: int) -> nn.Module:
         raise NotImplementedError
+
+    def _targets_matrix(self, rows: pl.DataFrame, target: Target, *, fit_stats: bool) -> np.ndarray:
+        """(R, 1 + aux) standardised fitting-space values; NaN where an auxiliary value is missing."""
+        cols = [target.forward(rows[target.name].cast(pl.Float64).to_numpy())]
+        for a in self.aux_targets:
+            if a == target.name or a not in rows.columns:
+                raise ValueError(f"predictor {self.name!r}: auxiliary target {a!r} is the target or not a column")
+            v = rows[a].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+            with np.errstate(invalid="ignore", divide="ignore"):
+                cols.append(np.where(np.isfinite(v), Target.of(a).forward(np.nan_to_num(v, nan=1.0)), np.nan))
+        if fit_stats:
+            z = cols[0]
+            self.y_mean, self.y_std = float(z.mean()), (float(z.std()) if z.std() > 1e-9 else 1.0)
+            self.aux_stats = []
+            for c in cols[1:]:
+                ok = c[np.isfinite(c)]
+                sd = float(ok.std()) if ok.size and ok.std() > 1e-9 else 1.0
+                self.aux_stats.append((float(ok.mean()) if ok.size else 0.0, sd))
+        stats = [(self.y_mean, self.y_std), *self.aux_stats]
+        return np.column_stack([(c - m) / s for c, (m, s) in zip(cols, stats, strict=True)])
 
     # fitting ---------------------------------------------------------------------------------------------------
     def fit(
@@ -77,21 +104,19 @@ class NeuralPredictor:
             raise ValueError(f"predictor {self.name!r}: no rows with a value of {target.name!r} to fit")
         self.target = target
         self.side = SideFeatures.fit(rows, arch_scalars=bool(self.params.get("arch_scalars", False)))
-        z = target.forward(rows[target.name].cast(pl.Float64).to_numpy())
-        self.y_mean = float(z.mean())
-        self.y_std = float(z.std()) if z.std() > 1e-9 else 1.0
+        y = self._targets_matrix(rows, target, fit_stats=True)
         val_idx = None
         if val_rows is not None and (val_rows := _finite(val_rows, target)).height:
             val_idx = np.arange(rows.height, rows.height + val_rows.height)
             rows = pl.concat([rows, val_rows.select(rows.columns)], how="vertical_relaxed")
-            z = target.forward(rows[target.name].cast(pl.Float64).to_numpy())
+            y = self._targets_matrix(rows, target, fit_stats=False)
         inputs = rows_inputs(rows, self.side, graph=self.uses_graph)
         groups = (rows["arch_id"] if "arch_id" in rows.columns else rows["arch_json"]).to_numpy()
-        side_dim = self.side.dim
+        side_dim, out_dim = self.side.dim, 1 + len(self.aux_targets)
         self.model, self.report = train_model(
-            lambda: self._build(side_dim),
+            lambda: self._build(side_dim, out_dim),
             inputs,
-            (z - self.y_mean) / self.y_std,
+            y,
             groups,
             TrainConfig.from_params(self.params),
             seed=self.seed,
@@ -107,16 +132,17 @@ class NeuralPredictor:
             raise RuntimeError(f"predictor {self.name!r} is not fitted")
         return self.model, self.side, self.target
 
-    def predict_z(self, inputs: NetInputs) -> np.ndarray:
-        """Standardised fitting-space outputs, batched under inference mode."""
+    def predict_z(self, inputs: NetInputs, *, all_heads: bool = False) -> np.ndarray:
+        """Standardised fitting-space outputs (of the target, or (R, heads) with ``all_heads``), batched."""
         model, _, _ = self._fitted()
         outs = []
         with torch.inference_mode():
             for k in range(0, len(inputs), INFERENCE_CHUNK):
                 idx = torch.arange(k, min(k + INFERENCE_CHUNK, len(inputs)))
                 part = inputs if len(inputs) <= INFERENCE_CHUNK else inputs.take(idx)
-                outs.append(model(part).squeeze(-1).double().numpy())
-        return np.concatenate(outs) if outs else np.zeros(0)
+                out = model(part)
+                outs.append((out if all_heads else out[:, 0]).double().numpy())
+        return np.concatenate(outs) if outs else np.zeros((0, 1 + len(self.aux_targets)) if all_heads else 0)
 
     def _to_column(self, z: np.ndarray) -> np.ndarray:
         _, _, target = self._fitted()
@@ -127,6 +153,15 @@ class NeuralPredictor:
         if rows.height == 0:
             return np.zeros(0)
         return self._to_column(self.predict_z(rows_inputs(rows, side, graph=self.uses_graph)))
+
+    def predict_all(self, rows: pl.DataFrame) -> dict[str, np.ndarray]:
+        """Every head in column units: the target and each auxiliary target."""
+        _, side, target = self._fitted()
+        z = self.predict_z(rows_inputs(rows, side, graph=self.uses_graph), all_heads=True)
+        stats = [(self.y_mean, self.y_std), *self.aux_stats]
+        names = [target.name, *self.aux_targets]
+        return {n: Target.of(n).inverse(z[:, k] * s + m) for k, (n, (m, s)) in enumerate(zip(names, stats,
+                                                                                              strict=True))}
 
     def predict_networks(self, nets: Sequence[Network], descriptors: Mapping[str, Any]) -> np.ndarray:
         """Predictions for Network objects of one task (``descriptors`` as in predictors.features)."""
@@ -147,6 +182,7 @@ class NeuralPredictor:
                 "side": side.to_dict(),
                 "y_mean": self.y_mean,
                 "y_std": self.y_std,
+                "aux_stats": [list(a) for a in self.aux_stats],
                 "train": asdict(self.report) if self.report else None,
             },
         }
@@ -164,7 +200,8 @@ class NeuralPredictor:
         obj.target = Target.of(config["target"])
         obj.side = SideFeatures.from_dict(state["side"])
         obj.y_mean, obj.y_std = float(state["y_mean"]), float(state["y_std"])
-        model = obj._build(obj.side.dim)
+        obj.aux_stats = [(float(m), float(s)) for m, s in state.get("aux_stats", [])]
+        model = obj._build(obj.side.dim, 1 + len(obj.aux_targets))
         model.load_state_dict(torch.load(folder / WEIGHTS, weights_only=True, map_location="cpu"))
         obj.model = model.eval()
         if state.get("train"):

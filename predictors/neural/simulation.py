@@ -60,6 +60,8 @@ class LSTMEmbeddingPredictor(NeuralPredictor):
         "val_frac": 0.15,
         "loss": "l1",
         "min_steps": 400,
+        "aux_targets": "",
+        "aux_weight": 0.5,
     }
 
     test_params: ClassVar[dict[str, Any]] = {"epochs": 3, "min_steps": 6, "net_dim": 16, "layer_dim": 8, "hidden": 16}
@@ -77,9 +79,9 @@ class LSTMEmbeddingPredictor(NeuralPredictor):
             "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
         }
 
-    def _build(self, side_dim: int) -> nn.Module:
+    def _build(self, side_dim: int, out_dim: int) -> nn.Module:
         p = self.params
         return SimulationNet(
             side_dim, feature_dim=p["feature_dim"], layer_dim=p["layer_dim"], net_dim=p["net_dim"],
-            hidden=p["hidden"], dropout=p["dropout"],
+            hidden=p["hidden"], dropout=p["dropout"], out_dim=out_dim,
         )

@@ -35,6 +35,7 @@ class TrainConfig:
     loss: str = "l1"
     min_steps: int = 400
     clip_norm: float = 5.0
+    aux_weight: float = 0.5
 
     @staticmethod
     def from_params(params: dict[str, Any]) -> TrainConfig:
@@ -67,8 +68,8 @@ def inner_split(groups: np.ndarray, *, val_frac: float, seed: int) -> tuple[np.n
 def _l1_on(model: nn.Module, inputs: NetInputs, y: torch.Tensor, idx: np.ndarray) -> float:
     model.eval()
     with torch.no_grad():
-        out = model(inputs.take(torch.from_numpy(idx))).squeeze(-1)
-        value = float(F.l1_loss(out, y[idx]))
+        out = model(inputs.take(torch.from_numpy(idx)))[:, 0]
+        value = float(F.l1_loss(out, y[idx, 0]))
     model.train()
     return value
 
@@ -85,7 +86,10 @@ def train_model(
     report: Callable[[int, float], None] | None = None,
     report_scale: float = 1.0,
 ) -> tuple[nn.Module, TrainReport]:
-    """Build and fit a model on standardised targets ``y``; returns it at its best validation round.
+    """Build and fit a model on standardised targets ``y`` (R, T); returns it at its best validation round.
+
+    Column 0 is the target; further columns are auxiliary heads (NaN where a row lacks the value), weighted by
+    ``cfg.aux_weight``. Early stopping and reports use column 0 only.
 
     ``val_idx`` (rows held out by the caller) replaces the inner split; ``report(round, value)`` gets the
     validation L1 times ``report_scale`` (the fitting-space L1) and may raise to prune. The global torch RNG is
@@ -101,7 +105,7 @@ def train_model(
             va = np.asarray(val_idx, dtype=np.int64)
             tr = np.setdiff1d(np.arange(len(groups)), va)
         gen = torch.Generator().manual_seed(seed)
-        yt = torch.as_tensor(y, dtype=torch.float32)
+        yt = torch.as_tensor(y, dtype=torch.float32).reshape(len(groups), -1)
         steps_per_round = max(1, math.ceil(len(tr) / cfg.batch_size))
         stretch = max(1.0, cfg.min_steps / (cfg.epochs * steps_per_round))
         rounds = math.ceil(cfg.epochs * stretch)
@@ -116,8 +120,13 @@ def train_model(
             total = 0.0
             for k in range(0, len(perm), cfg.batch_size):
                 idx = perm[k : k + cfg.batch_size]
-                out = model(inputs.take(idx)).squeeze(-1)
-                loss = loss_fn(out, yt[idx])
+                out, yb = model(inputs.take(idx)), yt[idx]
+                loss = loss_fn(out[:, 0], yb[:, 0])
+                if yb.shape[1] > 1:
+                    known = torch.isfinite(yb[:, 1:])
+                    if known.any():
+                        aux = loss_fn(out[:, 1:][known], yb[:, 1:][known])
+                        loss = loss + cfg.aux_weight * aux
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)

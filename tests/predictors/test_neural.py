@@ -92,6 +92,20 @@ def test_predict_networks_matches_rows(name: str, fitted: dict[str, Any], rows: 
     np.testing.assert_allclose(p.predict_networks(nets, desc), p.predict(rows), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", NEURAL)
+def test_joint_heads(name: str, rows: pl.DataFrame, tmp_path: Path) -> None:
+    p = PREDICTORS.get(name)(seed=0, aux_targets="train_time_s", **FAST[name]).fit(rows, Target.of("val_acc"))
+    heads = p.predict_all(rows)
+    assert set(heads) == {"val_acc", "train_time_s"}
+    np.testing.assert_allclose(heads["val_acc"], p.predict(rows), rtol=1e-6)
+    assert (heads["train_time_s"] > 0).all()
+    p.save(tmp_path)
+    q = PREDICTORS.get(name).load(tmp_path, p.config())
+    np.testing.assert_array_equal(q.predict_all(rows)["train_time_s"], heads["train_time_s"])
+    with pytest.raises(ValueError, match="auxiliary"):
+        PREDICTORS.get(name)(seed=0, aux_targets="val_acc", **FAST[name]).fit(rows, Target.of("val_acc"))
+
+
 def test_unknown_parameter_and_loss_fail(rows: pl.DataFrame) -> None:
     with pytest.raises(TypeError, match="unknown parameter"):
         PREDICTORS.get("gin")(seed=0, widht=3)
