@@ -12,6 +12,7 @@ from rich.console import Console
 from narch.hardware_cli import hardware_app, roofline_cmd
 from narch.import_cli import import_cmd
 from narch.predict_cli import leaderboard_cmd, predict_cmd
+from narch.search_cli import search_cmd
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -26,6 +27,7 @@ app.command("roofline")(roofline_cmd)
 app.command("import")(import_cmd)
 app.command("leaderboard")(leaderboard_cmd)
 app.command("predict")(predict_cmd)
+app.command("search")(search_cmd)
 ERR = Console(stderr=True)
 OUT = Console()
 

@@ -1,0 +1,141 @@
+"""What the reward is computed from: predicted accuracy (and its uncertainty), model size, training time.
+
+A ``Scorer`` is anything that predicts corpus targets for a batch of networks: the frozen predictor (through an
+adapter) or a regression fitted here. Size is exact (parameters and batch-norm buffers, as the builder measures
+it); time is either the scorer's ``train_time_s`` (the measured device) or the roofline of a named device.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import polars as pl
+
+from hardware.catalogue import Device, get_device
+from hardware.roofline import roofline_run
+from search_space import Network, Op, count_params
+
+TIME_TARGET = "train_time_s"
+
+
+class Scorer(Protocol):
+    """Batched predictions: ``{target: (n,) means}`` plus ``{target + "_std": (n,)}`` where it has uncertainty."""
+
+    targets: tuple[str, ...]
+
+    def predict(self, nets: Sequence[Network]) -> dict[str, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """The task and protocol the predictor was trained on: what the networks are scored for."""
+
+    input_shape: tuple[int, ...]
+    n_classes: int
+    n_train: int
+    epochs: int
+    batch_size: int
+    descriptors: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def from_rows(rows: pl.DataFrame) -> TaskContext:
+        """From corpus rows (the first ok row; a corpus holds one task and protocol)."""
+        ok = rows.filter(pl.col("status") == "ok") if "status" in rows.columns else rows
+        if ok.height == 0:
+            raise ValueError("corpus has no ok rows to take the task from")
+        r = ok.row(0, named=True)
+        desc = {k: r[k] for k in ("n_train", "n_classes", "class_balance", "linear_probe_acc", "centroid_acc",
+                                  "epochs", "batch_size", "lr") if r.get(k) is not None}
+        desc["input_shape"] = list(r["input_shape"])
+        return TaskContext(tuple(int(x) for x in r["input_shape"]), int(r["n_classes"]), int(r["n_train"]),
+                           int(r["epochs"]), int(r["batch_size"]), desc)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"input_shape": list(self.input_shape), "n_classes": self.n_classes, "n_train": self.n_train,
+                "epochs": self.epochs, "batch_size": self.batch_size, "descriptors": self.descriptors}
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> TaskContext:
+        return TaskContext(tuple(d["input_shape"]), int(d["n_classes"]), int(d["n_train"]), int(d["epochs"]),
+                           int(d["batch_size"]), dict(d.get("descriptors", {})))
+
+
+def model_size_bytes(net: Network, input_shape: tuple[int, ...], n_classes: int) -> int:
+    """Bytes of parameters and buffers (fp32 weights; BN running mean/var fp32 and an int64 step per conv)."""
+    convs = [x for x in net.layers if x.op == Op.CONV]
+    return 4 * count_params(net, input_shape, n_classes) + 8 * sum(x.channels for x in convs) + 8 * len(convs)
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    """Objectives of a batch of networks."""
+
+    acc: np.ndarray
+    acc_std: np.ndarray | None
+    size_bytes: np.ndarray
+    time_s: np.ndarray
+    params: np.ndarray
+
+
+class Objectives:
+    """Accuracy from the scorer, exact size, time from the scorer or from a device's roofline."""
+
+    def __init__(self, scorer: Scorer, ctx: TaskContext, *, accuracy: str = "val_acc", time_source: str = "predictor",
+                 device: str = "local") -> None:
+        if accuracy not in scorer.targets:
+            raise ValueError(f"the predictor has no {accuracy!r} target (it has: {', '.join(scorer.targets)})")
+        if time_source == "predictor" and TIME_TARGET not in scorer.targets:
+            raise ValueError(f"time source 'predictor' needs a {TIME_TARGET!r} target "
+                             f"(the predictor has: {', '.join(scorer.targets)}); use a roofline device instead")
+        self.scorer, self.ctx, self.accuracy = scorer, ctx, accuracy
+        self.time_source = time_source
+        self.device_key = device
+        self._device: Device | None = get_device(device) if time_source == "roofline" else None
+
+    @property
+    def time_label(self) -> str:
+        return "measured (predicted)" if self.time_source == "predictor" else f"roofline {self.device_key}"
+
+    def roofline_time_s(self, net: Network, device: Device | str | None = None) -> float:
+        dev = device if device is not None else self._device
+        assert dev is not None
+        c = self.ctx
+        return roofline_run(net, c.input_shape, c.n_classes, batch_size=c.batch_size, n_train=c.n_train,
+                            epochs=c.epochs, device=dev).train_time_s
+
+    def __call__(self, nets: Sequence[Network]) -> Scores:
+        pred = self.scorer.predict(nets)
+        c = self.ctx
+        if self.time_source == "predictor":
+            time_s = np.asarray(pred[TIME_TARGET], dtype=np.float64)
+        else:
+            time_s = np.asarray([self.roofline_time_s(n) for n in nets])
+        return Scores(
+            acc=np.clip(np.asarray(pred[self.accuracy], dtype=np.float64), 0.0, 1.0),  # a regression may overshoot
+            acc_std=pred.get(f"{self.accuracy}_std"),
+            size_bytes=np.asarray([model_size_bytes(n, c.input_shape, c.n_classes) for n in nets], dtype=np.float64),
+            time_s=time_s,
+            params=np.asarray([count_params(n, c.input_shape, c.n_classes) for n in nets], dtype=np.float64),
+        )
+
+
+def corpus_medians(rows: pl.DataFrame, objectives: Objectives, *, sample: int = 400, seed: int = 0) -> tuple[float,
+                                                                                                            float]:
+    """Median model size and median training time of the corpus's ok networks, in the reward's time units.
+
+    With a roofline time source the time median is the roofline time of (a sample of) the corpus networks on that
+    device, so a threshold means the same thing on every hardware target.
+    """
+    ok = rows.filter(pl.col("status") == "ok") if "status" in rows.columns else rows
+    size = float(ok["model_size_bytes"].median())  # type: ignore[arg-type]
+    if objectives.time_source == "predictor":
+        return size, float(ok[TIME_TARGET].median())  # type: ignore[arg-type]
+    js = ok["arch_json"].unique(maintain_order=True)
+    if js.len() > sample:
+        js = js.sample(sample, seed=seed)
+    times = [objectives.roofline_time_s(Network.from_json(j)) for j in js.to_list()]
+    return size, float(np.median(times)) if times else math.nan

@@ -1,0 +1,158 @@
+"""Search reports: best-so-far curves with 95 % confidence intervals over seeds, the final table, Pareto fronts
+with hypervolume, the best networks, and the plots. Frames in, frames and files out."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from controller.pareto import hypervolume, pareto_mask, to_min
+
+REF_FACTOR = 4.0  # hypervolume reference point: accuracy 0, size and time at 4x their reward thresholds
+
+
+def ci95(x: np.ndarray) -> float:
+    """Half-width of the 95 % t-interval of the mean (nan for fewer than two values)."""
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) < 2:
+        return math.nan
+    return float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+
+
+def best_so_far(history: pl.DataFrame, budget: int) -> pl.DataFrame:
+    """Per strategy and seed, the best reward after each query 1..budget (carried forward past a run's end)."""
+    out = []
+    for (strategy, seed), g in history.group_by(["strategy", "seed"], maintain_order=True):
+        best = np.full(budget, np.nan)
+        q = g["query"].to_numpy() - 1
+        best[q[q < budget]] = g["reward"].to_numpy()[q < budget]
+        best = np.fmax.accumulate(np.where(np.isnan(best), -np.inf, best))
+        out.append(pl.DataFrame({"strategy": strategy, "seed": seed, "query": np.arange(1, budget + 1),
+                                 "best_reward": best}))
+    return pl.concat(out)
+
+
+def curve_stats(curves: pl.DataFrame) -> pl.DataFrame:
+    """Mean and 95 % CI of best-so-far over seeds, per strategy and query."""
+    rows = []
+    for (strategy, query), g in curves.group_by(["strategy", "query"], maintain_order=True):
+        v = g["best_reward"].to_numpy()
+        rows.append({"strategy": strategy, "query": query, "mean": float(v.mean()), "ci95": ci95(v),
+                     "n_seeds": len(v)})
+    return pl.DataFrame(rows).sort(["strategy", "query"])
+
+
+def final_table(curves: pl.DataFrame, runs: pl.DataFrame, *, baseline: str = "random") -> pl.DataFrame:
+    """Final best reward per strategy: mean, 95 % CI, and the difference to the baseline with a Welch test."""
+    last = curves.filter(pl.col("query") == curves["query"].max())
+    base = last.filter(pl.col("strategy") == baseline)["best_reward"].to_numpy()
+    rows = []
+    for strategy in last["strategy"].unique(maintain_order=True).to_list():
+        v = last.filter(pl.col("strategy") == strategy)["best_reward"].to_numpy()
+        r = runs.filter(pl.col("strategy") == strategy)
+        p = float(stats.ttest_ind(v, base, equal_var=False).pvalue) if len(base) > 1 and strategy != baseline \
+            else math.nan
+        rows.append({
+            "strategy": strategy, "final_best_mean": float(v.mean()), "ci95": ci95(v),
+            "min": float(v.min()), "max": float(v.max()), "seeds": len(v),
+            f"minus_{baseline}": float(v.mean() - base.mean()) if len(base) else math.nan, "welch_p": p,
+            "queries_mean": float(r["queries"].mean()), "env_steps_mean": float(r["env_steps"].mean()),  # type: ignore[arg-type]
+            "wall_s_mean": float(r["wall_s"].mean()),  # type: ignore[arg-type]
+            "env_steps_per_s": float(r["env_steps"].sum() / max(r["wall_s"].sum(), 1e-9)),
+        })
+    return pl.DataFrame(rows).sort("final_best_mean", descending=True)
+
+
+def pareto_tables(history: pl.DataFrame, *, size_ref: float, time_ref: float) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(front of every evaluated network per strategy, pooled over seeds; hypervolume per strategy mean +- CI)."""
+    ref = np.array([1.0, REF_FACTOR, REF_FACTOR])
+    fronts, hv_rows = [], []
+    for strategy in history["strategy"].unique(maintain_order=True).to_list():
+        g = history.filter(pl.col("strategy") == strategy).unique(subset=["arch_id"], maintain_order=True)
+        pts = to_min(g["acc"].to_numpy(), g["size_bytes"].to_numpy(), g["time_s"].to_numpy(),
+                     size_ref=size_ref, time_ref=time_ref)
+        fronts.append(g.filter(pl.Series(pareto_mask(pts))).select(
+            "strategy", "arch_id", "arch_json", "acc", "size_bytes", "time_s", "reward"))
+        hvs = []
+        for _, s in history.filter(pl.col("strategy") == strategy).group_by("seed", maintain_order=True):
+            p = to_min(s["acc"].to_numpy(), s["size_bytes"].to_numpy(), s["time_s"].to_numpy(),
+                       size_ref=size_ref, time_ref=time_ref)
+            hvs.append(hypervolume(p, ref))
+        hv_rows.append({"strategy": strategy, "hypervolume_mean": float(np.mean(hvs)), "ci95": ci95(np.array(hvs)),
+                        "hypervolume_pooled": hypervolume(pts, ref), "front_size": int(fronts[-1].height)})
+    return pl.concat(fronts), pl.DataFrame(hv_rows).sort("hypervolume_mean", descending=True)
+
+
+def best_networks(history: pl.DataFrame, k: int = 5) -> pl.DataFrame:
+    """The k best distinct networks per strategy (over all seeds)."""
+    out = []
+    for strategy in history["strategy"].unique(maintain_order=True).to_list():
+        g = (history.filter(pl.col("strategy") == strategy).sort("reward", descending=True)
+             .unique(subset=["arch_id"], maintain_order=True).head(k))
+        out.append(g.select("strategy", "seed", "query", "arch_id", "arch_json", "reward", "acc", "acc_std",
+                            "size_bytes", "time_s", "params"))
+    return pl.concat(out)
+
+
+def plot_curves(stats_df: pl.DataFrame, path: Path, *, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for strategy in stats_df["strategy"].unique(maintain_order=True).to_list():
+        g = stats_df.filter(pl.col("strategy") == strategy)
+        q, m, c = g["query"].to_numpy(), g["mean"].to_numpy(), np.nan_to_num(g["ci95"].to_numpy())
+        ax.plot(q, m, label=strategy, lw=1.5)
+        ax.fill_between(q, m - c, m + c, alpha=0.2)
+    ax.set_xlabel("predictor queries")
+    ax.set_ylabel("best reward so far (mean, 95 % CI over seeds)")
+    ax.set_xscale("log")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_pareto(front: pl.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for strategy in front["strategy"].unique(maintain_order=True).to_list():
+        g = front.filter(pl.col("strategy") == strategy)
+        axes[0].scatter(g["size_bytes"], g["acc"], s=10, label=strategy)
+        axes[1].scatter(g["time_s"], g["acc"], s=10, label=strategy)
+    for ax, x in zip(axes, ("model size (bytes)", "training time (s)"), strict=True):
+        ax.set_xscale("log")
+        ax.set_xlabel(x)
+        ax.set_ylabel("predicted accuracy")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Pareto fronts (accuracy up, size and time down), pooled over seeds", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def markdown_table(df: pl.DataFrame, *, floats: int = 4) -> str:
+    cols = df.columns
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.iter_rows():
+        cells = [f"{v:.{floats}g}" if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_json(path: Path, obj: object) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")

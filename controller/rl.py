@@ -1,0 +1,174 @@
+"""The paper's A2C controller and EAS-style REINFORCE, as ask/tell strategies over batched environments.
+
+``B`` environments each run episodes of ``T`` moves from the start network. One ``ask`` samples a move in every
+environment (one batched policy forward); ``tell`` receives the children's rewards. The per-step reward is the
+change of the multi-objective reward, r_t = R(s_{t+1}) - R(s_t), so an episode's return is how much it improved
+the start network. A2C: advantage A_t = r_t + gamma V(s_{t+1}) - V(s_t) (or GAE with ``gae_lambda`` < 1; V after
+the last move is 0), policy loss -log pi(a_t|s_t) A_t, value loss A_t^2 against a detached target, and an entropy
+bonus; one update per batch of episodes. REINFORCE: the episode return against a moving-average baseline, no
+value network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from controller.env import Moves
+from controller.policy import Policy, PolicyStep
+from controller.strategies import StrategyContext, register
+from search_space import Network
+from search_space.encoding import Encoder
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    """Controller hyperparameters (defaults chosen on a toy scorer and the MNIST-1D predictor; see results/)."""
+
+    envs: int = 16
+    lr: float = 3e-3
+    gamma: float = 1.0
+    gae_lambda: float = 0.95
+    entropy: float = 0.01
+    value_coef: float = 0.5
+    hidden: int = 64
+    reward_scale: float = 10.0
+    max_grad_norm: float = 1.0
+    p_elite: float = 0.5  # an episode starts from one of the best networks found so far with this probability
+    elite: int = 8
+
+    @staticmethod
+    def from_params(params: dict[str, object]) -> RLConfig:
+        known = RLConfig.__dataclass_fields__
+        return RLConfig(**{k: type(getattr(RLConfig(), k))(v) for k, v in params.items() if k in known})  # type: ignore[call-overload]
+
+
+def advantages(rewards: torch.Tensor, values: torch.Tensor, *, gamma: float, lam: float) -> torch.Tensor:
+    """GAE over (T, B) rewards and values V(s_0..s_{T-1}); V(s_T) = 0 (the episode ends). lam = 0 gives the paper's
+    one-step advantage r_t + gamma V(s_{t+1}) - V(s_t)."""
+    t_len = rewards.shape[0]
+    nxt = torch.cat([values[1:], torch.zeros_like(values[:1])], dim=0)
+    delta = rewards + gamma * nxt - values
+    adv = torch.zeros_like(rewards)
+    run = torch.zeros_like(rewards[0])
+    for t in reversed(range(t_len)):
+        run = delta[t] + gamma * lam * run
+        adv[t] = run
+    return adv
+
+
+class _Controller:
+    """Shared rollout machinery: B environments stepping through one policy."""
+
+    def __init__(self, ctx: StrategyContext) -> None:
+        self.ctx = ctx
+        self.cfg = RLConfig.from_params(ctx.params)
+        torch.manual_seed(ctx.seed)
+        self.gen = torch.Generator().manual_seed(ctx.seed)
+        self.moves: Moves = ctx.moves
+        self.policy = Policy(self.moves.vocab, hidden=self.cfg.hidden)
+        self.opt = torch.optim.Adam(self.policy.parameters(), lr=self.cfg.lr)
+        self.encoder = Encoder(max_entries=100_000)
+        ev = ctx.evaluator.known(ctx.start)
+        self.start_r = ev.reward if ev else 0.0
+        self.rng = np.random.default_rng(ctx.seed)
+        self._parsed: dict[str, Network] = {}
+        self._reset()
+        self.t = 0
+        self.steps: list[PolicyStep] = []
+        self.rewards: list[np.ndarray] = []
+        self.updates = 0
+        self.pending: list[Network] = []
+
+    def _step(self) -> PolicyStep:
+        tries = [self.moves.trie(s) for s in self.states]
+        if any(t is None for t in tries):  # pragma: no cover - insert of a dropout is legal below the depth limit
+            raise RuntimeError("a state has no legal move")
+        batch = self.encoder.networks(self.states)
+        progress = torch.full((len(self.states),), self.t / self.ctx.episode_len)
+        return self.policy(torch.from_numpy(batch.tokens), torch.from_numpy(batch.lengths), progress,
+                           tries, generator=self.gen)  # type: ignore[arg-type]
+
+    def ask(self, n: int) -> list[Network]:
+        step = self._step()
+        self.steps.append(step)
+        self.pending = [self.moves.child(s, m) for s, m in zip(self.states, step.moves, strict=True)]
+        return list(self.pending)
+
+    def tell(self, nets: list[Network], rewards: np.ndarray) -> None:
+        if len(rewards) < len(self.pending):
+            return  # the budget ran out mid-step: the search is over
+        self.rewards.append((rewards - self.state_r) * self.cfg.reward_scale)
+        self.states, self.state_r = list(nets), np.asarray(rewards, dtype=np.float64)
+        self.t += 1
+        if self.t >= self.ctx.episode_len:
+            self._update()
+            self._reset()
+            self.t = 0
+            self.steps, self.rewards = [], []
+
+    def _reset(self) -> None:
+        """Episode starts: the seed network, or (with p_elite) one of the best found so far - the controller keeps
+        adapting the networks it has already improved, as the paper's controller adapts an existing network."""
+        hist = self.ctx.evaluator.history
+        elite = sorted(hist, key=lambda e: -e.reward)[: self.cfg.elite] if self.cfg.p_elite > 0 else []
+        self.states, rs = [], []
+        for _ in range(self.cfg.envs):
+            if elite and self.rng.random() < self.cfg.p_elite:
+                e = elite[int(self.rng.integers(len(elite)))]
+                net = self._parsed.get(e.arch_json)
+                if net is None:
+                    net = self._parsed[e.arch_json] = Network.from_json(e.arch_json)
+                self.states.append(net)
+                rs.append(e.reward)
+            else:
+                self.states.append(self.ctx.start)
+                rs.append(self.start_r)
+        self.state_r = np.asarray(rs, dtype=np.float64)
+
+    def _update(self) -> None:
+        raise NotImplementedError
+
+    def _apply(self, loss: torch.Tensor) -> None:
+        self.opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.max_grad_norm)
+        self.opt.step()
+        self.updates += 1
+
+
+@register("a2c")
+class A2C(_Controller):
+    """The paper's advantage actor-critic controller."""
+
+    def _update(self) -> None:
+        r = torch.as_tensor(np.stack(self.rewards), dtype=torch.float32)  # (T, B)
+        v = torch.stack([s.value for s in self.steps])
+        logp = torch.stack([s.log_prob for s in self.steps])
+        ent = torch.stack([s.entropy for s in self.steps])
+        adv = advantages(r, v.detach(), gamma=self.cfg.gamma, lam=self.cfg.gae_lambda)
+        target = adv + v.detach()
+        policy_loss = -(logp * adv).mean()
+        value_loss = ((target - v) ** 2).mean()
+        self._apply(policy_loss + self.cfg.value_coef * value_loss - self.cfg.entropy * ent.mean())
+
+
+@register("reinforce")
+class Reinforce(_Controller):
+    """EAS-style REINFORCE: episode return minus a moving-average baseline, times the summed log-probabilities."""
+
+    def __init__(self, ctx: StrategyContext) -> None:
+        super().__init__(ctx)
+        self.baseline: float | None = None
+        self.decay = float(ctx.params.get("baseline_decay", 0.9))
+
+    def _update(self) -> None:
+        ret = np.stack(self.rewards).sum(0)  # (B,) = R(s_T) - R(s_0), scaled
+        mean = float(ret.mean())
+        self.baseline = mean if self.baseline is None else self.decay * self.baseline + (1 - self.decay) * mean
+        adv = torch.as_tensor(ret - self.baseline, dtype=torch.float32)
+        logp = torch.stack([s.log_prob for s in self.steps]).sum(0)
+        ent = torch.stack([s.entropy for s in self.steps]).mean()
+        self._apply(-(logp * adv).mean() - self.cfg.entropy * ent)

@@ -1,0 +1,66 @@
+"""One search loop with one query budget, run for every strategy and seed."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import polars as pl
+
+from controller import rl, tpe  # noqa: F401  (registers a2c, reinforce, tpe, nsga2)
+from controller.env import Evaluation, Evaluator, Moves
+from controller.objectives import Objectives
+from controller.reward import RewardConfig
+from controller.strategies import STRATEGIES, StrategyContext, get_strategy
+from search_space import Network
+
+ALL = ("a2c", "reinforce", "random", "evolution", "local", "tpe")
+
+
+@dataclass
+class RunResult:
+    """One strategy x seed: its evaluator history and counters."""
+
+    strategy: str
+    seed: int
+    history: list[Evaluation]
+    env_steps: int
+    wall_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_one(strategy: str, *, objectives: Objectives, reward: RewardConfig, moves: Moves, start: Network,
+            budget: int, seed: int, episode_len: int = 8, batch: int = 16, max_steps_factor: int = 50,
+            params: dict[str, Any] | None = None) -> RunResult:
+    """Run a strategy until the budget is spent (or it stalls: ``max_steps_factor`` x budget proposals)."""
+    ev = Evaluator(objectives, reward, budget=budget, lineage=moves.lineage)
+    ev.evaluate([start])
+    ctx = StrategyContext(start, moves, ev, seed, episode_len, dict(params or {}))
+    strat = get_strategy(strategy)(ctx)
+    steps, t0 = 0, time.perf_counter()
+    while not ev.exhausted and steps < max_steps_factor * budget:
+        nets = strat.ask(batch)
+        if not nets:
+            break
+        rewards = ev.evaluate(nets)
+        strat.tell(nets[: len(rewards)], rewards)
+        steps += len(rewards)
+    extra = {"updates": getattr(strat, "updates", None)}
+    return RunResult(strategy, seed, list(ev.history), steps, time.perf_counter() - t0, extra)
+
+
+def history_frame(results: list[RunResult]) -> pl.DataFrame:
+    """Every query of every run: strategy, seed, query index, reward, objectives, best so far."""
+    frames = []
+    for r in results:
+        if not r.history:
+            continue
+        df = pl.DataFrame([asdict(e) for e in r.history])
+        frames.append(df.with_columns(pl.lit(r.strategy).alias("strategy"), pl.lit(r.seed).alias("seed"),
+                                      pl.col("reward").cum_max().alias("best_reward")))
+    return pl.concat(frames) if frames else pl.DataFrame()
+
+
+def known_strategies() -> list[str]:
+    return sorted(STRATEGIES)

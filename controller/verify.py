@@ -1,0 +1,111 @@
+"""Verification: train the searches' best networks for real with the corpus's protocol, append them to a corpus
+(with ``parent_arch_id`` and ``move``), and report predicted against measured accuracy and training time."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from controller import report
+from dataset_builder.build import BuildConfig, prepare_build, run_build
+from dataset_builder.corpus import read_corpus, read_manifest
+from dataset_builder.protocol import Protocol
+from search_space import Network, PlannedNet
+
+THREADS = 1  # the reference corpus is built with one torch thread per run: measured times stay comparable
+
+
+def plan_from_best(best: list[dict[str, Any]]) -> list[PlannedNet]:
+    """Planned networks with the edit that produced each (when a strategy made it by a move)."""
+    seen, plan = set(), []
+    for b in best:
+        if b["arch_id"] in seen:
+            continue
+        seen.add(b["arch_id"])
+        plan.append(PlannedNet(Network.from_json(b["arch_json"]), b.get("parent_arch_id"), b.get("move")))
+    return plan
+
+
+def train_plan(plan: list[PlannedNet], *, source_corpus: Path, out: Path, seed: int) -> None:
+    """Train planned networks with the source corpus's task and protocol into ``out`` (created or resumed)."""
+    m = read_manifest(source_corpus)
+    archs = out.parent / f"{out.name}_plan.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    archs.write_text("".join(p.net.to_json() + "\n" for p in plan))
+    cfg = BuildConfig(task=m.task, out=out, protocol=Protocol.from_dict(m.protocol), archs_from=archs, seed=seed,
+                      threads=THREADS)
+    prepared = prepare_build(cfg)
+    # prepare_build reads bare networks from the file; carry each one's parent and move into the rows.
+    run_build(dataclasses.replace(prepared, plan=plan))
+
+
+def verify_top(cfg: Any, setup: Any, *, log: Any = None) -> list[dict[str, Any]]:
+    """Train the top ``cfg.verify_top`` of each verified strategy and write ``out/verify/`` (table and plot)."""
+    log = log or (lambda s: None)
+    hist = pl.read_parquet(cfg.out / "history.parquet")
+    out = cfg.out / "verify"
+    out.mkdir(parents=True, exist_ok=True)
+    corpus = cfg.verify_corpus or (out / "corpus")
+    seed = int(setup.rows["seed"][0])
+    picked = []
+    for strategy in cfg.verify_strategies:
+        g = (hist.filter(pl.col("strategy") == strategy).sort("reward", descending=True)
+             .unique(subset=["arch_id"], maintain_order=True).head(cfg.verify_top))
+        picked += [{**r, "strategy": strategy} for r in g.to_dicts()]
+    if not picked:
+        return []
+    log(f"verify: training {len(picked)} networks for real into {corpus}")
+    train_plan(plan_from_best(picked), source_corpus=setup.corpus, out=corpus, seed=seed)
+    measured = read_corpus(corpus).filter(pl.col("seed") == seed)
+    by_id = {r["arch_id"]: r for r in measured.to_dicts()}
+    nets = [Network.from_json(p["arch_json"]) for p in picked]
+    pred = setup.scorer.predict(nets)
+    rows = []
+    for p, net, k in zip(picked, nets, range(len(nets)), strict=True):
+        m = by_id.get(net.arch_id, {})
+        rows.append({
+            "strategy": p["strategy"], "arch_id": net.arch_id, "parent_arch_id": m.get("parent_arch_id"),
+            "move": m.get("move"), "status": m.get("status"), "reward_pred": p["reward"],
+            "val_acc_pred": float(pred[setup.reward.accuracy][k]), "val_acc": m.get("val_acc"),
+            "test_acc": m.get("test_acc"),
+            "train_time_s_pred": float(pred["train_time_s"][k]) if "train_time_s" in pred else None,
+            "train_time_s": m.get("train_time_s"), "roofline_train_time_s": m.get("roofline_train_time_s"),
+            "size_bytes_pred": p["size_bytes"], "model_size_bytes": m.get("model_size_bytes"),
+        })
+    df = pl.DataFrame(rows)
+    df = df.with_columns((pl.col("val_acc") - pl.col("val_acc_pred")).alias("acc_error"),
+                         (pl.col("train_time_s_pred") / pl.col("train_time_s")).alias("time_ratio"))
+    df.write_parquet(out / "verify.parquet")
+    (out / "verify.md").write_text(report.markdown_table(df.drop("parent_arch_id", "move")) + "\n")
+    (out / "verify.json").write_text(json.dumps(df.to_dicts(), indent=2, default=str) + "\n")
+    _plot(df, out / "verify.png")
+    return df.to_dicts()
+
+
+def _plot(df: pl.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = df.filter(pl.col("status") == "ok")
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    for strategy in ok["strategy"].unique(maintain_order=True).to_list():
+        g = ok.filter(pl.col("strategy") == strategy)
+        axes[0].scatter(g["val_acc_pred"], g["val_acc"], label=strategy)
+        if g["train_time_s_pred"].null_count() < g.height:
+            axes[1].scatter(g["train_time_s_pred"], g["train_time_s"], label=strategy)
+    for ax, name in zip(axes, ("validation accuracy", "training time (s)"), strict=True):
+        lo, hi = ax.get_xlim()
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set_xlabel(f"predicted {name}")
+        ax.set_ylabel(f"measured {name}")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

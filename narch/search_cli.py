@@ -1,0 +1,76 @@
+"""`narch search`: parse, build a SearchConfig, call controller.run.execute, print the final table."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+OUT = Console()
+ERR = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    ERR.print(f"narch: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def search_cmd(
+    predictor: Annotated[Path, typer.Option(help="frozen predictor folder (DIR/frozen)")],
+    out: Annotated[Path, typer.Option(help="report folder")],
+    strategy: Annotated[str, typer.Option(help="a2c, reinforce, random, evolution, local, tpe, nsga2, a list, or all")]
+    = "all",
+    budget: Annotated[int, typer.Option(help="predictor queries per run (distinct networks)")] = 2000,
+    seeds: Annotated[int, typer.Option(help="runs per strategy")] = 3,
+    reward: Annotated[Path | None, typer.Option(help="reward TOML file (default: linear, corpus medians)")] = None,
+    hardware: Annotated[str | None, typer.Option(help="measured (time predictor) or a roofline device: local, t4, "
+                                                      "a100, h200, ...")] = None,
+    corpus: Annotated[Path | None, typer.Option(help="corpus of the predictor (default: its manifest's)")] = None,
+    start: Annotated[str, typer.Option(help="seed network name or JSON file")] = "mnist1d_cnn",
+    episode_len: Annotated[int, typer.Option(help="moves per episode")] = 8,
+    batch: Annotated[int, typer.Option(help="networks per ask (A2C/REINFORCE: parallel environments)")] = 16,
+    verify_top: Annotated[int, typer.Option(help="train the top K of each verified strategy for real")] = 0,
+    verify_strategies: Annotated[str, typer.Option(help="strategies whose top K are verified")] = "a2c,evolution",
+    verify_corpus: Annotated[Path | None, typer.Option(help="corpus to append verified runs to "
+                                                              "(default OUT/verify/corpus)")] = None,
+    hardware_compare: Annotated[str, typer.Option(help="comma list of targets to search for and cross-evaluate")]
+    = "",
+    compare_strategy: Annotated[str, typer.Option(help="strategy of the hardware comparison")] = "evolution",
+    compare_seeds: Annotated[int | None, typer.Option(help="seeds per hardware target (default --seeds)")] = None,
+) -> None:
+    """Search networks on a frozen predictor with every strategy under one query budget; write the report."""
+    from controller.reward import RewardConfigError
+    from controller.run import SearchConfig, execute
+    from controller.search import ALL
+    from dataset_builder.corpus import CorpusError
+    from predictors.artefacts import ArtefactError
+    from search_space import SpecError
+
+    strategies = ALL if strategy == "all" else _split(strategy)
+    if seeds < 1:
+        raise _fail(f"--seeds must be >= 1, got {seeds}")
+    if verify_top < 0:
+        raise _fail(f"--verify-top must be >= 0, got {verify_top}")
+    cfg = SearchConfig(
+        predictor=predictor, out=out, strategies=strategies, budget=budget, seeds=seeds, reward=reward,
+        hardware=hardware, corpus=corpus, start=start, episode_len=episode_len, batch=batch, verify_top=verify_top,
+        verify_strategies=_split(verify_strategies), verify_corpus=verify_corpus,
+        hardware_compare=_split(hardware_compare), compare_strategy=compare_strategy, compare_seeds=compare_seeds,
+        command="narch " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
+    try:
+        summary = execute(cfg, log=lambda s: ERR.print(s, markup=False, highlight=False))
+    except (RewardConfigError, ArtefactError, CorpusError, SpecError, ValueError, FileNotFoundError, KeyError) as e:
+        raise _fail(str(e).strip("'\"")) from None
+    for row in summary["final"]:
+        OUT.print(f"{row['strategy']:>10}: final best reward {row['final_best_mean']:.4f} "
+                  f"± {row['ci95']:.4f} (95 % CI, {row['seeds']} seeds)", highlight=False)
+    OUT.print(f"report: {out}")
