@@ -35,6 +35,16 @@ def _csv(text: str | None) -> tuple[str, ...] | None:
     return items
 
 
+def _pairs(text: str | None) -> dict[str, str]:
+    out = {}
+    for item in _csv(text) or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ValueError(f"expected NAME=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
 def leaderboard_cmd(
     corpus: Annotated[Path, typer.Option(help="corpus folder")],
     out: Annotated[Path, typer.Option(help="output folder (leaderboard.md, parquet, plots, splits, frozen/)")],
@@ -47,6 +57,10 @@ def leaderboard_cmd(
     max_test: Annotated[int, typer.Option(help="most test architectures per seed")] = 1000,
     quick: Annotated[bool, typer.Option(help="sizes 16, 64, 256, 1024 and all only")] = False,
     freeze: Annotated[bool, typer.Option(help="freeze each target's best family into OUT/frozen")] = True,
+    where: Annotated[str | None, typer.Option(help="row filters COL=VALUE[,COL=VALUE] (e.g. epochs=200)")] = None,
+    family_trials: Annotated[str | None, typer.Option(help="per-family trials NAME=N[,NAME=N]")] = None,
+    family_sizes: Annotated[str | None, typer.Option(
+        help="sizes a family is limited to NAME=16:128[,NAME=...]; 'all' is the whole pool")] = None,
 ) -> None:
     """Rank every predictor family on a corpus under the fixed protocol; freeze the best per target."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -59,7 +73,10 @@ def leaderboard_cmd(
         cfg = LeaderboardConfig(
             corpus=corpus, out=out, targets=_csv(target) or (), predictors=_csv(predictors), seeds=seeds,
             trials=trials, sizes=size_list, include_all=not no_all, max_test=max_test, quick=quick, freeze=freeze,
-            command=shlex.join(["narch", *sys.argv[1:]]),
+            command=shlex.join(["narch", *sys.argv[1:]]), where=_pairs(where),
+            family_trials={k: int(v) for k, v in _pairs(family_trials).items()},
+            family_sizes={k: tuple(-1 if x == "all" else int(x) for x in v.split(":")) for k, v in
+                          _pairs(family_sizes).items()},
         )
         if not corpus.is_dir():
             raise FileNotFoundError(f"{corpus}: no such corpus folder")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -16,14 +17,18 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from search_space import Network, Op
+from search_space import Layer, Network, Op
 
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 OPS = tuple(Op)
 PER_LAYER = (*(f"is_{o.value}" for o in OPS), "log2_channels", "kernel", "stride", "log2_units", "dropout",
              "skip_a", "skip_b", "log2_out", "log2_factor")
 GLOBAL = ("depth", *(f"n_{o.value}" for o in OPS), "n_stride2", "log_params", "log_flops_fwd", "log_activations",
           "log2_downsample", "log2_max_width", "log2_mean_width", "max_kernel", "log2_last_width", "flat_out")
+PATH_BUCKETS = 128
+PATHS = ("log_n_paths", "n_labels", "min_path_conv", "mean_path_conv", "max_path_conv", "frac_paths_no_conv",
+         "min_path_len", "max_path_len", *(f"path_{b}" for b in range(PATH_BUCKETS)))
+MAX_LABELS = 4096
 RUN = ("log_flops_run", "log_steps_run", "log_act_run", "log_params_steps")
 DESCRIPTORS = ("n_train", "n_classes", "class_balance", "linear_probe_acc", "centroid_acc", "epochs", "batch_size",
                "lr")
@@ -44,7 +49,7 @@ class FeatureSpec:
     @property
     def names(self) -> list[str]:
         per = [f"l{i}_{n}" for i in range(self.max_depth) for n in PER_LAYER]
-        return [*GLOBAL, *RUN, *per, *(f"d_{d}" for d in self.descriptors), "log_input_size"]
+        return [*GLOBAL, *RUN, *per, *PATHS, *(f"d_{d}" for d in self.descriptors), "log_input_size"]
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -73,6 +78,45 @@ class FeatureSpec:
 
 def _lg(x: float) -> float:
     return math.log2(x + 1.0)
+
+
+def _token(layer: Layer) -> str:
+    match layer.op:
+        case Op.CONV:
+            return f"c{layer.kernel}s{layer.stride}"
+        case Op.MAXPOOL | Op.AVGPOOL:
+            return f"{layer.op.value[0]}p{layer.kernel}s{layer.stride}"
+        case Op.DENSE:
+            return "d"
+    return ""  # dropout and add leave a path's label unchanged
+
+
+def path_vector(net: Network) -> np.ndarray:
+    """Path encoding (after BANANAS): input-to-output paths labelled by their op sequence, counted into hashed
+    buckets, plus path statistics. Position-free, so cells mapped onto layer DAGs encode by structure."""
+    paths: list[dict[tuple[str, ...], int]] = []
+    for i, layer in enumerate(net.layers):
+        srcs = layer.inputs if layer.inputs else (i - 1,)
+        merged: dict[tuple[str, ...], int] = {}
+        tok = _token(layer)
+        for j in srcs:
+            for label, c in (paths[j] if j >= 0 else {(): 1}).items():
+                key = (*label, tok) if tok else label
+                merged[key] = merged.get(key, 0) + c
+        if len(merged) > MAX_LABELS:  # keep the most frequent labels; counts beyond are rare in this space
+            merged = dict(sorted(merged.items(), key=lambda kv: -kv[1])[:MAX_LABELS])
+        paths.append(merged)
+    out = paths[-1]
+    counts = np.asarray(list(out.values()), dtype=np.float64)
+    convs = np.asarray([sum(t[0] == "c" for t in label) for label in out], dtype=np.float64)
+    lens = np.asarray([len(label) for label in out], dtype=np.float64)
+    total = counts.sum()
+    buckets = np.zeros(PATH_BUCKETS)
+    for label, c in out.items():
+        buckets[zlib.crc32("/".join(label).encode()) % PATH_BUCKETS] += c
+    head = [math.log(total), len(out), convs.min(), float(counts @ convs / total), convs.max(),
+            float(counts[convs == 0].sum() / total), lens.min(), lens.max()]
+    return np.concatenate([np.asarray(head), buckets])
 
 
 def arch_vector(net: Network, input_shape: tuple[int, ...], n_classes: int, max_depth: int) -> np.ndarray:
@@ -129,7 +173,7 @@ def arch_vector(net: Network, input_shape: tuple[int, ...], n_classes: int, max_
     g = [len(net.layers), *(counts[o] for o in OPS), n_stride2, math.log(params), math.log(flops + 1),
          math.log(acts + in_elems), math.log2(max(factors)), _lg(max(chans)), _lg(sum(chans) / len(chans)),
          max_kernel, _lg(c_last), float(flats[-1])]
-    return np.concatenate([np.asarray(g, dtype=np.float64), per.ravel()])
+    return np.concatenate([np.asarray(g, dtype=np.float64), per.ravel(), path_vector(net)])
 
 
 class _ArchCache:

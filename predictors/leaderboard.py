@@ -56,7 +56,18 @@ class LeaderboardConfig:
     freeze: bool = True
     quick: bool = False
     command: str = ""
+    where: dict[str, Any] = field(default_factory=dict)  # column == value filters applied to the corpus first
+    family_trials: dict[str, int] = field(default_factory=dict)  # per-family trial budgets (slow families)
+    family_sizes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # sizes a family is limited to
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def trials_for(self, family: str) -> int:
+        return self.family_trials.get(family, self.trials)
+
+    def runs_at(self, family: str, size: int, *, largest: int) -> bool:
+        """Whether a family is evaluated at a size (the whole pool counts as size ``largest``)."""
+        allowed = self.family_sizes.get(family)
+        return allowed is None or size in allowed or (size == largest and -1 in allowed)
 
     def __post_init__(self) -> None:
         if self.seeds < 1:
@@ -159,9 +170,7 @@ def run_leaderboard(cfg: LeaderboardConfig, *, progress: Progress | None = None)
     load_families()
     names = list(cfg.predictors) if cfg.predictors else PREDICTORS.names()
     classes = {n: PREDICTORS.get(n) for n in names}
-    rows = read_corpus(cfg.corpus).filter(pl.col("status") == "ok")
-    if rows.height == 0:
-        raise ValueError(f"{cfg.corpus}: no ok rows")
+    rows = load_rows(cfg)
     sizes = QUICK_SIZES if cfg.quick and cfg.sizes == SIZES else cfg.sizes
     records: list[dict[str, Any]] = []
     preds: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
@@ -177,12 +186,14 @@ def run_leaderboard(cfg: LeaderboardConfig, *, progress: Progress | None = None)
                 train = rows_of(trows, sp.train(n))
                 label = "all" if n == len(sp.pool) and cfg.include_all else str(n)
                 for fam in fams:
-                    row, yhat = evaluate_cell(classes[fam], train, test_rows, y, target, trials=cfg.trials,
+                    if not cfg.runs_at(fam, n, largest=tsizes[-1]):
+                        continue
+                    row, yhat = evaluate_cell(classes[fam], train, test_rows, y, target, trials=cfg.trials_for(fam),
                                               seed=sp.seed)
                     records.append({"target": tname, "predictor": fam, "size": n, "size_label": label,
                                     "seed": sp.seed, "n_train_archs": n, "n_train_rows": train.height,
                                     "n_test": len(y), **row})
-                    if sp.seed == 0 and n == tsizes[-1]:
+                    if sp.seed == 0:  # sizes ascend: the family's largest size is kept for the scatter plot
                         preds[(tname, fam)] = (y, yhat)
                     if progress:
                         progress(f"{tname} {fam} n={label} seed {sp.seed}", 1)
@@ -192,6 +203,18 @@ def run_leaderboard(cfg: LeaderboardConfig, *, progress: Progress | None = None)
     if cfg.freeze:
         frozen = freeze_best(cfg, rows, board, classes, list(plan))
     return LeaderboardResult(cells, board, frozen, preds, digests, time.perf_counter() - start)
+
+
+def load_rows(cfg: LeaderboardConfig) -> pl.DataFrame:
+    """The corpus's ok rows that pass the ``where`` filters."""
+    rows = read_corpus(cfg.corpus).filter(pl.col("status") == "ok")
+    for col, value in cfg.where.items():
+        if col not in rows.columns:
+            raise ValueError(f"--where: the corpus has no column {col!r}")
+        rows = rows.filter(pl.col(col).cast(pl.String) == str(value))
+    if rows.height == 0:
+        raise ValueError(f"{cfg.corpus}: no ok rows" + (f" where {cfg.where}" if cfg.where else ""))
+    return rows
 
 
 def _plan(cfg: LeaderboardConfig, rows: pl.DataFrame, classes: dict[str, type[Predictor]], sizes: tuple[int, ...]
@@ -214,9 +237,10 @@ def total_cells(cfg: LeaderboardConfig) -> int:
     load_families()
     names = list(cfg.predictors) if cfg.predictors else PREDICTORS.names()
     classes = {n: PREDICTORS.get(n) for n in names}
-    rows = read_corpus(cfg.corpus).filter(pl.col("status") == "ok")
+    rows = load_rows(cfg)
     sizes = QUICK_SIZES if cfg.quick and cfg.sizes == SIZES else cfg.sizes
-    return sum(len(sp) * len(sz) * len(f) for _, sp, sz, f in _plan(cfg, rows, classes, sizes).values())
+    return sum(len(sp) * sum(cfg.runs_at(fam, n, largest=sz[-1]) for n in sz for fam in f)
+               for _, sp, sz, f in _plan(cfg, rows, classes, sizes).values())
 
 
 def freeze_best(cfg: LeaderboardConfig, rows: pl.DataFrame, board: pl.DataFrame,
@@ -231,7 +255,7 @@ def freeze_best(cfg: LeaderboardConfig, rows: pl.DataFrame, board: pl.DataFrame,
         if best is None:
             continue
         trows = target_rows(rows, target)
-        params, _ = tune(classes[best], trows, target, trials=cfg.trials, seed=0)
+        params, _ = tune(classes[best], trows, target, trials=cfg.trials_for(best), seed=0)
         fitted[tname] = classes[best](seed=0, **params).fit(trows, target)
         row = board.filter((pl.col("target") == tname) & (pl.col("predictor") == best))
         metrics[tname] = {"rule": RULE["log" if target.log else "linear"], "throughput_rule": RULE["throughput"],
