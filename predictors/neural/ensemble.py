@@ -5,7 +5,7 @@ The controller rewards mean − λ·std, so ``predict_with_std`` returns both fr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -13,6 +13,8 @@ import numpy as np
 import polars as pl
 
 from predictors.base import PREDICTORS, Target
+from predictors.neural.data import NetInputs
+from predictors.neural.regressor import NeuralPredictor
 from search_space import Network
 
 
@@ -81,9 +83,26 @@ class DeepEnsemble:
         p = np.stack(preds)
         return p.mean(axis=0), p.std(axis=0)
 
+    def _member_predictions(self, inputs: Callable[[NeuralPredictor], NetInputs],
+                            fallback: Callable[[Any], np.ndarray]) -> list[np.ndarray]:
+        """Each member's predictions; neural members with equal inputs share one encoding of the batch."""
+        shared: dict[str, NetInputs] = {}
+        out = []
+        for m in self._fitted():
+            if isinstance(m, NeuralPredictor):
+                key = m.inputs_key()
+                if key not in shared:
+                    shared[key] = inputs(m)
+                out.append(m.predict_inputs(shared[key]))
+            else:
+                out.append(fallback(m))
+        return out
+
     def predict_with_std(self, rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation over members."""
-        return self._stats([m.predict(rows) for m in self._fitted()])
+        if rows.height == 0:
+            return np.zeros(0), np.zeros(0)
+        return self._stats(self._member_predictions(lambda m: m.rows_inputs(rows), lambda m: m.predict(rows)))
 
     def predict(self, rows: pl.DataFrame) -> np.ndarray:
         return self.predict_with_std(rows)[0]
@@ -94,14 +113,17 @@ class DeepEnsemble:
     def predict_networks_with_std(
         self, nets: Sequence[Network], descriptors: Mapping[str, Any]
     ) -> tuple[np.ndarray, np.ndarray]:
-        return self._stats([m.predict_networks(nets, descriptors) for m in self._fitted()])
+        if not nets:
+            return np.zeros(0), np.zeros(0)
+        return self._stats(self._member_predictions(lambda m: m.networks_inputs(nets, descriptors),
+                                                    lambda m: m.predict_networks(nets, descriptors)))
 
     def predict_networks(self, nets: Sequence[Network], descriptors: Mapping[str, Any]) -> np.ndarray:
         return self.predict_networks_with_std(nets, descriptors)[0]
 
     def predict_members(self, rows: pl.DataFrame) -> np.ndarray:
         """(members, rows) predictions."""
-        return np.stack([m.predict(rows) for m in self._fitted()])
+        return np.stack(self._member_predictions(lambda m: m.rows_inputs(rows), lambda m: m.predict(rows)))
 
     def config(self) -> dict[str, Any]:
         members = self._fitted()

@@ -9,6 +9,7 @@ paper's one network predicting accuracy and training time), read back with ``pre
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -149,10 +150,26 @@ class NeuralPredictor:
         return target.inverse(z * self.y_std + self.y_mean)
 
     def predict(self, rows: pl.DataFrame) -> np.ndarray:
-        _, side, _ = self._fitted()
         if rows.height == 0:
             return np.zeros(0)
-        return self._to_column(self.predict_z(rows_inputs(rows, side, graph=self.uses_graph)))
+        return self.predict_inputs(self.rows_inputs(rows))
+
+    def rows_inputs(self, rows: pl.DataFrame) -> NetInputs:
+        _, side, _ = self._fitted()
+        return rows_inputs(rows, side, graph=self.uses_graph)
+
+    def networks_inputs(self, nets: Sequence[Network], descriptors: Mapping[str, Any]) -> NetInputs:
+        _, side, _ = self._fitted()
+        return networks_inputs(nets, descriptors, side, graph=self.uses_graph)
+
+    def predict_inputs(self, inputs: NetInputs) -> np.ndarray:
+        """Column-unit predictions from prepared inputs (an ensemble shares them among its members)."""
+        return self._to_column(self.predict_z(inputs))
+
+    def inputs_key(self) -> str:
+        """Members with equal keys take identical inputs (same side features, same graph needs)."""
+        _, side, _ = self._fitted()
+        return json.dumps([self.uses_graph, side.to_dict()], sort_keys=True)
 
     def predict_all(self, rows: pl.DataFrame) -> dict[str, np.ndarray]:
         """Every head in column units: the target and each auxiliary target."""
@@ -165,11 +182,9 @@ class NeuralPredictor:
 
     def predict_networks(self, nets: Sequence[Network], descriptors: Mapping[str, Any]) -> np.ndarray:
         """Predictions for Network objects of one task (``descriptors`` as in predictors.features)."""
-        _, side, _ = self._fitted()
         if not nets:
             return np.zeros(0)
-        inputs = networks_inputs(nets, descriptors, side, graph=self.uses_graph)
-        return self._to_column(self.predict_z(inputs))
+        return self.predict_inputs(self.networks_inputs(nets, descriptors))
 
     # artefacts -------------------------------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
