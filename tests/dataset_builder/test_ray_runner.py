@@ -57,18 +57,22 @@ def test_ray_build_equals_a_local_build(tmp_path: Path, ray_cluster: None) -> No
 
 
 def _kill_a_running_task(deadline: float) -> int | None:
-    """SIGKILL the first worker seen executing a training task; its pid, or None if none was seen in time."""
-    me = os.getpid()
+    """SIGKILL the first worker of this test's cluster seen executing a training task; its pid, or None if none was
+    seen in time. Only descendants of this process: other Ray clusters on the host (other test runs) are not ours."""
+    me = psutil.Process(os.getpid())
     while time.monotonic() < deadline:
-        for proc in psutil.process_iter(["pid", "cmdline"]):
-            cmd = " ".join(proc.info["cmdline"] or [])
-            if cmd.startswith(TASK_TITLE) and proc.info["pid"] != me:
+        for proc in me.children(recursive=True):
+            try:
+                cmd = " ".join(proc.cmdline())
+            except psutil.Error:
+                continue
+            if cmd.startswith(TASK_TITLE):
                 time.sleep(0.3)  # let it get into training
                 try:
                     proc.send_signal(signal.SIGKILL)
                 except psutil.NoSuchProcess:
                     continue
-                return proc.info["pid"]
+                return proc.pid
         time.sleep(0.05)
     return None
 
