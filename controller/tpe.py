@@ -21,25 +21,41 @@ optuna.logging.set_verbosity(logging.WARNING)
 
 
 def network_from_trial(trial: optuna.Trial, vocab: MoveVocab) -> Network:
-    """A network spelled by a trial's parameters (raises SpecError when it breaks the limits)."""
+    """A network spelled by a trial's parameters; options that would break the vocabulary's depth or downsampling
+    limits are not offered (so nearly every trial is a valid network)."""
     layers: list[Layer] = []
+    factor = 1
+    n_dense = trial.suggest_int("dense", 0, 2)
+    room = vocab.max_layers - n_dense  # layers left for the conv blocks
+
+    def fits(k: int) -> bool:
+        return len(layers) + k <= room
+
     for i in range(trial.suggest_int("blocks", 1, 5)):
+        if not fits(1):
+            break
         c = trial.suggest_categorical(f"b{i}_channels", list(vocab.conv_channels))
         k = trial.suggest_categorical(f"b{i}_kernel", list(vocab.conv_kernels))
-        s = trial.suggest_categorical(f"b{i}_stride", list(vocab.conv_strides))
+        strides = [s for s in vocab.conv_strides if factor * s <= vocab.max_downsample]
+        s = trial.suggest_categorical(f"b{i}_stride", strides) if len(strides) > 1 else strides[0]
+        factor *= s
         layers.append(Layer(Op.CONV, channels=c, kernel=k, stride=s))
-        if trial.suggest_categorical(f"b{i}_residual", [False, True]):
+        if fits(2) and trial.suggest_categorical(f"b{i}_residual", [False, True]):
             start = len(layers) - 1
             layers.append(Layer(Op.CONV, channels=c, kernel=k))
             layers.append(Layer(Op.ADD, inputs=(start, start + 1)))
-        pool = trial.suggest_categorical(f"b{i}_pool", ["none", "max", "avg"])
-        if pool != "none":
-            pk = trial.suggest_categorical(f"b{i}_pool_kernel", list(vocab.pool_kernels))
-            layers.append(Layer(Op.MAXPOOL if pool == "max" else Op.AVGPOOL, kernel=pk, stride=pk))
-        d = trial.suggest_categorical(f"b{i}_dropout", [0, *vocab.dropout_pcts])
-        if d:
-            layers.append(Layer(Op.DROPOUT, dropout_pct=d))
-    for j in range(trial.suggest_int("dense", 0, 2)):
+        pks = [pk for pk in vocab.pool_kernels if factor * pk <= vocab.max_downsample]
+        if fits(1) and pks:
+            pool = trial.suggest_categorical(f"b{i}_pool", ["none", "max", "avg"])
+            if pool != "none":
+                pk = trial.suggest_categorical(f"b{i}_pool_kernel", pks) if len(pks) > 1 else pks[0]
+                factor *= pk
+                layers.append(Layer(Op.MAXPOOL if pool == "max" else Op.AVGPOOL, kernel=pk, stride=pk))
+        if fits(1):
+            d = trial.suggest_categorical(f"b{i}_dropout", [0, *vocab.dropout_pcts])
+            if d:
+                layers.append(Layer(Op.DROPOUT, dropout_pct=d))
+    for j in range(n_dense):
         layers.append(Layer(Op.DENSE, units=trial.suggest_categorical(f"d{j}_units", list(vocab.dense_units))))
     net = Network(tuple(layers))
     infer_shapes(net, limits=vocab.limits())

@@ -1,0 +1,70 @@
+"""Environment steps per second of the A2C controller against random moves, on a batched predictor.
+
+Both run the same search loop (ask -> evaluate through the cached, budgeted evaluator -> tell) from the same seed
+network for a fixed number of environment steps; the budget is set high enough never to bind. An environment step
+is one proposed network (a move applied in one environment), whether the predictor is queried for it or it is a
+cache hit; distinct queries are reported too. Interleaved repeats so machine noise hits both alike.
+
+    python benchmarks/controller_steps.py --predictor results/leaderboards/mnist1d_ref/frozen [--envs 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from controller.env import Evaluator
+from controller.run import SearchConfig, prepare
+from controller.strategies import StrategyContext, get_strategy
+
+
+def run(setup, strategy: str, *, steps: int, envs: int, seed: int, episode_len: int) -> tuple[float, int, int]:
+    ev = Evaluator(setup.objectives, setup.reward, budget=10 * steps, lineage=setup.moves.lineage)
+    ev.evaluate([setup.start])
+    ctx = StrategyContext(setup.start, setup.moves, ev, seed, episode_len, {"envs": envs})
+    strat = get_strategy(strategy)(ctx)
+    done, t0 = 0, time.perf_counter()
+    while done < steps:
+        nets = strat.ask(envs)
+        r = ev.evaluate(nets)
+        strat.tell(nets[: len(r)], r)
+        done += len(r)
+    return time.perf_counter() - t0, done, ev.queries
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--predictor", type=Path, required=True)
+    ap.add_argument("--corpus", type=Path, default=None)
+    ap.add_argument("--envs", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=20_000)
+    ap.add_argument("--episode-len", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None)
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    setup = prepare(SearchConfig(predictor=a.predictor, out=Path("."), corpus=a.corpus))
+    run(setup, "a2c", steps=a.envs * a.episode_len, envs=a.envs, seed=99, episode_len=a.episode_len)  # warm-up
+    rates: dict[str, list[float]] = {"a2c": [], "random": []}
+    qrates: dict[str, list[float]] = {"a2c": [], "random": []}
+    for rep in range(a.repeats):
+        for strategy in ("a2c", "random"):
+            wall, done, queries = run(setup, strategy, steps=a.steps, envs=a.envs, seed=rep,
+                                      episode_len=a.episode_len)
+            rates[strategy].append(done / wall)
+            qrates[strategy].append(queries / wall)
+            print(f"{strategy:>7} repeat {rep}: {done} env steps, {queries} distinct queries in {wall:.1f}s "
+                  f"-> {done / wall:.0f} steps/s, {queries / wall:.0f} queries/s", flush=True)
+    a2c, rnd = statistics.median(rates["a2c"]), statistics.median(rates["random"])
+    print(f"\nA2C: {a2c:.0f} env steps/s (median of {a.repeats}; {statistics.median(qrates['a2c']):.0f} queries/s), "
+          f"random moves: {rnd:.0f} steps/s ({statistics.median(qrates['random']):.0f} queries/s); "
+          f"ratio A2C/random {a2c / rnd:.2f}; envs {a.envs}, torch threads {torch.get_num_threads()}")
+
+
+if __name__ == "__main__":
+    main()
