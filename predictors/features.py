@@ -177,19 +177,19 @@ def arch_vector(net: Network, input_shape: tuple[int, ...], n_classes: int, max_
 
 
 class _ArchCache:
-    """Arch vectors keyed by (arch JSON or Network, input shape, classes, depth); cleared when it grows large."""
+    """Arch vectors keyed by (arch_id or Network, input shape, classes, depth); cleared when it grows large."""
 
     def __init__(self) -> None:
         self._d: dict[tuple[Any, ...], np.ndarray] = {}
 
-    def get(self, key: str | Network, shape: tuple[int, ...], n_classes: int, depth: int) -> np.ndarray:
-        k = (key, shape, n_classes, depth)
-        v = self._d.get(k)
-        if v is None:
-            if len(self._d) >= _CACHE_MAX:
-                self._d.clear()
-            net = Network.from_json(key) if isinstance(key, str) else key
-            v = self._d[k] = arch_vector(net, shape, n_classes, depth)
+    def get(self, net: Network, shape: tuple[int, ...], n_classes: int, depth: int) -> np.ndarray:
+        v = self._d.get((net, shape, n_classes, depth))
+        return self.put((net, shape, n_classes, depth), net) if v is None else v
+
+    def put(self, key: tuple[Any, ...], net: Network) -> np.ndarray:
+        if len(self._d) >= _CACHE_MAX:
+            self._d.clear()
+        v = self._d[key] = arch_vector(net, key[1], key[2], key[3])
         return v
 
 
@@ -233,13 +233,27 @@ def _assemble(spec: FeatureSpec, arch: np.ndarray, cols: Mapping[str, np.ndarray
                            np.log(in_sizes)[:, None]], axis=1)
 
 
+def _constant(rows: pl.DataFrame, col: str) -> Any:
+    """The column's single value when every row holds the same non-null one (the usual case), else None."""
+    if col not in rows.columns or rows[col].null_count():
+        return None
+    first = rows[col][0]
+    return first if rows.select(pl.col(col).n_unique()).item() == 1 else None
+
+
 def _shapes(rows: pl.DataFrame) -> tuple[list[tuple[int, ...]], list[int]]:
     n = rows.height
-    if "input_shape" in rows.columns and rows["input_shape"].null_count() < n:
+    shape = _constant(rows, "input_shape")
+    if shape is not None:
+        shapes = [tuple(shape)] * n
+    elif "input_shape" in rows.columns:
         shapes = [tuple(s) if s is not None else DEFAULT_SHAPE[0] for s in rows["input_shape"].to_list()]
     else:
         shapes = [DEFAULT_SHAPE[0]] * n
-    if "n_classes" in rows.columns:
+    n_classes = _constant(rows, "n_classes")
+    if n_classes is not None:
+        classes = [int(n_classes)] * n
+    elif "n_classes" in rows.columns:
         classes = [int(c) if c is not None else DEFAULT_SHAPE[1] for c in rows["n_classes"].to_list()]
     else:
         classes = [DEFAULT_SHAPE[1]] * n
@@ -247,11 +261,19 @@ def _shapes(rows: pl.DataFrame) -> tuple[list[tuple[int, ...]], list[int]]:
 
 
 def row_features(rows: pl.DataFrame, spec: FeatureSpec) -> np.ndarray:
-    """Feature matrix (rows x len(spec.names)) of corpus rows."""
+    """Feature matrix (rows x len(spec.names)) of corpus rows (cached by arch_id: it is the sha256 of the JSON)."""
     shapes, classes = _shapes(rows)
-    js = rows["arch_json"].to_list()
-    arch = np.stack([ARCH_CACHE.get(j, s, c, spec.max_depth) for j, s, c in zip(js, shapes, classes, strict=True)])
-    cols = {d: rows[d].cast(pl.Float64).to_numpy() for d in (*DESCRIPTORS,) if d in rows.columns}
+    depth = spec.max_depth
+    keys = rows["arch_id"].to_list() if "arch_id" in rows.columns else rows["arch_json"].to_list()
+    d = ARCH_CACHE._d
+    out = [d.get((k, s, c, depth)) for k, s, c in zip(keys, shapes, classes, strict=True)]
+    missing = [i for i, v in enumerate(out) if v is None]
+    if missing:
+        js = rows["arch_json"].gather(missing).to_list()
+        for i, j in zip(missing, js, strict=True):
+            out[i] = ARCH_CACHE.put((keys[i], shapes[i], classes[i], depth), Network.from_json(j))
+    arch = np.array(out)
+    cols = {d: rows[d].cast(pl.Float64).to_numpy() for d in DESCRIPTORS if d in rows.columns}
     sizes = np.asarray([math.prod(s) for s in shapes], dtype=np.float64)
     return _assemble(spec, arch, cols, sizes)
 
@@ -265,7 +287,7 @@ def network_features(nets: Sequence[Network], descriptors: Mapping[str, Any], sp
     shape = tuple(int(x) for x in descriptors.get("input_shape", DEFAULT_SHAPE[0]))
     n_classes = int(descriptors.get("n_classes", DEFAULT_SHAPE[1]))
     get = ARCH_CACHE.get
-    arch = np.stack([get(net, shape, n_classes, spec.max_depth) for net in nets])
+    arch = np.array([get(net, shape, n_classes, spec.max_depth) for net in nets])
     n = len(nets)
     cols = {d: np.full(n, float(descriptors[d])) for d in DESCRIPTORS if descriptors.get(d) is not None}
     return _assemble(spec, arch, cols, np.full(n, float(math.prod(shape))))

@@ -115,7 +115,7 @@ class RooflineTimePredictor:
         assert self.target is not None
         cols = [c for c in ("arch_json", "input_shape", "n_classes", "batch_size", "n_train", "epochs",
                             "latency_batch_n") if c in rows.columns]
-        return np.stack([terms_for(r["arch_json"], self.target.name, r) for r in rows.select(cols).iter_rows(
+        return np.array([terms_for(r["arch_json"], self.target.name, r) for r in rows.select(cols).iter_rows(
             named=True)])
 
     def fit(self, rows: pl.DataFrame, target: Target) -> Self:
@@ -135,7 +135,7 @@ class RooflineTimePredictor:
 
     def predict_networks(self, nets: Sequence[Network], descriptors: Mapping[str, Any]) -> np.ndarray:
         assert self.target is not None
-        return self._out(np.stack([terms_for(n, self.target.name, descriptors) for n in nets]))
+        return self._out(np.array([terms_for(n, self.target.name, descriptors) for n in nets]))
 
     def efficiencies(self) -> dict[str, float]:
         """Fitted seconds per unit of each term."""
