@@ -122,6 +122,9 @@ def _check_backend(cfg: BuildConfig) -> str:
         raise ValueError("--ray-num-cpus must be >= 1 and sizes a local cluster (not one given by --address)")
     if cfg.device == "auto":
         raise ValueError("--backend ray needs --device cpu or cuda (the cluster's GPUs decide, not this host's)")
+    if cfg.device == "cpu" and cfg.concurrency > 1:
+        raise ValueError("--concurrency with --backend ray shares a GPU; on CPU each task takes --threads CPUs and "
+                         "Ray runs as many as the nodes have (size a local cluster with --ray-num-cpus)")
     if cfg.ray_address is None:  # a local cluster: this host's devices are the cluster's
         return resolve_device(cfg.device)
     return resolve_device("cpu") if cfg.device == "cpu" else "cuda"  # cuda is checked against the cluster

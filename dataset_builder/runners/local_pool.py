@@ -6,9 +6,10 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
+from itertools import islice
 from typing import Any
 
 from dataset_builder.runners import RunnerError
@@ -43,26 +44,48 @@ def run_pool(ctx: RunContext, todo: list[PlannedNet], record: Callable[[dict[str
     flight finish and are written, the rest are cancelled, and KeyboardInterrupt propagates."""
     if ctx.threads is None:
         ctx = replace(ctx, threads=default_threads(ctx.concurrency))
+    workers = min(ctx.concurrency, len(todo))
     ex = ProcessPoolExecutor(
-        max_workers=min(ctx.concurrency, len(todo)),
+        max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),  # fork after torch (and CUDA) init is unsafe
         initializer=_init,
         initargs=(ctx,),
     )
+    futures: dict[Future[dict[str, Any]], PlannedNet] = {}
+    recorded: set[Future[dict[str, Any]]] = set()
+
+    def finish(fut: Future[dict[str, Any]]) -> None:
+        recorded.add(fut)
+        try:
+            row = fut.result()
+        except BrokenProcessPool as e:
+            raise WorkerDied(
+                f"a build process died ({e}); finished runs are saved, rerun the same command to resume"
+            ) from None
+        except Exception as e:  # raised outside train_network (which turns training failures into rows)
+            row = record_failure(ctx, futures[fut], f"{type(e).__name__}: {e}")
+        record(row)
+
+    queue = iter(todo)
     try:
-        futures: dict[Future[dict[str, Any]], PlannedNet] = {ex.submit(_run, item): item for item in todo}
-        for fut in as_completed(futures):
-            try:
-                row = fut.result()
-            except BrokenProcessPool as e:
-                raise WorkerDied(
-                    f"a build process died ({e}); finished runs are saved, rerun the same command to resume"
-                ) from None
-            except Exception as e:  # raised outside train_network (which turns training failures into rows)
-                row = record_failure(ctx, futures[fut], f"{type(e).__name__}: {e}")
-            record(row)
+        # Only as many runs as processes are handed out, so Ctrl-C leaves nothing queued inside the executor
+        # (items already in its call queue cannot be cancelled).
+        futures.update((ex.submit(_run, item), item) for item in islice(queue, workers))
+        running = set(futures)
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                finish(fut)
+                item = next(queue, None)
+                if item is not None:
+                    new = ex.submit(_run, item)
+                    futures[new] = item
+                    running.add(new)
     except KeyboardInterrupt:
-        ex.shutdown(wait=True, cancel_futures=True)
+        ex.shutdown(wait=True, cancel_futures=True)  # the runs in flight finish and write their parts
+        for fut in futures:
+            if fut not in recorded and fut.done() and not fut.cancelled():
+                finish(fut)
         raise
     finally:
         ex.shutdown(wait=True, cancel_futures=True)

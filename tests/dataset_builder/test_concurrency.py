@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from dataset_builder.corpus import read_corpus
+from dataset_builder.corpus import part_files, read_corpus
 from narch.cli import app
 from tests.conftest import build_tiny
 
@@ -29,6 +34,11 @@ def test_two_processes_build_what_one_builds(tmp_path: Path) -> None:
         (["--concurrency", "0"], "--concurrency must be >= 1"),
         (["--backend", "spark"], "--backend 'spark'"),
         (["--address", "10.0.0.1:6379"], "need --backend ray"),
+        pytest.param(
+            ["--backend", "ray", "--concurrency", "2"],
+            "shares a GPU",
+            marks=pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed"),
+        ),
     ],
 )
 def test_bad_scale_options_are_one_line_errors(tmp_path: Path, args: list[str], expect: str) -> None:
@@ -38,3 +48,27 @@ def test_bad_scale_options_are_one_line_errors(tmp_path: Path, args: list[str], 
     assert res.exit_code == 2 and msg.startswith("narch: error:") and len(msg.splitlines()) == 1, msg
     assert expect in msg
     assert not out.exists(), "nothing is written before the options are checked"
+
+
+@pytest.mark.slow
+def test_ctrl_c_lets_only_the_runs_in_flight_finish(tmp_path: Path) -> None:
+    out = tmp_path / "c"
+    args = ["build", "--archs", "10", "--epochs", "3", "--n-train", "2048", "--threads", "1", "--quiet"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "narch.cli", *args, "--concurrency", "2", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None and len(part_files(out) if out.exists() else []) < 2:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the build finished before it could be interrupted; give it more work"
+    seen = len(part_files(out))
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr
+    assert "rerun the same command to resume" in stderr and "Traceback" not in stderr
+    parts = len(part_files(out))
+    assert parts <= seen + 3, "beyond the two runs in flight (and one racing the signal), nothing more ran"
+    assert f"{parts} trained" in stdout and read_corpus(out).height == parts
