@@ -6,7 +6,8 @@ import importlib
 
 from predictors.base import PREDICTORS, Predictor, Target
 
-FAMILY_MODULES = ("predictors.linear", "predictors.trees", "predictors.mlp", "predictors.roofline_time")
+FAMILY_MODULES = ("predictors.linear", "predictors.trees", "predictors.mlp", "predictors.roofline_time",
+                  "predictors.roofline_boost")
 OPTIONAL_MODULES = ("predictors.neural",)  # the neural families, where present
 
 
