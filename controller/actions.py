@@ -10,6 +10,7 @@ legal move, so an illegal move can never be sampled.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from controller.masks import Effect, MoveTable
@@ -77,7 +78,7 @@ class TrieNode:
     """A decision point: which head picks next and the children each choice leads to (a node or a Move)."""
 
     head: str
-    children: dict[int, TrieNode | Move | Layer] = field(default_factory=dict)
+    children: dict[int, TrieNode | Move | Layer] | Mapping[int, TrieNode] = field(default_factory=dict)
 
 
 Leaf = Move | Layer  # an insert's leaf is its layer (the position is an earlier choice); others are moves
@@ -132,14 +133,61 @@ class TrieBuilder:
         return t
 
     def build(self, net: Network) -> TrieNode | None:
-        legal = self.table.legal(net)
+        """The trie of ``net``'s legal moves. Insert positions and scaled layers expand lazily: their keys (the
+        mask) are exact up front, the subtree below is computed only when a choice reaches it."""
+        table, info = self.table, self.table.info(net)
         root = TrieNode("kind")
-        positions = {at: self.template(e) for at, e in enumerate(legal.insert_effects) if e}
-        if positions:
-            root.children[KINDS.index(MoveKind.INSERT)] = TrieNode("ins_pos", positions)  # type: ignore[arg-type]
-        for m in legal.others:
+        if table.insert_room(info):
+            eager = {at: table.effects_at(info, at) for at in range(len(info.rows) + 1)
+                     if not table.shape_preserving_at(info, at)}
+            keys = [at for at in range(len(info.rows) + 1) if at not in eager or eager[at]]
+
+            def position(at: int) -> TrieNode:
+                return self.template(eager[at] if at in eager else table.effects_at(info, at))
+
+            if keys:
+                root.children[KINDS.index(MoveKind.INSERT)] = TrieNode("ins_pos", LazyChildren(keys, position))
+        for m in table.adds(info):
+            _add(root, move_path(m, self.vocab, net), m)
+        scales = {i: table.scales_of(net, info, i) for i in range(len(info.rows))
+                  if not table.scale_surely_legal(net, i)}
+        keys = [i + 1 for i in range(len(info.rows)) if i not in scales or scales[i]]
+
+        def layer(node: int) -> TrieNode:
+            sub = TrieNode("scale_attr")
+            moves = scales.get(node - 1)
+            for m in moves if moves is not None else table.scales_of(net, info, node - 1):
+                _add(sub, move_path(m, self.vocab, net)[2:], m)
+            return sub
+
+        if keys:
+            root.children[KINDS.index(MoveKind.SCALE)] = TrieNode("scale_layer", LazyChildren(keys, layer))
+        for m in table.removes(info):
             _add(root, move_path(m, self.vocab, net), m)
         return root if root.children else None
+
+
+class LazyChildren(Mapping[int, "TrieNode"]):
+    """Children whose keys are known and whose subtrees are built on first access."""
+
+    def __init__(self, keys: list[int], make: Callable[[int], TrieNode]) -> None:
+        self._keys = keys
+        self._make = make
+        self._built: dict[int, TrieNode] = {}
+
+    def __getitem__(self, k: int) -> TrieNode:
+        node = self._built.get(k)
+        if node is None:
+            if k not in self._keys:
+                raise KeyError(k)
+            node = self._built[k] = self._make(k)
+        return node
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 def resolve(leaf: Leaf, ins_pos: int) -> Move:

@@ -14,12 +14,20 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from search_space import Layer, Move, MoveKind, MoveVocab, Network, Op, SpecError
-from search_space.moves import SCALABLE
 from search_space.spec import POOL_OPS
 from search_space.validate import Limits, infer_shapes
 
 Shape = tuple[int, int, bool]  # (channels or units, downsample factor, flat)
 Effect = tuple[Op, int, int]  # what an inserted layer does to shapes: (op class, width, stride)
+_Row = tuple[Op, int, int, tuple[int, ...]]  # (op, channels or units, stride, explicit inputs)
+
+
+@dataclass(frozen=True, slots=True)
+class _NetInfo:
+    rows: list[_Row]
+    shapes: list[Shape]
+    readers: list[int]  # per layer, the last layer reading it explicitly (-1: none)
+    inp: Shape
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +70,6 @@ def _out(op: Op, size: int, stride: int, src: Shape) -> Shape | None:
     return src
 
 
-def _layer_params(layer: Layer) -> tuple[Op, int, int]:
-    size = layer.channels if layer.op == Op.CONV else layer.units
-    return (layer.op, size, layer.stride)
-
-
 class MoveTable:
     """Legal moves of networks under one vocabulary, cached per network (FIFO, bounded)."""
 
@@ -80,78 +83,150 @@ class MoveTable:
         for x in layers:
             self._by_effect.setdefault(_effect(x), []).append(x)
         self._cache: OrderedDict[Network, LegalMoves] = OrderedDict()
+        self._infos: OrderedDict[Network, _NetInfo] = OrderedDict()
+        self._groups: dict[Shape, tuple[frozenset[Effect], list[tuple[Shape, frozenset[Effect]]]]] = {}
 
     def shapes(self, net: Network) -> list[Shape]:
+        """Shapes under the vocabulary's limits, fully validated (raises SpecError)."""
         s = infer_shapes(net, in_channels=self.in_channels, limits=self.limits)
         return [(x.channels, x.factor, x.flat) for x in s]
 
-    def _trace_ok(self, net: Network, shapes: list[Shape], start: int, first: Shape) -> bool:
+    def info(self, net: Network) -> _NetInfo:
+        """Cached lean description of a network (see ``_info``)."""
+        hit = self._infos.get(net)
+        if hit is None:
+            hit = self._infos[net] = self._info(net)
+            if len(self._infos) > self.max_entries:
+                self._infos.popitem(last=False)
+        return hit
+
+    def _info(self, net: Network) -> _NetInfo:
+        """Lean per-layer rows, shapes and last explicit readers of a network (it was validated on construction;
+        only the vocabulary's tighter depth and downsampling limits are checked here)."""
+        rows: list[_Row] = []
+        for x in net.layers:
+            size = x.channels if x.op == Op.CONV else x.units
+            rows.append((x.op, size, x.stride, x.inputs))
+        n = len(rows)
+        if n > self.limits.max_layers:
+            raise SpecError(f"arch: {n} layers exceed the depth limit of {self.limits.max_layers}")
+        inp: Shape = (self.in_channels, 1, False)
+        shapes: list[Shape] = []
+        readers = [-1] * n
+        for i, (op, size, stride, ins) in enumerate(rows):
+            for j in ins:
+                if j >= 0:
+                    readers[j] = i
+            if op == Op.ADD:
+                a = ins[0]
+                out = inp if a == -1 else shapes[a]
+            else:
+                j = ins[0] if ins else i - 1
+                o = _out(op, size, stride, inp if j == -1 else shapes[j])
+                assert o is not None, "a constructed Network never reads a flat tensor spatially"
+                out = o
+            if not out[2] and out[1] > self.limits.max_downsample:
+                raise SpecError(f"layer {i}: total downsampling {out[1]} exceeds {self.limits.max_downsample}")
+            shapes.append(out)
+        return _NetInfo(rows, shapes, readers, inp)
+
+    @staticmethod
+    def _trace_ok(info: _NetInfo, start: int, first: Shape, max_down: int, *, changed: int = -1,
+                  changed_shape: Shape | None = None) -> bool:
         """Re-trace old layers ``start..`` when the tensor their first one reads implicitly became ``first``.
 
-        ``shapes`` are the old shapes by old index (patched by the caller where a layer itself changed); explicit
-        references keep pointing at the same old layers, whose new shapes replace the old as the trace proceeds.
+        Explicit references keep pointing at the same old layers, whose new shapes replace the old as the trace
+        proceeds (``changed``: a layer before ``start`` whose own shape became ``changed_shape``). The trace stops
+        early once the implicit chain is back to the old shapes and no later layer reads a changed one: the rest
+        of the (valid) network then sees exactly what it saw before.
         """
-        max_down = self.limits.max_downsample
+        rows, shapes, readers, inp = info.rows, info.shapes, info.readers, info.inp
         new: dict[int, Shape] = {}
+        pending = -1
+        if changed >= 0:
+            assert changed_shape is not None
+            new[changed] = changed_shape
+            pending = readers[changed]
         prev = first
-        inp: Shape = (self.in_channels, 1, False)
-
-        def shape_of(j: int) -> Shape:
-            if j == -1:
-                return inp
-            return new.get(j, shapes[j])
-
-        for i in range(start, len(net.layers)):
-            layer = net.layers[i]
-            if layer.op == Op.ADD:
-                a, b = layer.inputs
-                sa, sb = shape_of(a), shape_of(b)
+        for i in range(start, len(rows)):
+            op, size, stride, ins = rows[i]
+            if op == Op.ADD:
+                a, b = ins
+                sa = inp if a == -1 else new.get(a, shapes[a])
+                sb = inp if b == -1 else new.get(b, shapes[b])
                 if sa != sb:
                     return False
                 out = sa
             else:
-                src = shape_of(layer.inputs[0]) if layer.inputs else prev
-                op, size, stride = _layer_params(layer)
+                if ins:
+                    j = ins[0]
+                    src = inp if j == -1 else new.get(j, shapes[j])
+                else:
+                    src = prev
                 o = _out(op, size, stride, src)
                 if o is None:
                     return False
                 out = o
             if not out[2] and out[1] > max_down:
                 return False
-            new[i] = out
+            if out != shapes[i]:
+                new[i] = out
+                if readers[i] > pending:
+                    pending = readers[i]
+            elif i >= pending:
+                return True
             prev = out
         return True
 
-    def _insert_effects(self, net: Network, shapes: list[Shape]) -> list[frozenset[Effect]]:
-        """Per insert position 0..n, the shape effects a legal insert there may have."""
-        n = len(net.layers)
-        if n + 1 > self.limits.max_layers:
-            return [frozenset()] * (n + 1)
-        out = []
-        inp: Shape = (self.in_channels, 1, False)
-        for at in range(n + 1):
-            src = shapes[at - 1] if at > 0 else inp
-            ok: dict[Shape, bool] = {}
-            legal = []
+    def _effect_groups(self, src: Shape) -> tuple[frozenset[Effect], list[tuple[Shape, frozenset[Effect]]]]:
+        """For an insert reading ``src``: the shape-preserving effects, and the others grouped by output shape
+        (memoised: input shapes repeat across positions and networks)."""
+        hit = self._groups.get(src)
+        if hit is None:
+            same: list[Effect] = []
+            by_out: dict[Shape, list[Effect]] = {}
             for eff in self._by_effect:
                 o = _out(*eff, src)
                 if o is None or (not o[2] and o[1] > self.limits.max_downsample):
                     continue
-                if o != src:
-                    if o not in ok:
-                        ok[o] = self._trace_ok(net, shapes, at, o)
-                    if not ok[o]:
-                        continue
-                legal.append(eff)
-            out.append(frozenset(legal))
-        return out
+                if o == src:
+                    same.append(eff)
+                else:
+                    by_out.setdefault(o, []).append(eff)
+            hit = self._groups[src] = (frozenset(same), [(o, frozenset(e)) for o, e in by_out.items()])
+        return hit
+
+    def insert_room(self, info: _NetInfo) -> bool:
+        return len(info.rows) + 1 <= self.limits.max_layers
+
+    def shape_preserving_at(self, info: _NetInfo, at: int) -> bool:
+        """Whether some insert at ``at`` keeps the shape (then the position surely has a legal insert)."""
+        src = info.shapes[at - 1] if at > 0 else info.inp
+        return bool(self._effect_groups(src)[0])
+
+    def effects_at(self, info: _NetInfo, at: int) -> frozenset[Effect]:
+        """The shape effects a legal insert at position ``at`` may have (empty past the depth limit)."""
+        if not self.insert_room(info):
+            return frozenset()
+        src = info.shapes[at - 1] if at > 0 else info.inp
+        legal, groups = self._effect_groups(src)
+        max_down = self.limits.max_downsample
+        for o, effs in groups:
+            if self._trace_ok(info, at, o, max_down):
+                legal = legal | effs
+        return legal
+
+    def _insert_effects(self, info: _NetInfo) -> list[frozenset[Effect]]:
+        """Per insert position 0..n, the shape effects a legal insert there may have."""
+        return [self.effects_at(info, at) for at in range(len(info.rows) + 1)]
 
     def insert_layers(self, effects: frozenset[Effect]) -> list[Layer]:
         """The insertable layers with these effects, in vocabulary order."""
         return [x for eff in self._by_effect if eff in effects for x in self._by_effect[eff]]
 
-    def _adds(self, net: Network, shapes: list[Shape]) -> list[Move]:
-        n = len(net.layers)
+    def adds(self, info: _NetInfo) -> list[Move]:
+        shapes = info.shapes
+        n = len(shapes)
         if n + 1 > self.limits.max_layers:
             return []
         inp: Shape = (self.in_channels, 1, False)
@@ -162,77 +237,78 @@ class MoveTable:
             if (inp if a == -1 else shapes[a]) == shapes[b]
         ]
 
-    def _scales(self, net: Network, shapes: list[Shape]) -> list[Move]:
+    def _scales(self, net: Network, info: _NetInfo) -> list[Move]:
+        return [m for i in range(len(info.rows)) for m in self.scales_of(net, info, i)]
+
+    def scale_surely_legal(self, net: Network, i: int) -> bool:
+        """Whether layer i has a scale that cannot change any shape (a conv's kernel, a dropout's rate)."""
+        layer, lim = net.layers[i], self.limits
+        if layer.op == Op.CONV:
+            return any(v != layer.kernel and v in lim.kernels for v in self.vocab.conv_kernels)
+        if layer.op == Op.DROPOUT:
+            return any(v != layer.dropout_pct and 0 < v <= lim.max_dropout_pct for v in self.vocab.dropout_pcts)
+        return False
+
+    def scales_of(self, net: Network, info: _NetInfo, i: int) -> list[Move]:
+        """The legal scale moves of layer i."""
         out: list[Move] = []
-        inp: Shape = (self.in_channels, 1, False)
-        lim = self.limits
-        for i, layer in enumerate(net.layers):
-            j = layer.inputs[0] if layer.inputs else i - 1
-            src = inp if j == -1 else shapes[j]
-            for attr in SCALABLE[layer.op]:
-                for v in self.vocab.scale_values(layer.op, attr):
-                    if v == getattr(layer, attr):
-                        continue
-                    if self._scale_ok(net, shapes, i, layer, src, attr, v, lim):
-                        out.append(Move(MoveKind.SCALE, i, attr=attr, value=v))
+        shapes, inp, lim = info.shapes, info.inp, self.limits
+        max_down = lim.max_downsample
+        vocab = self.vocab
+        layer = net.layers[i]
+        op = layer.op
+        if op == Op.ADD:
+            return out
+        j = layer.inputs[0] if layer.inputs else i - 1
+        src = inp if j == -1 else shapes[j]
+        cands: list[tuple[str, int, Shape | None]] = []  # (attr, value, new output shape; None: unchanged)
+        if op == Op.CONV:
+            cands += [("channels", v, (v, src[1] * layer.stride, False)) for v in vocab.conv_channels
+                      if v != layer.channels and 1 <= v <= lim.max_channels]
+            cands += [("kernel", v, None) for v in vocab.conv_kernels if v != layer.kernel and v in lim.kernels]
+        elif op in POOL_OPS:
+            for v in vocab.pool_kernels:
+                stride = v if layer.stride == layer.kernel else layer.stride
+                if v == layer.kernel or v not in lim.pool_kernels or (stride == 1 and v % 2 == 0):
+                    continue
+                cands.append(("kernel", v, (src[0], src[1] * stride, False)))
+        elif op == Op.DENSE:
+            cands += [("units", v, (v, 1, True)) for v in vocab.dense_units
+                      if v != layer.units and 1 <= v <= lim.max_units]
+        elif op == Op.DROPOUT:
+            cands += [("dropout_pct", v, None) for v in vocab.dropout_pcts
+                      if v != layer.dropout_pct and 0 < v <= lim.max_dropout_pct]
+        for attr, v, o in cands:
+            if o is not None and o != shapes[i]:
+                if not o[2] and o[1] > max_down:
+                    continue
+                if not self._trace_ok(info, i + 1, o, max_down, changed=i, changed_shape=o):
+                    continue
+            out.append(Move(MoveKind.SCALE, i, attr=attr, value=v))
         return out
 
-    def _scale_ok(
-        self, net: Network, shapes: list[Shape], i: int, layer: Layer, src: Shape, attr: str, v: int, lim: Limits
-    ) -> bool:
-        match attr:
-            case "dropout_pct":
-                return 0 < v <= lim.max_dropout_pct
-            case "kernel" if layer.op == Op.CONV:
-                return v in lim.kernels
-            case "kernel":
-                stride = v if layer.stride == layer.kernel else layer.stride
-                if v not in lim.pool_kernels or (stride == 1 and v % 2 == 0):
-                    return False
-                o = _out(layer.op, 0, stride, src)
-            case "channels":
-                if not 1 <= v <= lim.max_channels:
-                    return False
-                o = _out(Op.CONV, v, layer.stride, src)
-            case "units":
-                if not 1 <= v <= lim.max_units:
-                    return False
-                o = (v, 1, True)
-            case _:
-                return False
-        if o is None or (not o[2] and o[1] > lim.max_downsample):
-            return False
-        if o == shapes[i]:
-            return True
-        patched = list(shapes)
-        patched[i] = o
-        return self._trace_ok(net, patched, i + 1, o)
-
-    def _removes(self, net: Network, shapes: list[Shape]) -> list[Move]:
-        n = len(net.layers)
+    def removes(self, info: _NetInfo) -> list[Move]:
+        n = len(info.rows)
         if not self.vocab.allow_remove or n <= 1:
             return []
-        read = {j for x in net.layers for j in x.inputs}
-        inp: Shape = (self.in_channels, 1, False)
-        return [Move(MoveKind.REMOVE, i) for i in range(n) if i not in read and self._remove_ok(net, shapes, i, inp)]
-
-    def _remove_ok(self, net: Network, shapes: list[Shape], i: int, inp: Shape) -> bool:
-        first = shapes[i - 1] if i > 0 else inp
-        if first == shapes[i]:
-            return True
-        # The layer after i now reads what i read implicitly (layer i - 1), so trace as if i's output were that.
-        patched = list(shapes)
-        patched[i] = first
-        return self._trace_ok(net, patched, i + 1, first)
+        out = []
+        for i in range(n):
+            if info.readers[i] >= 0:
+                continue  # a later layer reads it explicitly
+            # The layer after i now reads what i read implicitly (layer i - 1): trace as if i's output were that.
+            first = info.shapes[i - 1] if i > 0 else info.inp
+            if first == info.shapes[i] or self._trace_ok(info, i + 1, first, self.limits.max_downsample,
+                                                         changed=i, changed_shape=first):
+                out.append(Move(MoveKind.REMOVE, i))
+        return out
 
     def legal(self, net: Network) -> LegalMoves:
         """The legal moves of ``net`` (cached): insert effects per position, and the other moves spelled out."""
         hit = self._cache.get(net)
         if hit is not None:
             return hit
-        shapes = self.shapes(net)
-        out = LegalMoves(self._insert_effects(net, shapes),
-                         self._adds(net, shapes) + self._scales(net, shapes) + self._removes(net, shapes))
+        info = self.info(net)
+        out = LegalMoves(self._insert_effects(info), self.adds(info) + self._scales(net, info) + self.removes(info))
         self._cache[net] = out
         if len(self._cache) > self.max_entries:
             self._cache.popitem(last=False)

@@ -64,10 +64,11 @@ class TaskContext:
                            int(d["batch_size"]), dict(d.get("descriptors", {})))
 
 
-def model_size_bytes(net: Network, input_shape: tuple[int, ...], n_classes: int) -> int:
+def model_size_bytes(net: Network, input_shape: tuple[int, ...], n_classes: int, *, params: int | None = None) -> int:
     """Bytes of parameters and buffers (fp32 weights; BN running mean/var fp32 and an int64 step per conv)."""
     convs = [x for x in net.layers if x.op == Op.CONV]
-    return 4 * count_params(net, input_shape, n_classes) + 8 * sum(x.channels for x in convs) + 8 * len(convs)
+    p = count_params(net, input_shape, n_classes) if params is None else params
+    return 4 * p + 8 * sum(x.channels for x in convs) + 8 * len(convs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +115,14 @@ class Objectives:
             time_s = np.asarray(pred[TIME_TARGET], dtype=np.float64)
         else:
             time_s = np.asarray([self.roofline_time_s(n) for n in nets])
+        params = [count_params(n, c.input_shape, c.n_classes) for n in nets]
         return Scores(
             acc=np.clip(np.asarray(pred[self.accuracy], dtype=np.float64), 0.0, 1.0),  # a regression may overshoot
             acc_std=pred.get(f"{self.accuracy}_std"),
-            size_bytes=np.asarray([model_size_bytes(n, c.input_shape, c.n_classes) for n in nets], dtype=np.float64),
+            size_bytes=np.asarray([model_size_bytes(n, c.input_shape, c.n_classes, params=p)
+                                   for n, p in zip(nets, params, strict=True)], dtype=np.float64),
             time_s=time_s,
-            params=np.asarray([count_params(n, c.input_shape, c.n_classes) for n in nets], dtype=np.float64),
+            params=np.asarray(params, dtype=np.float64),
         )
 
 
