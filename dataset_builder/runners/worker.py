@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,12 @@ def device_data(ctx: RunContext) -> DeviceData:
     return _DATA[key]
 
 
+@cache
+def _device_columns(kind: str) -> dict[str, Any]:
+    """Provenance of this process's device (NVML is opened once per process, not per run)."""
+    return describe_device(kind).to_dict()
+
+
 def run_one(ctx: RunContext, item: PlannedNet) -> dict[str, Any]:
     """Train and measure one network, write its row as the run's own part (atomic, named by key); return the row."""
     if ctx.threads:
@@ -69,7 +76,7 @@ def run_one(ctx: RunContext, item: PlannedNet) -> dict[str, Any]:
     dd = device_data(ctx)
     shared = {
         **ctx.base,
-        **describe_device(ctx.device_kind).to_dict(),
+        **_device_columns(ctx.device_kind),
         "threads": torch.get_num_threads(),
         "concurrency": ctx.concurrency,
     }
