@@ -66,7 +66,7 @@ def task_options(ray: ModuleType, ctx: RunContext) -> dict[str, Any]:
     return {"num_cpus": cpus, "num_gpus": 1 / ctx.concurrency, "max_calls": 0 if max(gpus) <= 1 else 1}
 
 
-def _local_gpus(ctx: RunContext) -> int | None:
+def _local_gpus(ctx: RunContext) -> int:
     """GPUs of a local cluster: torch's count on CUDA (not left to Ray's detection), none for a CPU build."""
     if ctx.device_kind != "cuda":
         return 0
