@@ -13,6 +13,7 @@ from rich.console import Console
 from pipeline.corpus_stage import build_stage, hardware_stage
 from pipeline.leaderboard_stage import leaderboard_stage
 from pipeline.report import write_report
+from pipeline.search_stage import search_stage
 from pipeline.stages import RunContext, Stage, StageResult, run_stages
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -20,11 +21,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "corpus": {"task": "mnist1d", "archs": 120, "epochs": 5, "seed": 0},
         "leaderboard": {"targets": ["val_acc", "train_time_s"], "seeds": 3, "trials": 0, "quick": True},
+        "search": {"budget": 300, "seeds": 3, "hardware_compare": ["t4", "a100", "h200", "local"], "verify_top": 3},
     },
     # The reference scale (hours on 2 cores; resumable).
     "full": {
         "corpus": {"task": "mnist1d", "archs": 3000, "epochs": 10, "seed": 1},
         "leaderboard": {"targets": ["val_acc", "train_time_s"], "seeds": 5, "trials": 10},
+        "search": {"budget": 2000, "seeds": 10, "hardware_compare": ["t4", "a100", "h200", "local"], "verify_top": 5},
     },
     # For tests: seconds.
     "smoke": {
@@ -35,6 +38,13 @@ PRESETS: dict[str, dict[str, Any]] = {
             "trials": 0,
             "sizes": [4],
             "predictors": ["mean", "ridge", "gbdt"],
+        },
+        "search": {
+            "budget": 40,
+            "seeds": 1,
+            "strategies": ["random", "evolution"],
+            "hardware_compare": ["t4", "local"],
+            "verify_top": 1,
         },
     },
 }
@@ -47,6 +57,7 @@ def make_stages(preset: dict[str, Any]) -> list[Stage]:
         Stage("corpus", partial(build_stage, cfg=c), c),
         Stage("hardware", partial(hardware_stage, cfg={"seed": 0}), {"corpus": c}),
         Stage("leaderboard", partial(leaderboard_stage, cfg=preset["leaderboard"]), [c, preset["leaderboard"]]),
+        Stage("search", partial(search_stage, cfg=preset["search"]), [c, preset["leaderboard"], preset["search"]]),
     ]
 
 
