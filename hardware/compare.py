@@ -113,7 +113,10 @@ class CompareReport:
             s = m[key]
             lines.append(f"{label}: median |err| {s['median_ape_pct']:.1f} %, within ±10 % {s['within_10pct']:.0%}, "
                          f"within ±20 % {s['within_20pct']:.0%}, Spearman {s['spearman']:.3f}")
-        lines.append(f"per-step overhead {self.coefficients.get('steps', 0.0) * 1e3:.3f} ms")
+        if m.get("repeat_floor"):
+            s = m["repeat_floor"]
+            lines.append(f"repeat floor ({s['n']} rows of networks measured twice or more): median |err| "
+                         f"{s['median_ape_pct']:.1f} %, within ±10 % {s['within_10pct']:.0%}")
         return lines
 
 
@@ -137,6 +140,20 @@ def transfer_stats(rows: pl.DataFrame, dsts: tuple[str, ...]) -> dict[str, dict[
                     "median_ratio_wave_to_roofline": float(np.median(wave / roof)),
                     "spearman": float(spearmanr(roof, wave).statistic) if varied else float("nan")}
     return out
+
+
+def repeat_floor(rows: pl.DataFrame) -> dict[str, float] | None:
+    """Measurement noise: each row of a network measured more than once against the mean of its other rows
+    (what a predictor that knew another run of the same network would score); None without repeats."""
+    ids = rows["arch_id"].to_numpy()
+    y = rows["measured_s"].to_numpy()
+    pred, meas = [], []
+    for arch in set(ids[pl.Series(ids).is_duplicated().to_numpy()]):
+        ys = y[ids == arch]
+        for i in range(len(ys)):
+            pred.append((ys.sum() - ys[i]) / (len(ys) - 1))
+            meas.append(ys[i])
+    return error_stats(np.array(pred), np.array(meas)) if pred else None
 
 
 def compare_corpus(corpus: str | Path, *, train_frac: float = 0.5, seed: int = 0,
@@ -181,6 +198,7 @@ def compare_corpus(corpus: str | Path, *, train_frac: float = 0.5, seed: int = 0
         "raw_all": error_stats(raw, y), "raw_test": error_stats(raw[~is_train], y[~is_train]),
         "calibrated_train": error_stats(cal[is_train], y[is_train]),
         "calibrated_test": error_stats(cal[~is_train], y[~is_train]),
+        "repeat_floor": repeat_floor(rows),
         "transfer": transfer_stats(rows, transfer_to),
         "by_bound_test": {b: {"raw": error_stats(raw[~is_train & (bounds == b)], y[~is_train & (bounds == b)]),
                               "calibrated": error_stats(cal[~is_train & (bounds == b)], y[~is_train & (bounds == b)])}

@@ -69,6 +69,11 @@ def markdown(report: CompareReport) -> str:
         s = m[key]
         lines.append(f"| {label} ({s['n']}) | {s['median_ape_pct']:.1f} | {s['within_10pct']:.0%} | "
                      f"{s['within_20pct']:.0%} | {s['spearman']:.3f} |\n")
+    if m.get("repeat_floor"):
+        s = m["repeat_floor"]
+        lines.append(f"| repeat floor ({s['n']}): each run of a network measured more than once vs the mean of its "
+                     f"other runs | {s['median_ape_pct']:.1f} | {s['within_10pct']:.0%} | {s['within_20pct']:.0%} | "
+                     f"{s['spearman']:.3f} |\n")
     lines.append("\nHeld-out rows by what bounds the raw roofline step (median abs % error):\n\n"
                  "| bound | rows | raw | calibrated |\n|---|---|---|---|\n")
     for b, st in m["by_bound_test"].items():

@@ -96,3 +96,12 @@ def test_device_for_rows() -> None:
     assert device_for({"device_kind": "cuda", "device_name": "Tesla T4"}) is CATALOGUE["t4"]
     assert device_for({"device_kind": "cuda", "device_name": "NVIDIA A10G"}) is CATALOGUE["a10g"]
     assert device_for({"device_kind": "cpu", "threads": 1}).kind == "cpu"
+
+
+def test_repeat_floor_uses_the_other_runs_of_a_network() -> None:
+    from hardware.compare import repeat_floor
+
+    rows = pl.DataFrame({"arch_id": ["a", "a", "b", "c", "c", "c"], "measured_s": [1.0, 1.2, 5.0, 2.0, 2.0, 2.6]})
+    s = repeat_floor(rows)
+    assert s is not None and s["n"] == 5  # b has one run
+    assert repeat_floor(rows.filter(pl.col("arch_id") == "b")) is None
