@@ -127,11 +127,6 @@ def key_part_name(key: tuple[Any, ...]) -> str:
     return f"part-{key[0]}-{digest}.parquet"
 
 
-def row_key(row: dict[str, Any]) -> tuple[Any, ...]:
-    """A row's key (KEY_COLUMNS order)."""
-    return tuple(row.get(c) for c in KEY_COLUMNS)
-
-
 def write_part(corpus_dir: str | Path, rows: list[dict[str, Any]], *, name: str | None = None) -> Path:
     """Write rows as one part file, atomically. Without ``name`` a unique one per writer (shards never collide);
     with one (see key_part_name) a retried run overwrites its own part instead of adding a duplicate row."""
