@@ -29,7 +29,7 @@ app.command("leaderboard")(leaderboard_cmd)
 app.command("predict")(predict_cmd)
 app.command("search")(search_cmd)
 ERR = Console(stderr=True)
-OUT = Console()
+OUT = Console(soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
