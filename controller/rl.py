@@ -38,11 +38,20 @@ class RLConfig:
     max_grad_norm: float = 1.0
     p_elite: float = 0.5  # an episode starts from one of the best networks found so far with this probability
     elite: int = 8
+    episode_len: int = 0  # 0: the search's episode length
+    normalize_advantages: bool = False
 
     @staticmethod
     def from_params(params: dict[str, object]) -> RLConfig:
         known = RLConfig.__dataclass_fields__
-        return RLConfig(**{k: type(getattr(RLConfig(), k))(v) for k, v in params.items() if k in known})  # type: ignore[call-overload]
+        base = RLConfig()
+        return RLConfig(**{k: _as(getattr(base, k), v) for k, v in params.items() if k in known})
+
+
+def _as(default: object, v: object) -> object:
+    if isinstance(default, bool):
+        return v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes")
+    return type(default)(v)  # type: ignore[call-arg]
 
 
 def advantages(rewards: torch.Tensor, values: torch.Tensor, *, gamma: float, lam: float) -> torch.Tensor:
@@ -77,6 +86,7 @@ class _Controller:
         self._parsed: dict[str, Network] = {}
         self._reset()
         self.t = 0
+        self.episode_len = self.cfg.episode_len or ctx.episode_len
         self.steps: list[PolicyStep] = []
         self.rewards: list[np.ndarray] = []
         self.updates = 0
@@ -87,7 +97,7 @@ class _Controller:
         if any(t is None for t in tries):  # pragma: no cover - insert of a dropout is legal below the depth limit
             raise RuntimeError("a state has no legal move")
         batch = self.encoder.networks(self.states)
-        progress = torch.full((len(self.states),), self.t / self.ctx.episode_len)
+        progress = torch.full((len(self.states),), self.t / self.episode_len)
         return self.policy(torch.from_numpy(batch.tokens), torch.from_numpy(batch.lengths), progress,
                            tries, generator=self.gen)  # type: ignore[arg-type]
 
@@ -103,7 +113,7 @@ class _Controller:
         self.rewards.append((rewards - self.state_r) * self.cfg.reward_scale)
         self.states, self.state_r = list(nets), np.asarray(rewards, dtype=np.float64)
         self.t += 1
-        if self.t >= self.ctx.episode_len:
+        if self.t >= self.episode_len:
             self._update()
             self._reset()
             self.t = 0
@@ -150,6 +160,8 @@ class A2C(_Controller):
         ent = torch.stack([s.entropy for s in self.steps])
         adv = advantages(r, v.detach(), gamma=self.cfg.gamma, lam=self.cfg.gae_lambda)
         target = adv + v.detach()
+        if self.cfg.normalize_advantages and adv.numel() > 1:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         policy_loss = -(logp * adv).mean()
         value_loss = ((target - v) ** 2).mean()
         self._apply(policy_loss + self.cfg.value_coef * value_loss - self.cfg.entropy * ent.mean())

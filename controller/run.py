@@ -45,6 +45,7 @@ class SearchConfig:
     compare_strategy: str = "evolution"
     compare_seeds: int | None = None
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    strategy_seeds: dict[str, int] = field(default_factory=dict)  # fewer seeds for a slow strategy (e.g. tpe=3)
     command: str = ""
 
 
@@ -114,7 +115,7 @@ def run_strategies(cfg: SearchConfig, setup: Setup, strategies: tuple[str, ...],
                    log: Any = None) -> list[RunResult]:
     results = []
     for strategy in strategies:
-        for seed in range(seeds):
+        for seed in range(cfg.strategy_seeds.get(strategy, seeds)):
             r = run_one(strategy, objectives=setup.objectives, reward=setup.reward, moves=setup.moves,
                         start=setup.start, budget=cfg.budget, seed=seed, episode_len=cfg.episode_len,
                         batch=cfg.batch, params=cfg.params.get(strategy))

@@ -20,41 +20,43 @@ from search_space.validate import infer_shapes
 optuna.logging.set_verbosity(logging.WARNING)
 
 
+def _choices(vocab: MoveVocab) -> tuple[list[str], list[str]]:
+    convs = [f"c{c}k{k}s{s}" for c in vocab.conv_channels for k in vocab.conv_kernels for s in vocab.conv_strides]
+    pools = ["none"] + [f"{p}{k}" for p in ("max", "avg") for k in vocab.pool_kernels]
+    extras = [f"r{r}_{p}_d{d}" for r in (0, 1) for p in pools for d in (0, *vocab.dropout_pcts)]
+    return convs, extras
+
+
 def network_from_trial(trial: optuna.Trial, vocab: MoveVocab) -> Network:
-    """A network spelled by a trial's parameters; options that would break the vocabulary's depth or downsampling
-    limits are not offered (so nearly every trial is a valid network)."""
+    """A network spelled by a trial: per block one choice of conv (channels, kernel, stride) and one of extras
+    (residual pair, pool, dropout); then dense layers. Few parameters per trial keep TPE's per-trial cost low.
+    A stride or pool past the downsampling limit is dropped and blocks stop at the depth limit, so every trial
+    spells a valid network (the spelling is deterministic, which is all a sampler needs)."""
+    convs, extras = _choices(vocab)
     layers: list[Layer] = []
     factor = 1
     n_dense = trial.suggest_int("dense", 0, 2)
-    room = vocab.max_layers - n_dense  # layers left for the conv blocks
-
-    def fits(k: int) -> bool:
-        return len(layers) + k <= room
-
+    room = vocab.max_layers - n_dense
     for i in range(trial.suggest_int("blocks", 1, 5)):
-        if not fits(1):
+        if len(layers) + 1 > room:
             break
-        c = trial.suggest_categorical(f"b{i}_channels", list(vocab.conv_channels))
-        k = trial.suggest_categorical(f"b{i}_kernel", list(vocab.conv_kernels))
-        strides = [s for s in vocab.conv_strides if factor * s <= vocab.max_downsample]
-        s = trial.suggest_categorical(f"b{i}_stride", strides) if len(strides) > 1 else strides[0]
+        c, rest = trial.suggest_categorical(f"b{i}_conv", convs)[1:].split("k")
+        k, s = (int(x) for x in rest.split("s"))
+        s = s if factor * s <= vocab.max_downsample else 1
         factor *= s
-        layers.append(Layer(Op.CONV, channels=c, kernel=k, stride=s))
-        if fits(2) and trial.suggest_categorical(f"b{i}_residual", [False, True]):
+        layers.append(Layer(Op.CONV, channels=int(c), kernel=k, stride=s))
+        r, pool, d = trial.suggest_categorical(f"b{i}_extras", extras).split("_")
+        if r == "r1" and len(layers) + 2 <= room:
             start = len(layers) - 1
-            layers.append(Layer(Op.CONV, channels=c, kernel=k))
+            layers.append(Layer(Op.CONV, channels=int(c), kernel=k))
             layers.append(Layer(Op.ADD, inputs=(start, start + 1)))
-        pks = [pk for pk in vocab.pool_kernels if factor * pk <= vocab.max_downsample]
-        if fits(1) and pks:
-            pool = trial.suggest_categorical(f"b{i}_pool", ["none", "max", "avg"])
-            if pool != "none":
-                pk = trial.suggest_categorical(f"b{i}_pool_kernel", pks) if len(pks) > 1 else pks[0]
+        if pool != "none" and len(layers) + 1 <= room:
+            pk = int(pool[3:])
+            if factor * pk <= vocab.max_downsample:
                 factor *= pk
-                layers.append(Layer(Op.MAXPOOL if pool == "max" else Op.AVGPOOL, kernel=pk, stride=pk))
-        if fits(1):
-            d = trial.suggest_categorical(f"b{i}_dropout", [0, *vocab.dropout_pcts])
-            if d:
-                layers.append(Layer(Op.DROPOUT, dropout_pct=d))
+                layers.append(Layer(Op.MAXPOOL if pool.startswith("max") else Op.AVGPOOL, kernel=pk, stride=pk))
+        if d != "d0" and len(layers) + 1 <= room:
+            layers.append(Layer(Op.DROPOUT, dropout_pct=int(d[1:])))
     for j in range(n_dense):
         layers.append(Layer(Op.DENSE, units=trial.suggest_categorical(f"d{j}_units", list(vocab.dense_units))))
     net = Network(tuple(layers))

@@ -45,6 +45,8 @@ def search_cmd(
     = "",
     compare_strategy: Annotated[str, typer.Option(help="strategy of the hardware comparison")] = "evolution",
     compare_seeds: Annotated[int | None, typer.Option(help="seeds per hardware target (default --seeds)")] = None,
+    strategy_seeds: Annotated[str, typer.Option(help="per-strategy seed counts overriding --seeds, e.g. tpe=3")]
+    = "",
 ) -> None:
     """Search networks on a frozen predictor with every strategy under one query budget; write the report."""
     from controller.reward import RewardConfigError
@@ -55,6 +57,10 @@ def search_cmd(
     from search_space import SpecError
 
     strategies = ALL if strategy == "all" else _split(strategy)
+    try:
+        per_seeds = {k.strip(): int(v) for k, v in (x.split("=", 1) for x in _split(strategy_seeds))}
+    except ValueError:
+        raise _fail(f"--strategy-seeds must look like tpe=3,local=5, got {strategy_seeds!r}") from None
     if seeds < 1:
         raise _fail(f"--seeds must be >= 1, got {seeds}")
     if verify_top < 0:
@@ -64,6 +70,7 @@ def search_cmd(
         hardware=hardware, corpus=corpus, start=start, episode_len=episode_len, batch=batch, verify_top=verify_top,
         verify_strategies=_split(verify_strategies), verify_corpus=verify_corpus,
         hardware_compare=_split(hardware_compare), compare_strategy=compare_strategy, compare_seeds=compare_seeds,
+        strategy_seeds=per_seeds,
         command="narch " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     try:
