@@ -9,7 +9,8 @@ with B the attainable memory bandwidth, C the attainable compute rate of the op'
 clock x SM ratio; the peak ratio generalises it to SMs of different width), and gamma in [0, 1] the op's
 memory-boundedness from its arithmetic intensity I against the destination's ridge point R: 1 - I / (2R) below
 R, R / (2I) above. Ops too small to fill one wave on either device scale with the per-SM rate and the blocks
-each SM runs instead. Launch overhead scales with the devices' per-launch figures.
+each SM runs instead. Launch time scales with the devices' launch counts and per-launch figures; the fixed
+per-step overhead is the destination's.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import math
 
 from hardware.catalogue import Device, get_device
 from hardware.costs import OpClass, OpCost, StepCosts, step_costs
-from hardware.roofline import op_dtype, op_time
+from hardware.roofline import op_dtype, op_launches, op_time
 from search_space import Network
 
 GEMM_TILE = (128, 128)  # output tile of one thread block of an implicit-GEMM / GEMM kernel
@@ -69,10 +70,11 @@ def wave_scaled_step(measured_s: float, costs: StepCosts, src: Device, dst: Devi
     """A time measured on ``src`` for steps of known costs (one step or many equal ones) mapped to ``dst``."""
     pairs = [(o, op_time(o, lc.label, src, precision)) for lc in costs.layers for o in lc.ops]
     total = sum(t.time_s for _, t in pairs)  # the origin's roofline step time, less its fixed overhead
-    launch_ratio = dst.launch_overhead_s / src.launch_overhead_s
     out = dst.step_overhead_s
     for o, t in pairs:
         kernel = max(t.compute_s, t.memory_s)
+        src_launch = op_launches(o, src.kind) * src.launch_overhead_s  # launch counts differ (AdamW foreach on CUDA)
+        launch_ratio = op_launches(o, dst.kind) * dst.launch_overhead_s / src_launch if src_launch else 0.0
         out += kernel * kernel_factor(o, src, dst, precision) + t.launch_s * launch_ratio
     return measured_s * out / (total + src.step_overhead_s)
 
