@@ -143,13 +143,14 @@ def transfer_stats(rows: pl.DataFrame, dsts: tuple[str, ...]) -> dict[str, dict[
 
 
 def repeat_floor(rows: pl.DataFrame) -> dict[str, float] | None:
-    """Measurement noise: each row of a network measured more than once against the mean of its other rows
-    (what a predictor that knew another run of the same network would score); None without repeats."""
-    ids = rows["arch_id"].to_numpy()
+    """Measurement noise: each run of a setting measured more than once (same network, task, data size, epochs,
+    batch, threads) against the mean of its other runs (what a predictor that knew another run of the same
+    setting would score); None without repeats."""
+    keys = rows["setting"].to_numpy()
     y = rows["measured_s"].to_numpy()
     pred, meas = [], []
-    for arch in set(ids[pl.Series(ids).is_duplicated().to_numpy()]):
-        ys = y[ids == arch]
+    for key in set(keys[rows["setting"].is_duplicated().to_numpy()]):
+        ys = y[keys == key]
         for i in range(len(ys)):
             pred.append((ys.sum() - ys[i]) / (len(ys) - 1))
             meas.append(ys[i])
@@ -178,7 +179,9 @@ def compare_corpus(corpus: str | Path, *, train_frac: float = 0.5, seed: int = 0
         devices[dev.name] += 1
         by_name[dev.name] = dev
         rc, measured = _row_costs(row), float(row["train_time_s"])
-        records.append({"arch_id": row["arch_id"], "measured_s": measured, "threads": row.get("threads"),
+        setting = "|".join(str(row.get(k)) for k in ("arch_id", "task", "n_train", "epochs", "batch_size", "threads"))
+        records.append({"arch_id": row["arch_id"], "setting": setting, "measured_s": measured,
+                        "threads": row.get("threads"),
                         "bound": run_time(rc, dev).bound,
                         **costs_terms(rc, dev), **transfer_terms(rc, measured, dev, transfer_to)})
     rows = pl.DataFrame(records)

@@ -101,7 +101,7 @@ def test_device_for_rows() -> None:
 def test_repeat_floor_uses_the_other_runs_of_a_network() -> None:
     from hardware.compare import repeat_floor
 
-    rows = pl.DataFrame({"arch_id": ["a", "a", "b", "c", "c", "c"], "measured_s": [1.0, 1.2, 5.0, 2.0, 2.0, 2.6]})
+    rows = pl.DataFrame({"setting": ["a", "a", "b", "c", "c", "c"], "measured_s": [1.0, 1.2, 5.0, 2.0, 2.0, 2.6]})
     s = repeat_floor(rows)
     assert s is not None and s["n"] == 5  # b has one run
-    assert repeat_floor(rows.filter(pl.col("arch_id") == "b")) is None
+    assert repeat_floor(rows.filter(pl.col("setting") == "b")) is None
