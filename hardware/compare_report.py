@@ -39,10 +39,13 @@ def report_dict(report: CompareReport) -> dict[str, Any]:
         "coefficients": report.coefficients,
         "device_figures": _figures(report),
         "efficiencies": report.efficiencies(),
-        "rows": report.rows.select(
-            "arch_id", "train", "bound", "measured_s", "raw_s", "calibrated_s", "arithmetic_intensity", "flops_run",
-            "steps"
-        ).to_dicts(),
+        "rows": {  # columnar, 6 significant digits
+            k: [float(f"{v:.6g}") if isinstance(v, float) else v for v in vals]
+            for k, vals in report.rows.select(
+                "arch_id", "setting", "train", "bound", "measured_s", "raw_s", "calibrated_s", "arithmetic_intensity",
+                "flops_run", "steps",
+            ).to_dict(as_series=False).items()
+        },
     }
 
 
@@ -142,7 +145,11 @@ def write_report(report: CompareReport, out: str | Path, *, roof_keys: tuple[str
     if not report.provenance:
         report.provenance = provenance()
     paths = [folder / "report.json", folder / "report.md", folder / "roofline.png", folder / "calibration.json"]
-    paths[0].write_text(json.dumps(_clean(report_dict(report)), indent=1, allow_nan=False, default=str) + "\n")
+    data = _clean(report_dict(report))
+    rows = data.pop("rows")
+    head = json.dumps(data, indent=1, allow_nan=False, default=str)[:-2]  # rows go last, one column per line
+    cols = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v, allow_nan=False)}" for k, v in rows.items())
+    paths[0].write_text(f'{head},\n "rows": {{\n{cols}\n }}\n}}\n')
     paths[1].write_text(markdown(report))
     plot_roofline(report, paths[2], roofs=[get_device(k) for k in roof_keys])
     report.calibration().save(paths[3])

@@ -59,7 +59,7 @@ def test_noisy_corpus_report_files(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     paths = write_report(rep, tmp_path / "out")
     data = json.loads(paths[0].read_text())
     assert {"command", "host", "cpu_model", "git_rev", "date"} <= set(data["provenance"])
-    assert len(data["rows"]) == 30 and set(data["coefficients"]) == set(FEATURES)
+    assert len(data["rows"]["arch_id"]) == 30 and set(data["coefficients"]) == set(FEATURES)
     assert "median abs % error" in paths[1].read_text() and "git_rev" in paths[1].read_text()
     assert paths[2].read_bytes()[:4] == b"\x89PNG"
     cal = Calibration.load(paths[3])

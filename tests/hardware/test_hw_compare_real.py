@@ -22,7 +22,7 @@ def test_build_then_compare(tmp_path: Path) -> None:
     res = runner.invoke(app, ["hardware", "compare", "--corpus", str(corpus), "--out", str(out)])
     assert res.exit_code == 0, res.output
     data = json.loads((out / "report.json").read_text())
-    assert len(data["rows"]) == 12
+    assert len(data["rows"]["arch_id"]) == 12
     for key in ("raw_test", "calibrated_test"):
         assert 0 <= data["metrics"][key]["median_ape_pct"] < 1000
     assert (out / "roofline.png").stat().st_size > 10_000
