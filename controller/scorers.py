@@ -37,14 +37,15 @@ class FrozenScorer:
         return {t: e["predictor"] for t, e in self.artefact.manifest["entries"].items()}
 
     def predict(self, nets: Sequence[Network]) -> dict[str, np.ndarray]:
+        """Every target; ``<target>_std`` too where the family has an uncertainty (the deep ensemble)."""
         out: dict[str, np.ndarray] = {}
         for t, p in self.artefact.predictors.items():
-            with_std = getattr(p, "predict_networks_std", None)
+            with_std = getattr(p, "predict_networks_with_std", None)
             if with_std is not None:
-                out[t], out[f"{t}_std"] = with_std(nets, self._desc)
+                mean, std = with_std(nets, self._desc)
+                out[t], out[f"{t}_std"] = np.asarray(mean), np.asarray(std)
             else:
-                out[t] = self.artefact.predict_networks(nets, self._desc)[t] if len(self.targets) == 1 else \
-                    _one(p, nets, self._desc)
+                out[t] = _one(p, nets, self._desc)
         return out
 
 
