@@ -123,14 +123,16 @@ def run_strategies(cfg: SearchConfig, setup: Setup, strategies: tuple[str, ...],
             if log is not None:
                 best = max(e.reward for e in r.history)
                 log(f"{strategy} seed {seed}: best {best:.4f} after {len(r.history)} queries, "
-                    f"{r.env_steps} env steps in {r.wall_s:.1f}s ({r.env_steps / max(r.wall_s, 1e-9):.0f}/s)")
+                    f"{r.env_steps} env steps in {r.wall_s:.1f}s ({r.env_steps / max(r.wall_s, 1e-9):.0f}/s)"
+                    + (", stalled (only revisits)" if r.extra.get("stalled") else ""))
     return results
 
 
 def runs_frame(results: list[RunResult]) -> pl.DataFrame:
     return pl.DataFrame([{"strategy": r.strategy, "seed": r.seed, "queries": len(r.history),
                           "env_steps": r.env_steps, "wall_s": r.wall_s,
-                          "updates": r.extra.get("updates")} for r in results])
+                          "updates": r.extra.get("updates"), "stalled": bool(r.extra.get("stalled"))}
+                         for r in results])
 
 
 def provenance(cfg: SearchConfig) -> dict[str, Any]:

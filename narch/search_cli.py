@@ -74,7 +74,7 @@ def search_cmd(
         command="narch " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     try:
-        summary = execute(cfg, log=lambda s: ERR.print(s, markup=False, highlight=False))
+        summary = execute(cfg, log=lambda s: ERR.print(s, markup=False, highlight=False, soft_wrap=True))
     except (RewardConfigError, ArtefactError, CorpusError, SpecError, ValueError, FileNotFoundError, KeyError) as e:
         raise _fail(str(e).strip("'\"")) from None
     for row in summary["final"]:
