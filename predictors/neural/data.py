@@ -3,6 +3,8 @@
 The side vector holds the data descriptors (the paper's "description of the training data set") taken from the
 shared flat featurisation (predictors/features.py, depth 0), so every family reads descriptors identically; with
 ``arch_scalars`` it also carries the global architecture and whole-run cost terms (log params, log FLOPs, ...).
+Off by default: on the reference MNIST-1D corpus (3,000 architectures) both the LSTM and the GIN ranked better
+from the embedding alone (LSTM val_acc τ 0.85 vs 0.80, log-time MAE 0.073 vs 0.093 on the same split).
 """
 
 from __future__ import annotations

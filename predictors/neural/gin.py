@@ -104,7 +104,7 @@ class GINPredictor(NeuralPredictor):
         "n_layers": 3,
         "head_hidden": 128,
         "dropout": 0.0,
-        "arch_scalars": True,
+        "arch_scalars": False,
         "epochs": 100,
         "batch_size": 128,
         "lr": 3e-3,

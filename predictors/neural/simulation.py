@@ -51,7 +51,7 @@ class LSTMEmbeddingPredictor(NeuralPredictor):
         "net_dim": 64,
         "hidden": 128,
         "dropout": 0.0,
-        "arch_scalars": True,
+        "arch_scalars": False,
         "epochs": 100,
         "batch_size": 128,
         "lr": 5e-3,
