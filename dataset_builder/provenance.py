@@ -1,27 +1,17 @@
-"""Provenance shared by every row and result file: git revision, versions, time."""
+"""Provenance shared by every row and result file: git revision (from hardware.provenance) and builder version."""
 
 from __future__ import annotations
 
-import subprocess
 from functools import cache
 from importlib import metadata
-from pathlib import Path
+
+from hardware.provenance import git_rev as _git_rev
 
 
 @cache
 def git_rev() -> str:
-    """`git describe --always --dirty` of the source tree, or 'unknown' outside a checkout."""
-    try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
+    """`git describe --always --dirty` of the source tree (cached per process), or 'unknown' outside a checkout."""
+    return _git_rev()
 
 
 @cache
