@@ -103,6 +103,13 @@ FLOPs and bytes from the cost model, the roofline time on the device that ran it
   work ran on the other core; shared caches and memory bandwidth still couple them. `load_avg_1m` records the host's
   load (both cores) when each run ended. Compare times within a corpus, or through the roofline/transfer models of
   `hardware/`, not across machines.
+- `roofline_train_time_s` in a row was computed when the row was built, from the host's cached micro-benchmark at
+  that moment (`narch hardware bench`); the cache changed while the reference corpora were built, so the column is
+  not consistent across rows. `narch hardware compare` recomputes every row from one benchmark: use its reports.
+- Repeat runs (training seeds 2 and 3) ran later than the seed-1 runs, under different background load; their times
+  differ from seed 1 by a median ~25 %, so the time noise floor below mixes seed and session effects.
+- About 5 % of planned networks contain a layer no later layer reads (an insert just before a layer with explicit
+  inputs); it costs time and parameters but does not change the output.
 - CPU `peak_mem_bytes` counts parameters, gradients, AdamW state and the activations autograd saves in one step
   (tensors counted, storages deduplicated); CUDA rows use the allocator's peak. They are not the same quantity.
 - Training is short (the protocol's epochs); accuracies are those of that budget, not converged values. The learning
