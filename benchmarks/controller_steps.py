@@ -11,6 +11,7 @@ cache hit; distinct queries are reported too. Interleaved repeats so machine noi
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
@@ -22,18 +23,19 @@ from controller.run import SearchConfig, prepare
 from controller.strategies import StrategyContext, get_strategy
 
 
-def run(setup, strategy: str, *, steps: int, envs: int, seed: int, episode_len: int) -> tuple[float, int, int]:
+def run(setup, strategy: str, *, steps: int, envs: int, seed: int, episode_len: int) -> tuple[float, float, int, int]:
+    """(wall s, process CPU s, env steps, distinct queries) of one run."""
     ev = Evaluator(setup.objectives, setup.reward, budget=10 * steps, lineage=setup.moves.lineage)
     ev.evaluate([setup.start])
     ctx = StrategyContext(setup.start, setup.moves, ev, seed, episode_len, {"envs": envs})
     strat = get_strategy(strategy)(ctx)
-    done, t0 = 0, time.perf_counter()
+    done, t0, c0 = 0, time.perf_counter(), time.process_time()
     while done < steps:
         nets = strat.ask(envs)
         r = ev.evaluate(nets)
         strat.tell(nets[: len(r)], r)
         done += len(r)
-    return time.perf_counter() - t0, done, ev.queries
+    return time.perf_counter() - t0, time.process_time() - c0, done, ev.queries
 
 
 def main() -> None:
@@ -51,19 +53,22 @@ def main() -> None:
     setup = prepare(SearchConfig(predictor=a.predictor, out=Path("."), corpus=a.corpus))
     run(setup, "a2c", steps=a.envs * a.episode_len, envs=a.envs, seed=99, episode_len=a.episode_len)  # warm-up
     rates: dict[str, list[float]] = {"a2c": [], "random": []}
-    qrates: dict[str, list[float]] = {"a2c": [], "random": []}
+    cpu_rates: dict[str, list[float]] = {"a2c": [], "random": []}
     for rep in range(a.repeats):
         for strategy in ("a2c", "random"):
-            wall, done, queries = run(setup, strategy, steps=a.steps, envs=a.envs, seed=rep,
-                                      episode_len=a.episode_len)
+            wall, cpu, done, queries = run(setup, strategy, steps=a.steps, envs=a.envs, seed=rep,
+                                           episode_len=a.episode_len)
             rates[strategy].append(done / wall)
-            qrates[strategy].append(queries / wall)
-            print(f"{strategy:>7} repeat {rep}: {done} env steps, {queries} distinct queries in {wall:.1f}s "
-                  f"-> {done / wall:.0f} steps/s, {queries / wall:.0f} queries/s", flush=True)
-    a2c, rnd = statistics.median(rates["a2c"]), statistics.median(rates["random"])
-    print(f"\nA2C: {a2c:.0f} env steps/s (median of {a.repeats}; {statistics.median(qrates['a2c']):.0f} queries/s), "
-          f"random moves: {rnd:.0f} steps/s ({statistics.median(qrates['random']):.0f} queries/s); "
-          f"ratio A2C/random {a2c / rnd:.2f}; envs {a.envs}, torch threads {torch.get_num_threads()}")
+            cpu_rates[strategy].append(done / cpu)
+            print(f"{strategy:>7} repeat {rep}: {done} env steps ({queries} distinct queries) in {wall:.1f}s wall, "
+                  f"{cpu:.1f}s CPU -> {done / wall:.0f} steps/s wall, {done / cpu:.0f} steps per CPU-second",
+                  flush=True)
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    cmed = {k: statistics.median(v) for k, v in cpu_rates.items()}
+    print(f"\nA2C: {med['a2c']:.0f} env steps/s wall, {cmed['a2c']:.0f} per CPU-second (median of {a.repeats}); "
+          f"random moves: {med['random']:.0f} wall, {cmed['random']:.0f} per CPU-second; ratio A2C/random "
+          f"{cmed['a2c'] / cmed['random']:.2f} (CPU); envs {a.envs}, torch threads {torch.get_num_threads()}, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":
