@@ -64,7 +64,8 @@ def _offset(node: int, src_node: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class EncodedNetwork:
-    """One network: tokens (n_nodes, N_FEATURES) int64 and edges (E, 2) int64 as (src node, dst node)."""
+    """One network: tokens (n_nodes, N_FEATURES) and edges (E, 2) as (src node, dst node), both uint8 (tokens
+    and node indices stay below 256), so a cache of many networks stays small; batches are int64."""
 
     tokens: np.ndarray
     edges: np.ndarray
@@ -98,7 +99,7 @@ def encode_network(net: Network, *, in_channels: int = 1) -> EncodedNetwork:
                 res_token(shape.factor, flat=shape.flat),
             )
         )
-    return EncodedNetwork(np.asarray(rows, dtype=np.int64), np.asarray(edges, dtype=np.int64).reshape(-1, 2))
+    return EncodedNetwork(np.asarray(rows, dtype=np.uint8), np.asarray(edges, dtype=np.uint8).reshape(-1, 2))
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +148,7 @@ def batch_encoded(encs: Sequence[EncodedNetwork], *, pad_to: int | None = None) 
     tokens = np.zeros((b * n, N_FEATURES), dtype=np.int64)
     tokens[flat_rows] = np.concatenate([e.tokens for e in encs])
     n_edges = np.fromiter((e.edges.shape[0] for e in encs), dtype=np.int64, count=b)
-    edges = np.concatenate([e.edges for e in encs])
+    edges = np.concatenate([e.edges for e in encs]).astype(np.int64)
     return EncodedBatch(
         tokens.reshape(b, n, N_FEATURES),
         lengths,
