@@ -24,6 +24,7 @@ def search_stage(ctx: RunContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], 
         corpus=Path(ctx.output("corpus", "corpus")),
         hardware_compare=tuple(cfg.get("hardware_compare", ())),
         verify_top=cfg.get("verify_top", 0),
+        verify_corpus=Path(ctx.output("corpus", "corpus")),
         command="narch run (search stage)",
         **({"strategies": tuple(cfg["strategies"])} if cfg.get("strategies") else {}),
     )
