@@ -61,6 +61,8 @@ def leaderboard_cmd(
     family_trials: Annotated[str | None, typer.Option(help="per-family trials NAME=N[,NAME=N]")] = None,
     family_sizes: Annotated[str | None, typer.Option(
         help="sizes a family is limited to NAME=16:128[,NAME=...]; 'all' is the whole pool")] = None,
+    refreeze: Annotated[bool, typer.Option("--refreeze", help="only redo the freezing step of a finished run in OUT")
+                        ] = False,
 ) -> None:
     """Rank every predictor family on a corpus under the fixed protocol; freeze the best per target."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -80,6 +82,17 @@ def leaderboard_cmd(
         )
         if not corpus.is_dir():
             raise FileNotFoundError(f"{corpus}: no such corpus folder")
+        if refreeze:
+            from predictors.leaderboard import refreeze as redo
+            from predictors.leaderboard_report import refreeze_report
+
+            if not (out / "leaderboard.parquet").is_file():
+                raise FileNotFoundError(f"{out}/leaderboard.parquet: no finished run to refreeze")
+            frozen = redo(cfg)
+            refreeze_report(cfg, frozen)
+            for t, fam in frozen.items():
+                OUT.print(f"frozen {t}: {fam} -> {out}/frozen", highlight=False)
+            return
         total = total_cells(cfg)
         with Progress(TextColumn("[bold]leaderboard"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       TextColumn("{task.description}"), console=ERR) as bar:

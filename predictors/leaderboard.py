@@ -1,10 +1,11 @@
 """The leaderboard: every family x target x training size x seed under the protocol, aggregated, best one frozen.
 
-Freezing rule (declared, also written into leaderboard.md): among families answering at least
-``MIN_FROZEN_QPS`` batched queries per second, at the largest training size,
+Freezing rule (declared, also written into leaderboard.md): at the largest training size, ranked by
 - a target fitted in linear space (accuracy): the best mean Kendall τ (ties: lower mean MAE);
 - a target fitted in log space (times, sizes): the lowest mean MAE in log space (ties: higher ±10 % hit rate).
-The winner is re-tuned and refitted on every architecture of the corpus and written to ``out/frozen/``.
+The best-ranked family is re-tuned and refitted on every architecture of the corpus; if the refitted model answers
+fewer than ``MIN_FROZEN_QPS`` batched queries per second (the controller's need), the next of the top
+``CANDIDATES`` is tried. The result is written to ``out/frozen/``.
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ from predictors.protocol import SIZES, make_splits, query_groups, rows_of, train
 from predictors.tuning import tune
 
 MIN_FROZEN_QPS = 20_000
+CANDIDATES = 3
 QUERY_BATCH = 1024
 QUICK_SIZES = (16, 64, 256, 1024)
 RULE = {
     "linear": "best mean Kendall tau at the largest training size (ties: lower MAE)",
     "log": "lowest mean MAE in log space at the largest training size (ties: higher ±10 % hit rate)",
-    "throughput": f"only families answering >= {MIN_FROZEN_QPS} batched queries/s (batch {QUERY_BATCH}) qualify",
+    "throughput": f"the refitted model must answer >= {MIN_FROZEN_QPS} batched queries/s (batch {QUERY_BATCH}, best "
+                  f"of 5); the top {CANDIDATES} by quality are tried in order",
 }
 
 
@@ -103,14 +106,18 @@ def target_rows(rows: pl.DataFrame, target: Target) -> pl.DataFrame:
     return out
 
 
-def query_rate(pred: Predictor, rows: pl.DataFrame, *, seed: int = 0) -> float:
-    """Queries per second of a warm predictor on a batch of QUERY_BATCH rows (features cached by the warm-up)."""
+def query_rate(pred: Predictor, rows: pl.DataFrame, *, seed: int = 0, repeats: int = 3) -> float:
+    """Queries per second of a warm predictor on a batch of QUERY_BATCH rows: the best of ``repeats`` timed calls
+    after a warm-up that caches the features (the best, because other work on a shared machine only slows it)."""
     idx = np.random.default_rng(seed).integers(0, rows.height, QUERY_BATCH)
     batch = rows.select(pl.all().gather(idx.tolist()))
     pred.predict(batch)
-    t0 = time.perf_counter()
-    pred.predict(batch)
-    return QUERY_BATCH / max(time.perf_counter() - t0, 1e-9)
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        pred.predict(batch)
+        best = min(best, time.perf_counter() - t0)
+    return QUERY_BATCH / max(best, 1e-9)
 
 
 def evaluate_cell(
@@ -139,20 +146,24 @@ def _aggregate(cells: pl.DataFrame) -> pl.DataFrame:
     return cells.group_by("target", "predictor", "size_label", "size").agg(aggs).sort("target", "size", "predictor")
 
 
-def pick_best(board: pl.DataFrame, target: Target) -> str | None:
-    """The family the declared rule freezes for a target (None when nothing was evaluated)."""
+def ranked(board: pl.DataFrame, target: Target) -> list[str]:
+    """Families at the largest training size, best first under the declared quality rule."""
     b = board.filter(pl.col("target") == target.name)
     if b.height == 0:
-        return None
+        return []
     b = b.filter(pl.col("size") == b["size"].max())
-    fast = b.filter(pl.col("qps_mean") >= MIN_FROZEN_QPS)
-    b = fast if fast.height else b
     if target.log:
         b = b.with_columns(pl.col("mae_log_mean").fill_nan(math.inf)).sort(
             ["mae_log_mean", "within_10pct_mean"], descending=[False, True])
     else:
         b = b.sort(["kendall_tau_mean", "mae_mean"], descending=[True, False])
-    return str(b["predictor"][0])
+    return [str(x) for x in b["predictor"]]
+
+
+def pick_best(board: pl.DataFrame, target: Target) -> str | None:
+    """The best family by quality alone (freeze_best then checks its throughput on the refitted model)."""
+    r = ranked(board, target)
+    return r[0] if r else None
 
 
 def typical_task(rows: pl.DataFrame) -> dict[str, Any]:
@@ -243,6 +254,22 @@ def total_cells(cfg: LeaderboardConfig) -> int:
                for _, sp, sz, f in _plan(cfg, rows, classes, sizes).values())
 
 
+def _freeze_one(cfg: LeaderboardConfig, trows: pl.DataFrame, board: pl.DataFrame,
+                classes: dict[str, type[Predictor]], target: Target) -> tuple[str, Predictor, dict[str, Any]] | None:
+    """The best-ranked family whose refitted model reaches MIN_FROZEN_QPS (best of 5 timed batches); the top
+    CANDIDATES are tried in rank order, and when none is fast enough the best by quality is kept and flagged."""
+    first: tuple[str, Predictor, dict[str, Any]] | None = None
+    for fam in ranked(board, target)[:CANDIDATES]:
+        params, _ = tune(classes[fam], trows, target, trials=cfg.trials_for(fam), seed=0)
+        pred = classes[fam](seed=0, **params).fit(trows, target)
+        qps = query_rate(pred, trows, repeats=5)
+        info = {"params": params, "frozen_qps": round(qps), "meets_throughput_rule": qps >= MIN_FROZEN_QPS}
+        if qps >= MIN_FROZEN_QPS:
+            return fam, pred, info
+        first = first or (fam, pred, info)
+    return first
+
+
 def freeze_best(cfg: LeaderboardConfig, rows: pl.DataFrame, board: pl.DataFrame,
                 classes: dict[str, type[Predictor]], targets: list[str]) -> dict[str, str]:
     """Refit each target's winner on all its rows (re-tuned) and write one artefact into ``out/frozen``."""
@@ -251,16 +278,15 @@ def freeze_best(cfg: LeaderboardConfig, rows: pl.DataFrame, board: pl.DataFrame,
     used = []
     for tname in targets:
         target = Target.of(tname)
-        best = pick_best(board, target)
-        if best is None:
-            continue
         trows = target_rows(rows, target)
-        params, _ = tune(classes[best], trows, target, trials=cfg.trials_for(best), seed=0)
-        fitted[tname] = classes[best](seed=0, **params).fit(trows, target)
-        row = board.filter((pl.col("target") == tname) & (pl.col("predictor") == best))
+        chosen = _freeze_one(cfg, trows, board, classes, target)
+        if chosen is None:
+            continue
+        fam, fitted[tname], info = chosen
+        row = board.filter((pl.col("target") == tname) & (pl.col("predictor") == fam))
         metrics[tname] = {"rule": RULE["log" if target.log else "linear"], "throughput_rule": RULE["throughput"],
                           "leaderboard_row": row.filter(pl.col("size") == row["size"].max()).to_dicts()[0],
-                          "fitted_on_rows": trows.height, "params": params}
+                          "fitted_on_rows": trows.height, **info}
         used.append(trows)
     if not fitted:
         return {}
@@ -268,3 +294,16 @@ def freeze_best(cfg: LeaderboardConfig, rows: pl.DataFrame, board: pl.DataFrame,
     save_artefact(cfg.out / "frozen", fitted, fingerprint=corpus_fingerprint(allrows), metrics=metrics,
                   extra={"corpus": str(cfg.corpus), "command": cfg.command, "descriptors": typical_task(allrows)})
     return {t: p.name for t, p in fitted.items()}
+
+
+def refreeze(cfg: LeaderboardConfig) -> dict[str, str]:
+    """Redo only the freezing step from a finished run's leaderboard.parquet (same corpus and filters)."""
+    load_families()
+    board = pl.read_parquet(cfg.out / "leaderboard.parquet")
+    classes = {n: PREDICTORS.get(n) for n in sorted(set(board["predictor"]))}
+    targets = [t for t in cfg.targets if t in set(board["target"])]
+    if cfg.out.joinpath("frozen").exists():
+        import shutil
+
+        shutil.rmtree(cfg.out / "frozen")
+    return freeze_best(cfg, load_rows(cfg), board, classes, targets)

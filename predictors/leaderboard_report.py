@@ -140,3 +140,18 @@ def write_report(cfg: LeaderboardConfig, res: LeaderboardResult) -> dict[str, An
                                                                 if k in ("command", "host", "cpu_model",
                                                                          "git_rev", "date", "python")}))
     return prov
+
+
+def refreeze_report(cfg: LeaderboardConfig, frozen: dict[str, str]) -> None:
+    """After ``leaderboard.refreeze``: record the new frozen families in provenance.json and leaderboard.md."""
+    prov_path = cfg.out / "provenance.json"
+    prov = json.loads(prov_path.read_text())
+    prov["frozen"] = frozen
+    prov["rule"] = RULE
+    prov.setdefault("refrozen", []).append(provenance(cfg.command or None))
+    prov_path.write_text(json.dumps(prov, indent=2, default=str) + "\n")
+    cells, board = pl.read_parquet(cfg.out / "cells.parquet"), pl.read_parquet(cfg.out / "leaderboard.parquet")
+    res = LeaderboardResult(cells, board, frozen, {}, prov.get("split_sha256", {}), float(prov.get("wall_s", 0.0)))
+    shown = {k: v for k, v in prov.items() if k in ("command", "host", "cpu_model", "git_rev", "date", "python")}
+    shown["frozen again by"] = prov["refrozen"][-1]["command"]
+    (cfg.out / "leaderboard.md").write_text(markdown(cfg, res, shown))
