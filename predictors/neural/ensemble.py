@@ -20,14 +20,15 @@ from search_space import Network
 
 @PREDICTORS.register("ensemble")
 class DeepEnsemble:
-    """Members of ``family`` ("gin", or several joined by "+", used in turn) with seeds seed·1000 + k.
+    """Members of ``family`` (one name, or several joined by "+", used in turn) with seeds seed·1000 + k.
 
-    Mean and standard deviation are over members, in column units. ``member_params`` maps a family name to
-    its parameters (e.g. {"gin": {"epochs": 50}}).
+    The default mixes GIN and LSTM members (3 + 2): on the reference corpus the mix matched five GINs on accuracy
+    and beat them on training time. Mean and standard deviation are over members, in column units.
+    ``member_params`` maps a family name to its parameters (e.g. {"gin": {"epochs": 50}}).
     """
 
     name: ClassVar[str]
-    DEFAULTS: ClassVar[dict[str, Any]] = {"members": 5, "family": "gin", "member_params": {}}
+    DEFAULTS: ClassVar[dict[str, Any]] = {"members": 5, "family": "gin+lstm_embedding", "member_params": {}}
 
     def __init__(self, *, seed: int = 0, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.DEFAULTS))
