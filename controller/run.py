@@ -91,7 +91,10 @@ def prepare(cfg: SearchConfig, *, hardware: str | None = None, scorer_bundle: tu
         hw = MEASURED if reward.time_source == "predictor" else reward.device
     if hw == MEASURED:
         if TIME_TARGET not in scorer.targets:
-            hw = "local"
+            if cfg.hardware == MEASURED or hardware == MEASURED:
+                raise ValueError(f"--hardware measured needs a {TIME_TARGET!r} target; the predictor has "
+                                 f"{', '.join(scorer.targets)} (pass a roofline device such as local or t4)")
+            hw = "local"  # the reward file asked for the predictor's time, which this predictor lacks
         reward = replace(reward, time_source="predictor" if hw == MEASURED else "roofline", device=hw)
     else:
         reward = replace(reward, time_source="roofline", device=hw)
