@@ -201,8 +201,9 @@ def execute(cfg: SearchConfig, log: Any = None) -> dict[str, Any]:
     log(f"reward: {setup.reward.kind}, size threshold {setup.reward.size.threshold:.0f} B, time threshold "
         f"{setup.reward.time.threshold:.3g} s ({setup.objectives.time_label})")
     results = run_strategies(cfg, setup, cfg.strategies, cfg.seeds, log)
+    seeds = f"{cfg.seeds} seeds" + "".join(f", {k}: {v}" for k, v in cfg.strategy_seeds.items())
     summary = write_search(cfg.out, setup, results, cfg, title=f"{', '.join(cfg.strategies)}: budget {cfg.budget}, "
-                           f"{cfg.seeds} seeds, time: {setup.objectives.time_label}")
+                           f"{seeds}, time: {setup.objectives.time_label}")
     if cfg.hardware_compare:
         from controller.hardware_compare import compare_hardware
 
