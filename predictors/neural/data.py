@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from predictors.features import DEFAULT_SHAPE, FeatureSpec, network_features, row_features
+from predictors.features import DEFAULT_SHAPE, DESCRIPTORS, FeatureSpec, network_features, row_features
 from search_space import Network
 from search_space.encoding import DEFAULT_ENCODER, EncodedBatch
 
@@ -86,6 +86,11 @@ class SideFeatures:
         return ((x[:, list(self.columns)] - np.asarray(self.mean)) / np.asarray(self.std)).astype(np.float32)
 
     def of_rows(self, rows: pl.DataFrame) -> np.ndarray:
+        cols = [c for c in (*DESCRIPTORS, "input_shape") if c in rows.columns]
+        if self.descriptors_only and cols and rows.height > 1:  # featurise each distinct task description once
+            keys = rows.select(cols).hash_rows().to_numpy()
+            _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+            return self._norm(row_features(rows[first.tolist()], self.spec))[inverse.reshape(-1)]
         return self._norm(row_features(rows, self.spec))
 
     @property
