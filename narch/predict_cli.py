@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -97,8 +98,14 @@ def leaderboard_cmd(
         with Progress(TextColumn("[bold]leaderboard"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       TextColumn("{task.description}"), console=ERR) as bar:
             tid = bar.add_task("", total=total)
-            res = run_leaderboard(cfg, progress=lambda desc, k: bar.update(tid, advance=k, description=desc))
-        write_report(cfg, res)
+            res = run_leaderboard(replace(cfg, freeze=False),
+                                  progress=lambda desc, k: bar.update(tid, advance=k, description=desc))
+        write_report(cfg, res)  # the board is on disk before the (slower) freezing step
+        if cfg.freeze:
+            from predictors.leaderboard import refreeze as freeze_now
+
+            res.frozen = freeze_now(cfg)
+            write_report(cfg, res)
     except _errors() as e:
         raise _fail(str(e).strip("'\"")) from None
     OUT.print(f"{out}/leaderboard.md written ({res.cells.height} cells, {res.wall_s:.0f} s)", highlight=False)
