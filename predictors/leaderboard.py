@@ -167,12 +167,13 @@ def pick_best(board: pl.DataFrame, target: Target) -> str | None:
 
 
 def typical_task(rows: pl.DataFrame) -> dict[str, Any]:
-    """The most common task description among rows (what `narch predict` assumes by default)."""
+    """The most common task description among rows (what `narch predict` assumes by default); nulls match nulls."""
     keys = [c for c in ("task", "n_train", "epochs", "batch_size") if c in rows.columns]
+    if not keys:
+        return row_descriptors(rows.row(0, named=True))
     top = rows.group_by(keys).len().sort("len", descending=True).row(0, named=True)
-    first = rows.filter(pl.all_horizontal(pl.col(k) == top[k] for k in keys) if keys else pl.lit(True)).row(
-        0, named=True)
-    return row_descriptors(first) | ({"task": first["task"]} if "task" in first else {})
+    first = rows.filter(pl.all_horizontal(pl.col(k).eq_missing(top[k]) for k in keys)).row(0, named=True)
+    return row_descriptors(first) | {"task": first["task"]} if "task" in first else row_descriptors(first)
 
 
 def run_leaderboard(cfg: LeaderboardConfig, *, progress: Progress | None = None) -> LeaderboardResult:
