@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from controller.env import Evaluator
-from controller.run import SearchConfig, prepare
-from controller.strategies import StrategyContext, get_strategy
+from narch.controller.env import Evaluator
+from narch.controller.run import SearchConfig, prepare
+from narch.controller.strategies import StrategyContext, get_strategy
 
 
 def run(setup, strategy: str, *, steps: int, envs: int, seed: int, episode_len: int) -> tuple[float, float, int, int]:

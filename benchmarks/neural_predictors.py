@@ -22,11 +22,11 @@ import polars as pl
 import torch
 from scipy.stats import kendalltau
 
-from dataset_builder.corpus import read_corpus
-from predictors.base import PREDICTORS, Target
-from predictors.families import load_families
-from predictors.features import row_descriptors
-from search_space import Network, sample_network
+from narch.dataset_builder.corpus import read_corpus
+from narch.predictors.base import PREDICTORS, Target
+from narch.predictors.families import load_families
+from narch.predictors.features import row_descriptors
+from narch.search_space import Network, sample_network
 
 
 def split_by_arch(rows: pl.DataFrame, *, seed: int, test_frac: float = 0.2) -> tuple[pl.DataFrame, pl.DataFrame]:

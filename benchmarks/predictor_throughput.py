@@ -23,12 +23,12 @@ from typing import Any
 
 import polars as pl
 
-from dataset_builder.corpus import read_corpus
-from predictors.artefacts import load_artefact
-from predictors.base import PREDICTORS, Target
-from predictors.families import load_families, supports
-from predictors.features import row_descriptors
-from search_space import Network, sample_network
+from narch.dataset_builder.corpus import read_corpus
+from narch.predictors.artefacts import load_artefact
+from narch.predictors.base import PREDICTORS, Target
+from narch.predictors.families import load_families, supports
+from narch.predictors.features import row_descriptors
+from narch.search_space import Network, sample_network
 
 BATCH = 1024
 TARGET_QPS = 20_000

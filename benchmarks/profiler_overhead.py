@@ -17,11 +17,11 @@ import time
 import torch
 from torch.nn import functional as F
 
-from dataset_builder.model import build_model
-from dataset_builder.protocol import Protocol
-from dataset_builder.tasks import load_task
-from dataset_builder.train import DeviceData, train_network
-from search_space import resolve_network
+from narch.dataset_builder.model import build_model
+from narch.dataset_builder.protocol import Protocol
+from narch.dataset_builder.tasks import load_task
+from narch.dataset_builder.train import DeviceData, train_network
+from narch.search_space import resolve_network
 
 
 def hand_loop(net, data: DeviceData, p: Protocol, seed: int) -> float:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from controller.masks import Effect, MoveTable
-from search_space import Layer, Move, MoveKind, MoveVocab, Network, Op
+from narch.controller.masks import Effect, MoveTable
+from narch.search_space import Layer, Move, MoveKind, MoveVocab, Network, Op
 
 KINDS: tuple[MoveKind, ...] = (MoveKind.INSERT, MoveKind.INSERT_ADD, MoveKind.SCALE, MoveKind.REMOVE)
 INSERT_OPS: tuple[Op, ...] = (Op.CONV, Op.MAXPOOL, Op.AVGPOOL, Op.DENSE, Op.DROPOUT)

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.actions import TrieBuilder, TrieNode, build_trie, resolve
-from controller.masks import MoveTable
-from controller.objectives import Objectives
-from controller.reward import RewardConfig
-from search_space import Move, MoveVocab, Network, apply_move, count_params
+from narch.controller.actions import TrieBuilder, TrieNode, build_trie, resolve
+from narch.controller.masks import MoveTable
+from narch.controller.objectives import Objectives
+from narch.controller.reward import RewardConfig
+from narch.search_space import Move, MoveVocab, Network, apply_move, count_params
 
 
 @dataclass(frozen=True, slots=True)

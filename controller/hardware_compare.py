@@ -9,15 +9,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from controller import report
-from controller.objectives import Objectives
-from hardware.catalogue import get_device
-from search_space import Network
+from narch.controller import report
+from narch.controller.objectives import Objectives
+from narch.hardware.catalogue import get_device
+from narch.search_space import Network
 
 
 def compare_hardware(cfg: Any, setup: Any, *, log: Any = None) -> list[dict[str, Any]]:
     """Write ``out/hardware_compare/`` (table, Parquet, plot, per-target curves) and return the table rows."""
-    from controller.run import prepare, run_strategies, write_search
+    from narch.controller.run import prepare, run_strategies, write_search
 
     log = log or (lambda s: None)
     out: Path = cfg.out / "hardware_compare"

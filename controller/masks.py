@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from search_space import Layer, Move, MoveKind, MoveVocab, Network, Op, SpecError
-from search_space.spec import POOL_OPS
-from search_space.validate import Limits, infer_shapes
+from narch.search_space import Layer, Move, MoveKind, MoveVocab, Network, Op, SpecError
+from narch.search_space.spec import POOL_OPS
+from narch.search_space.validate import Limits, infer_shapes
 
 Shape = tuple[int, int, bool]  # (channels or units, downsample factor, flat)
 Effect = tuple[Op, int, int]  # what an inserted layer does to shapes: (op class, width, stride)

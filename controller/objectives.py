@@ -15,9 +15,9 @@ from typing import Any, Protocol
 import numpy as np
 import polars as pl
 
-from hardware.catalogue import Device, get_device
-from hardware.roofline import roofline_run
-from search_space import Network, Op, count_params
+from narch.hardware.catalogue import Device, get_device
+from narch.hardware.roofline import roofline_run
+from narch.search_space import Network, Op, count_params
 
 TIME_TARGET = "train_time_s"
 

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from controller.actions import POINTER_HEADS, Leaf, Path, TrieNode, categorical_widths, resolve
-from predictors.neural.embedding import NetworkEmbedding
-from search_space import Move, MoveVocab
+from narch.controller.actions import POINTER_HEADS, Leaf, Path, TrieNode, categorical_widths, resolve
+from narch.predictors.neural.embedding import NetworkEmbedding
+from narch.search_space import Move, MoveVocab
 
 
 @dataclass

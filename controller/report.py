@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from controller.pareto import hypervolume, pareto_mask, to_min
+from narch.controller.pareto import hypervolume, pareto_mask, to_min
 
 REF_FACTOR = 4.0  # hypervolume reference point: accuracy 0, size and time at 4x their reward thresholds
 

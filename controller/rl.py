@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from controller.env import Moves
-from controller.policy import Policy, PolicyStep
-from controller.strategies import StrategyContext, register
-from search_space import Network
-from search_space.encoding import Encoder
+from narch.controller.env import Moves
+from narch.controller.policy import Policy, PolicyStep
+from narch.controller.strategies import StrategyContext, register
+from narch.search_space import Network
+from narch.search_space.encoding import Encoder
 
 
 @dataclass(frozen=True)

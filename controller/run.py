@@ -14,11 +14,11 @@ from typing import Any
 
 import polars as pl
 
-from controller.env import Moves, RangeGuard
-from controller.objectives import TIME_TARGET, Objectives, Scorer, TaskContext, corpus_medians
-from controller.reward import RewardConfig, load_reward
-from controller.search import ALL, RunResult, history_frame, known_strategies, run_one
-from search_space import Network, resolve_network
+from narch.controller.env import Moves, RangeGuard
+from narch.controller.objectives import TIME_TARGET, Objectives, Scorer, TaskContext, corpus_medians
+from narch.controller.reward import RewardConfig, load_reward
+from narch.controller.search import ALL, RunResult, history_frame, known_strategies, run_one
+from narch.search_space import Network, resolve_network
 
 MEASURED = "measured"
 
@@ -66,9 +66,9 @@ class Setup:
 
 def load_scorer(path: Path, corpus: Path | None) -> tuple[Scorer, pl.DataFrame, TaskContext, Path, dict[str, Any]]:
     """The frozen predictor and the corpus it was trained on (its manifest names it unless ``corpus`` is given)."""
-    from controller.scorers import FrozenScorer
-    from dataset_builder.corpus import read_corpus
-    from predictors.artefacts import read_manifest
+    from narch.controller.scorers import FrozenScorer
+    from narch.dataset_builder.corpus import read_corpus
+    from narch.predictors.artefacts import read_manifest
 
     manifest = read_manifest(Path(path))
     cpath = Path(corpus) if corpus is not None else Path(manifest.get("corpus", ""))
@@ -141,7 +141,7 @@ def runs_frame(results: list[RunResult]) -> pl.DataFrame:
 def provenance(cfg: SearchConfig) -> dict[str, Any]:
     import torch
 
-    from dataset_builder.provenance import git_rev
+    from narch.dataset_builder.provenance import git_rev
 
     cpu = "unknown"
     try:
@@ -159,7 +159,7 @@ def provenance(cfg: SearchConfig) -> dict[str, Any]:
 
 def write_search(out: Path, setup: Setup, results: list[RunResult], cfg: SearchConfig, *, title: str) -> dict[str, Any]:
     """Curves (Parquet + PNG), final table, Pareto fronts with hypervolume, best networks; returns the summary."""
-    from controller import report
+    from narch.controller import report
 
     out.mkdir(parents=True, exist_ok=True)
     hist = history_frame(results)
@@ -187,7 +187,7 @@ def write_search(out: Path, setup: Setup, results: list[RunResult], cfg: SearchC
 
 def execute(cfg: SearchConfig, log: Any = None) -> dict[str, Any]:
     """The whole `narch search`: main search, optional hardware comparison and verification."""
-    from controller import report
+    from narch.controller import report
 
     log = log or (lambda s: None)
     setup = prepare(cfg)
@@ -205,11 +205,11 @@ def execute(cfg: SearchConfig, log: Any = None) -> dict[str, Any]:
     summary = write_search(cfg.out, setup, results, cfg, title=f"{', '.join(cfg.strategies)}: budget {cfg.budget}, "
                            f"{seeds}, time: {setup.objectives.time_label}")
     if cfg.hardware_compare:
-        from controller.hardware_compare import compare_hardware
+        from narch.controller.hardware_compare import compare_hardware
 
         summary["hardware_compare"] = compare_hardware(cfg, setup, log=log)
     if cfg.verify_top:
-        from controller.verify import verify_top
+        from narch.controller.verify import verify_top
 
         summary["verify"] = verify_top(cfg, setup, log=log)
     report.write_json(cfg.out / "summary.json", {**summary, "provenance": prov})

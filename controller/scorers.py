@@ -11,17 +11,17 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from controller.objectives import TaskContext
-from predictors.base import Target
-from predictors.features import FeatureSpec, network_features, row_features
-from search_space import Network
+from narch.controller.objectives import TaskContext
+from narch.predictors.base import Target
+from narch.predictors.features import FeatureSpec, network_features, row_features
+from narch.search_space import Network
 
 
 class FrozenScorer:
     """A frozen predictor folder (``predictors.artefacts``) answering for Network objects of one task."""
 
     def __init__(self, folder: Path, ctx: TaskContext) -> None:
-        from predictors.artefacts import load_artefact
+        from narch.predictors.artefacts import load_artefact
 
         self.folder = Path(folder)
         self.artefact = load_artefact(self.folder)
@@ -50,7 +50,7 @@ class FrozenScorer:
 
 
 def _one(p: Any, nets: Sequence[Network], desc: Mapping[str, Any]) -> np.ndarray:
-    from predictors.artefacts import network_rows
+    from narch.predictors.artefacts import network_rows
 
     fast = getattr(p, "predict_networks", None)
     return fast(nets, desc) if fast is not None else p.predict(network_rows(nets, desc))

@@ -8,12 +8,12 @@ from typing import Any
 
 import polars as pl
 
-from controller import rl, tpe  # noqa: F401  (registers a2c, reinforce, tpe, nsga2)
-from controller.env import Evaluation, Evaluator, Moves
-from controller.objectives import Objectives
-from controller.reward import RewardConfig
-from controller.strategies import STRATEGIES, StrategyContext, get_strategy
-from search_space import Network
+from narch.controller import rl, tpe  # noqa: F401  (registers a2c, reinforce, tpe, nsga2)
+from narch.controller.env import Evaluation, Evaluator, Moves
+from narch.controller.objectives import Objectives
+from narch.controller.reward import RewardConfig
+from narch.controller.strategies import STRATEGIES, StrategyContext, get_strategy
+from narch.search_space import Network
 
 ALL = ("a2c", "reinforce", "random", "evolution", "local", "tpe")
 

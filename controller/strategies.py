@@ -15,8 +15,8 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from controller.env import Evaluator, Moves
-from search_space import Network
+from narch.controller.env import Evaluator, Moves
+from narch.search_space import Network
 
 
 @dataclass

@@ -13,9 +13,9 @@ import logging
 import numpy as np
 import optuna
 
-from controller.strategies import StrategyContext, register
-from search_space import Layer, MoveVocab, Network, Op, SpecError
-from search_space.validate import infer_shapes
+from narch.controller.strategies import StrategyContext, register
+from narch.search_space import Layer, MoveVocab, Network, Op, SpecError
+from narch.search_space.validate import infer_shapes
 
 optuna.logging.set_verbosity(logging.WARNING)
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import polars as pl
 
-from controller import report
-from dataset_builder.build import BuildConfig, prepare_build, run_build
-from dataset_builder.corpus import read_corpus, read_manifest
-from dataset_builder.protocol import Protocol
-from search_space import Network, PlannedNet
+from narch.controller import report
+from narch.dataset_builder.build import BuildConfig, prepare_build, run_build
+from narch.dataset_builder.corpus import read_corpus, read_manifest
+from narch.dataset_builder.protocol import Protocol
+from narch.search_space import Network, PlannedNet
 
 THREADS = 1  # the reference corpus is built with one torch thread per run: measured times stay comparable
 

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dataset_builder.corpus import Manifest, create_corpus, existing_keys, now_iso, open_corpus
-from dataset_builder.protocol import Protocol
-from dataset_builder.provenance import builder_version, git_rev
-from dataset_builder.runners.worker import RunContext, record_failure, run_one
-from dataset_builder.shards import Shard
-from dataset_builder.tasks import TaskData, check_cifar_dir, describe_task, load_task
-from hardware.device import resolve_device
-from search_space import LIMITS, SEARCH_SPACE_VERSION, PlannedNet, load_networks, plan_networks, validate
+from narch.dataset_builder.corpus import Manifest, create_corpus, existing_keys, now_iso, open_corpus
+from narch.dataset_builder.protocol import Protocol
+from narch.dataset_builder.provenance import builder_version, git_rev
+from narch.dataset_builder.runners.worker import RunContext, record_failure, run_one
+from narch.dataset_builder.shards import Shard
+from narch.dataset_builder.tasks import TaskData, check_cifar_dir, describe_task, load_task
+from narch.hardware.device import resolve_device
+from narch.search_space import LIMITS, SEARCH_SPACE_VERSION, PlannedNet, load_networks, plan_networks, validate
 
 BACKENDS = ("local", "ray")
 
@@ -115,7 +115,7 @@ def _check_backend(cfg: BuildConfig) -> str:
         if cfg.ray_address is not None or cfg.ray_num_cpus is not None:
             raise ValueError("--address and --ray-num-cpus need --backend ray")
         return resolve_device(cfg.device)
-    from dataset_builder.runners.ray_runner import import_ray
+    from narch.dataset_builder.runners.ray_runner import import_ray
 
     import_ray()
     if cfg.ray_num_cpus is not None and (cfg.ray_num_cpus < 1 or cfg.ray_address is not None):
@@ -194,11 +194,11 @@ def run_build(pb: PreparedBuild, on_progress: ProgressFn | None = None) -> Build
 
     try:
         if cfg.backend == "ray":
-            from dataset_builder.runners.ray_runner import run_ray
+            from narch.dataset_builder.runners.ray_runner import run_ray
 
             run_ray(ctx, todo, record, address=cfg.ray_address, num_cpus=cfg.ray_num_cpus)
         elif cfg.concurrency > 1:
-            from dataset_builder.runners.local_pool import run_pool
+            from narch.dataset_builder.runners.local_pool import run_pool
 
             run_pool(ctx, todo, record)
         else:

@@ -8,8 +8,8 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from dataset_builder.corpus import corrupt_parts, part_files, read_corpus, read_manifest
-from dataset_builder.schema import COLUMNS
+from narch.dataset_builder.corpus import corrupt_parts, part_files, read_corpus, read_manifest
+from narch.dataset_builder.schema import COLUMNS
 
 
 def _counts(df: pl.DataFrame, col: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from search_space import Layer, Network, Op, infer_shapes
+from narch.search_space import Layer, Network, Op, infer_shapes
 
 
 class _ConvBlock(nn.Sequential):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import metadata
 
-from hardware.provenance import git_rev as _git_rev
+from narch.hardware.provenance import git_rev as _git_rev
 
 
 @cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from search_space import PlannedNet
+from narch.search_space import PlannedNet
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dataset_builder.measure import cpu_train_memory_bytes, inference_latency_ms, percentile, sync
-from dataset_builder.model import build_model, model_size_bytes
-from dataset_builder.protocol import Protocol
-from dataset_builder.tasks import TaskData
-from hardware.telemetry import open_telemetry
-from search_space import Network
+from narch.dataset_builder.measure import cpu_train_memory_bytes, inference_latency_ms, percentile, sync
+from narch.dataset_builder.model import build_model, model_size_bytes
+from narch.dataset_builder.protocol import Protocol
+from narch.dataset_builder.tasks import TaskData
+from narch.hardware.telemetry import open_telemetry
+from narch.search_space import Network
 
 
 class Diverged(RuntimeError):

@@ -5,10 +5,10 @@ The benchmark (``hardware.bench``), the comparison (``hardware.compare``) and de
 polars or NVML and are imported by name.
 """
 
-from hardware.catalogue import CATALOGUE, Device, Spec, get_device, local_device
-from hardware.costs import LayerCost, OpClass, OpCost, RunCosts, StepCosts, run_costs, step_costs
-from hardware.roofline import RunTime, StepTime, roofline_run, roofline_train_time_s, step_time
-from hardware.transfer import wave_scaled_time_s
+from narch.hardware.catalogue import CATALOGUE, Device, Spec, get_device, local_device
+from narch.hardware.costs import LayerCost, OpClass, OpCost, RunCosts, StepCosts, run_costs, step_costs
+from narch.hardware.roofline import RunTime, StepTime, roofline_run, roofline_train_time_s, step_time
+from narch.hardware.transfer import wave_scaled_time_s
 
 __all__ = [
     "CATALOGUE",

@@ -16,12 +16,12 @@ from typing import Any
 
 import torch
 
-from hardware.catalogue import bench_cache_path
-from hardware.costs import step_costs
-from hardware.device import logical_cpus
-from hardware.provenance import provenance
-from hardware.roofline import op_launches
-from search_space import Network, conv
+from narch.hardware.catalogue import bench_cache_path
+from narch.hardware.costs import step_costs
+from narch.hardware.device import logical_cpus
+from narch.hardware.provenance import provenance
+from narch.hardware.roofline import op_launches
+from narch.search_space import Network, conv
 
 SCHEMA = 1
 

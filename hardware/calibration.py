@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 from scipy.optimize import nnls
 
-from hardware.catalogue import Device, Spec, get_device
-from hardware.costs import OpClass, RunCosts, run_costs
-from hardware.roofline import step_time
-from search_space import Network
+from narch.hardware.catalogue import Device, Spec, get_device
+from narch.hardware.costs import OpClass, RunCosts, run_costs
+from narch.hardware.roofline import step_time
+from narch.search_space import Network
 
 TERMS = ("compute", "memory", "launch")
 FEATURES = [f"{c.value}:{k}" for c in OpClass for k in TERMS] + ["steps"]

@@ -20,12 +20,12 @@ import numpy as np
 import polars as pl
 from scipy.stats import spearmanr
 
-from hardware.calibration import FEATURES, Calibration, costs_terms, fit_nnls, fit_robust
-from hardware.catalogue import CATALOGUE, Device, get_device, local_device
-from hardware.costs import RunCosts, run_costs
-from hardware.roofline import run_time
-from hardware.transfer import wave_scaled_step
-from search_space import Network
+from narch.hardware.calibration import FEATURES, Calibration, costs_terms, fit_nnls, fit_robust
+from narch.hardware.catalogue import CATALOGUE, Device, get_device, local_device
+from narch.hardware.costs import RunCosts, run_costs
+from narch.hardware.roofline import run_time
+from narch.hardware.transfer import wave_scaled_step
+from narch.search_space import Network
 
 __all__ = ["FEATURES", "CompareReport", "compare_corpus", "device_for", "error_stats", "fit_nnls", "fit_robust",
            "row_terms"]  # fit_nnls / fit_robust / FEATURES moved to hardware.calibration; still importable here
@@ -52,7 +52,7 @@ def device_for(row: dict[str, Any]) -> Device:
 def _shape(row: dict[str, Any]) -> tuple[tuple[int, ...], int]:
     if row.get("input_shape") is not None and row.get("n_classes") is not None:
         return tuple(int(d) for d in row["input_shape"]), int(row["n_classes"])
-    from dataset_builder.tasks import TASK_SHAPES  # older corpora: the task names its shape
+    from narch.dataset_builder.tasks import TASK_SHAPES  # older corpora: the task names its shape
 
     shape, n_classes = TASK_SHAPES[row["task"]]
     return tuple(shape), n_classes

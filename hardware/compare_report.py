@@ -7,10 +7,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from hardware.calibration import Calibration
-from hardware.catalogue import Device, get_device
-from hardware.compare import CompareReport
-from hardware.provenance import provenance, provenance_markdown
+from narch.hardware.calibration import Calibration
+from narch.hardware.catalogue import Device, get_device
+from narch.hardware.compare import CompareReport
+from narch.hardware.provenance import provenance, provenance_markdown
 
 
 def _clean(obj: Any) -> Any:

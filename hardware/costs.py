@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-from search_space import Layer, Network, Op, concrete_shapes
-from search_space.validate import layer_input_channels
+from narch.search_space import Layer, Network, Op, concrete_shapes
+from narch.search_space.validate import layer_input_channels
 
 BYTES_F32 = 4
 BYTES_I64 = 8

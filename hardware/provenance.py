@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hardware.device import cpu_model
+from narch.hardware.device import cpu_model
 
 
 def git_rev() -> str:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hardware.catalogue import Device, get_device
-from hardware.costs import ADAMW_OPS_PER_TENSOR, OpClass, OpCost, RunCosts, StepCosts, run_costs
-from search_space import Network
+from narch.hardware.catalogue import Device, get_device
+from narch.hardware.costs import ADAMW_OPS_PER_TENSOR, OpClass, OpCost, RunCosts, StepCosts, run_costs
+from narch.search_space import Network
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 BOUNDS = ("compute", "memory", "launch")

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import math
 
-from hardware.catalogue import Device, get_device
-from hardware.costs import OpClass, OpCost, StepCosts, step_costs
-from hardware.roofline import op_dtype, op_launches, op_time
-from search_space import Network
+from narch.hardware.catalogue import Device, get_device
+from narch.hardware.costs import OpClass, OpCost, StepCosts, step_costs
+from narch.hardware.roofline import op_dtype, op_launches, op_time
+from narch.search_space import Network
 
 GEMM_TILE = (128, 128)  # output tile of one thread block of an implicit-GEMM / GEMM kernel
 ELEMS_PER_BLOCK = 256 * 4  # element-wise kernels: 256 threads x 4 elements

@@ -39,10 +39,10 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from dataset_builder.corpus import CorpusError
-    from dataset_builder.tasks import TaskError
-    from hardware.device import DeviceError
-    from search_space import SpecError
+    from narch.dataset_builder.corpus import CorpusError
+    from narch.dataset_builder.tasks import TaskError
+    from narch.hardware.device import DeviceError
+    from narch.search_space import SpecError
 
     return (SpecError, CorpusError, TaskError, DeviceError, ValueError, FileNotFoundError)
 
@@ -71,10 +71,10 @@ def build(
     ray_num_cpus: Annotated[int | None, typer.Option(help="CPUs of the local Ray cluster (default: all)")] = None,
 ) -> None:
     """Train networks for real and append them to a Parquet corpus (resumes by default)."""
-    from dataset_builder.build import BuildConfig, prepare_build
-    from dataset_builder.protocol import Protocol
-    from dataset_builder.runners import RunnerError
-    from dataset_builder.shards import Shard
+    from narch.dataset_builder.build import BuildConfig, prepare_build
+    from narch.dataset_builder.protocol import Protocol
+    from narch.dataset_builder.runners import RunnerError
+    from narch.dataset_builder.shards import Shard
     from narch.progress import run_with_progress
 
     try:
@@ -119,7 +119,7 @@ def corpus_info(
     skip_corrupt: Annotated[bool, typer.Option(help="summarise the readable parts when some are corrupt")] = False,
 ) -> None:
     """Summarise a corpus: rows by status, tasks, devices, columns with units."""
-    from dataset_builder.info import corpus_summary
+    from narch.dataset_builder.info import corpus_summary
 
     try:
         corpus_summary(corpus, console=OUT, skip_corrupt=skip_corrupt)
@@ -133,7 +133,7 @@ def run(
     preset: Annotated[str, typer.Option(help="quick (~10 min on 2 cores), full (hours) or smoke (seconds)")] = "quick",
 ) -> None:
     """The whole pipeline: corpus → leaderboard → search → hardware → verify → report (resumable)."""
-    from pipeline.run import run_pipeline
+    from narch.pipeline.run import run_pipeline
 
     try:
         run_pipeline(out, preset=preset, console=ERR)
@@ -151,7 +151,7 @@ def corpus_datacard(
     out: Annotated[Path, typer.Option(help="data card to write")] = Path("results/DATACARD.md"),
 ) -> None:
     """Write a data card: columns with units, protocol, hardware, noise floor, caveats, how to load."""
-    from dataset_builder.datacard import write_datacard
+    from narch.dataset_builder.datacard import write_datacard
 
     try:
         path = write_datacard(corpora, out, command="narch corpus datacard " + " ".join(sys.argv[3:]))
@@ -163,7 +163,7 @@ def corpus_datacard(
 @corpus_app.command("compact")
 def corpus_compact(corpus: Annotated[Path, typer.Argument(help="corpus folder")]) -> None:
     """Merge a corpus's part files into one (atomically; safe to interrupt)."""
-    from dataset_builder.corpus import compact_corpus
+    from narch.dataset_builder.corpus import compact_corpus
 
     try:
         n, path = compact_corpus(corpus)

@@ -23,7 +23,7 @@ def _fail(message: str) -> typer.Exit:
 
 def task_shape(task: str) -> tuple[tuple[int, ...], int, int]:
     """(input shape, classes, default n_train) of a task."""
-    from dataset_builder.tasks import TASK_SHAPES
+    from narch.dataset_builder.tasks import TASK_SHAPES
 
     if task not in TASK_SHAPES:
         raise ValueError(f"task {task!r} is unknown (known: {', '.join(TASK_SHAPES)})")
@@ -40,7 +40,7 @@ def bench(
     ),
 ) -> None:
     """Measure matmul FLOP/s, stream bandwidth and per-op launch overhead; cache them for `local`."""
-    from hardware.bench import run_bench, save_bench, summary_lines
+    from narch.hardware.bench import run_bench, save_bench, summary_lines
 
     result = run_bench(quick=quick)
     paths = save_bench(result, results_dir=out, cache=cache)
@@ -57,8 +57,8 @@ def compare(
     seed: Annotated[int, typer.Option(help="seed of the architecture split")] = 0,
 ) -> None:
     """Measured vs roofline training time on a corpus: raw and calibrated errors, a report and a roofline PNG."""
-    from hardware.compare import compare_corpus
-    from hardware.compare_report import write_report
+    from narch.hardware.compare import compare_corpus
+    from narch.hardware.compare_report import write_report
 
     try:
         report = compare_corpus(corpus, train_frac=train_frac, seed=seed)
@@ -83,9 +83,9 @@ def roofline_cmd(
     threads: Annotated[int | None, typer.Option(help="threads of the local device (default: the most benched)")] = None,
 ) -> None:
     """Roofline step and training time of a network on devices: what bounds it and which layer dominates."""
-    from hardware.costs import step_costs
-    from hardware.roofline import roofline_run
-    from search_space import SpecError, resolve_network
+    from narch.hardware.costs import step_costs
+    from narch.hardware.roofline import roofline_run
+    from narch.search_space import SpecError, resolve_network
 
     try:
         net = resolve_network(arch)

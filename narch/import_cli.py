@@ -48,9 +48,9 @@ def import_cmd(
     devices: Annotated[str | None, typer.Option(help="help-latency: comma-separated settings (default: all)")] = None,
 ) -> None:
     """Import a public corpus into the corpus schema (checks everything before writing anything)."""
-    from dataset_builder.corpus import CorpusError
-    from dataset_builder.importers import prepare_import, run_import
-    from search_space import SpecError
+    from narch.dataset_builder.corpus import CorpusError
+    from narch.dataset_builder.importers import prepare_import, run_import
+    from narch.search_space import SpecError
 
     device_list = None
     if devices is not None:

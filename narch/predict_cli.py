@@ -21,8 +21,8 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _errors() -> tuple[type[BaseException], ...]:
-    from dataset_builder.corpus import CorpusError
-    from search_space import SpecError
+    from narch.dataset_builder.corpus import CorpusError
+    from narch.search_space import SpecError
 
     return (SpecError, CorpusError, ValueError, FileNotFoundError, KeyError)
 
@@ -68,8 +68,8 @@ def leaderboard_cmd(
     """Rank every predictor family on a corpus under the fixed protocol; freeze the best per target."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from predictors.leaderboard import SIZES, LeaderboardConfig, run_leaderboard, total_cells
-    from predictors.leaderboard_report import write_report
+    from narch.predictors.leaderboard import SIZES, LeaderboardConfig, run_leaderboard, total_cells
+    from narch.predictors.leaderboard_report import write_report
 
     try:
         size_list = tuple(int(s) for s in _csv(sizes) or ()) or SIZES
@@ -84,8 +84,8 @@ def leaderboard_cmd(
         if not corpus.is_dir():
             raise FileNotFoundError(f"{corpus}: no such corpus folder")
         if refreeze:
-            from predictors.leaderboard import refreeze as redo
-            from predictors.leaderboard_report import refreeze_report
+            from narch.predictors.leaderboard import refreeze as redo
+            from narch.predictors.leaderboard_report import refreeze_report
 
             if not (out / "leaderboard.parquet").is_file():
                 raise FileNotFoundError(f"{out}/leaderboard.parquet: no finished run to refreeze")
@@ -102,7 +102,7 @@ def leaderboard_cmd(
                                   progress=lambda desc, k: bar.update(tid, advance=k, description=desc))
         write_report(cfg, res)  # the board is on disk before the (slower) freezing step
         if cfg.freeze:
-            from predictors.leaderboard import refreeze as freeze_now
+            from narch.predictors.leaderboard import refreeze as freeze_now
 
             res.frozen = freeze_now(cfg)
             write_report(cfg, res)
@@ -117,7 +117,7 @@ def task_descriptors(manifest: dict[str, Any], task: str | None, overrides: dict
     """The task description to predict under: the artefact's, a named task's shape, then explicit options."""
     d = dict(manifest.get("descriptors") or {})
     if task is not None:
-        from dataset_builder.tasks import TASK_SHAPES
+        from narch.dataset_builder.tasks import TASK_SHAPES
         from narch.hardware_cli import TASK_N_TRAIN
 
         if task not in TASK_SHAPES:
@@ -136,8 +136,8 @@ def predict_cmd(
     batch_size: Annotated[int | None, typer.Option(help="training batch size")] = None,
 ) -> None:
     """Print every target's prediction of a frozen predictor for one network."""
-    from predictors.artefacts import ArtefactError, load_artefact
-    from search_space import resolve_network
+    from narch.predictors.artefacts import ArtefactError, load_artefact
+    from narch.search_space import resolve_network
 
     try:
         net = resolve_network(arch)

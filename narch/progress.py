@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from dataset_builder.build import BuildSummary, PreparedBuild, run_build
+from narch.dataset_builder.build import BuildSummary, PreparedBuild, run_build
 
 
 def run_with_progress(pb: PreparedBuild, *, console: Console, show: bool = True) -> BuildSummary:

@@ -49,12 +49,12 @@ def search_cmd(
     = "",
 ) -> None:
     """Search networks on a frozen predictor with every strategy under one query budget; write the report."""
-    from controller.reward import RewardConfigError
-    from controller.run import SearchConfig, execute
-    from controller.search import ALL
-    from dataset_builder.corpus import CorpusError
-    from predictors.artefacts import ArtefactError
-    from search_space import SpecError
+    from narch.controller.reward import RewardConfigError
+    from narch.controller.run import SearchConfig, execute
+    from narch.controller.search import ALL
+    from narch.dataset_builder.corpus import CorpusError
+    from narch.predictors.artefacts import ArtefactError
+    from narch.search_space import SpecError
 
     strategies = ALL if strategy == "all" else _split(strategy)
     try:

@@ -8,11 +8,11 @@ from typing import Any
 import matplotlib.pyplot as plt
 import polars as pl
 
-from dataset_builder.build import BuildConfig, prepare_build
-from dataset_builder.corpus import read_corpus
-from dataset_builder.protocol import Protocol
+from narch.dataset_builder.build import BuildConfig, prepare_build
+from narch.dataset_builder.corpus import read_corpus
+from narch.dataset_builder.protocol import Protocol
+from narch.pipeline.stages import RunContext, Section
 from narch.progress import run_with_progress
-from pipeline.stages import RunContext, Section
 
 
 def corpus_plots(df: pl.DataFrame, out: Path) -> list[Path]:
@@ -81,8 +81,8 @@ def build_stage(ctx: RunContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], S
 
 def hardware_stage(ctx: RunContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], Section]:
     """Measured vs roofline training time on the run's corpus (raw and calibrated)."""
-    from hardware.compare import compare_corpus
-    from hardware.compare_report import markdown, write_report
+    from narch.hardware.compare import compare_corpus
+    from narch.hardware.compare_report import markdown, write_report
 
     out = ctx.out / "hardware"
     report = compare_corpus(ctx.output("corpus", "corpus"), train_frac=0.5, seed=cfg.get("seed", 0))

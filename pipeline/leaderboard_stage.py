@@ -6,9 +6,9 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pipeline.stages import RunContext, Section
-from predictors.leaderboard import SIZES, LeaderboardConfig, run_leaderboard, total_cells
-from predictors.leaderboard_report import write_report
+from narch.pipeline.stages import RunContext, Section
+from narch.predictors.leaderboard import SIZES, LeaderboardConfig, run_leaderboard, total_cells
+from narch.predictors.leaderboard_report import write_report
 
 
 def leaderboard_stage(ctx: RunContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], Section]:

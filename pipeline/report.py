@@ -9,10 +9,10 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from dataset_builder.corpus import atomic_write_bytes, now_iso
-from dataset_builder.provenance import builder_version, git_rev
-from hardware.device import cpu_model, logical_cpus
-from pipeline.stages import StageResult
+from narch.dataset_builder.corpus import atomic_write_bytes, now_iso
+from narch.dataset_builder.provenance import builder_version, git_rev
+from narch.hardware.device import cpu_model, logical_cpus
+from narch.pipeline.stages import StageResult
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;

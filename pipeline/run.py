@@ -10,11 +10,11 @@ from typing import Any
 
 from rich.console import Console
 
-from pipeline.corpus_stage import build_stage, hardware_stage
-from pipeline.leaderboard_stage import leaderboard_stage
-from pipeline.report import write_report
-from pipeline.search_stage import search_stage
-from pipeline.stages import RunContext, Stage, StageResult, run_stages
+from narch.pipeline.corpus_stage import build_stage, hardware_stage
+from narch.pipeline.leaderboard_stage import leaderboard_stage
+from narch.pipeline.report import write_report
+from narch.pipeline.search_stage import search_stage
+from narch.pipeline.stages import RunContext, Stage, StageResult, run_stages
 
 PRESETS: dict[str, dict[str, Any]] = {
     # ~10 minutes on 2 CPU cores, install included.

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from controller.run import SearchConfig, execute
-from pipeline.stages import RunContext, Section
+from narch.controller.run import SearchConfig, execute
+from narch.pipeline.stages import RunContext, Section
 
 
 def _read(path: Path) -> str:

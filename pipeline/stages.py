@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
-from dataset_builder.corpus import atomic_write_bytes, now_iso
+from narch.dataset_builder.corpus import atomic_write_bytes, now_iso
 
 
 @dataclass

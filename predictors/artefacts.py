@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from dataset_builder.corpus import now_iso
-from dataset_builder.schema import CORPUS_SCHEMA_VERSION
-from predictors.base import PREDICTORS, Predictor
-from predictors.families import load_families
-from predictors.features import FEATURES_VERSION
-from search_space import Network
+from narch.dataset_builder.corpus import now_iso
+from narch.dataset_builder.schema import CORPUS_SCHEMA_VERSION
+from narch.predictors.base import PREDICTORS, Predictor
+from narch.predictors.families import load_families
+from narch.predictors.features import FEATURES_VERSION
+from narch.search_space import Network
 
 FORMAT = "narch-predictor-artefact"
 FORMAT_VERSION = 1
@@ -81,7 +81,7 @@ def save_artefact(
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write each target's fitted predictor into ``folder/<target>/`` and one manifest hashing every payload."""
-    from search_space import SEARCH_SPACE_VERSION
+    from narch.search_space import SEARCH_SPACE_VERSION
 
     folder.mkdir(parents=True, exist_ok=True)
     entries: dict[str, Any] = {}

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import importlib
 
-from predictors.base import PREDICTORS, Predictor, Target
+from narch.predictors.base import PREDICTORS, Predictor, Target
 
-FAMILY_MODULES = ("predictors.linear", "predictors.trees", "predictors.mlp", "predictors.roofline_time",
-                  "predictors.roofline_boost")
-OPTIONAL_MODULES = ("predictors.neural",)  # the neural families, where present
+FAMILY_MODULES = ("narch.predictors.linear", "narch.predictors.trees", "narch.predictors.mlp",
+                  "narch.predictors.roofline_time", "narch.predictors.roofline_boost")
+OPTIONAL_MODULES = ("narch.predictors.neural",)  # the neural families, where present
 
 
 def load_families() -> list[str]:

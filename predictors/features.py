@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from search_space import Layer, Network, Op
+from narch.search_space import Layer, Network, Op
 
 FEATURES_VERSION = 2
 OPS = tuple(Op)

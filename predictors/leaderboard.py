@@ -21,14 +21,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from dataset_builder.corpus import read_corpus
-from predictors.artefacts import corpus_fingerprint, save_artefact
-from predictors.base import PREDICTORS, Predictor, Target
-from predictors.families import load_families, supports
-from predictors.features import row_descriptors
-from predictors.metrics import METRICS, score
-from predictors.protocol import SIZES, make_splits, query_groups, rows_of, train_sizes, write_splits
-from predictors.tuning import tune
+from narch.dataset_builder.corpus import read_corpus
+from narch.predictors.artefacts import corpus_fingerprint, save_artefact
+from narch.predictors.base import PREDICTORS, Predictor, Target
+from narch.predictors.families import load_families, supports
+from narch.predictors.features import row_descriptors
+from narch.predictors.metrics import METRICS, score
+from narch.predictors.protocol import SIZES, make_splits, query_groups, rows_of, train_sizes, write_splits
+from narch.predictors.tuning import tune
 
 MIN_FROZEN_QPS = 20_000
 CANDIDATES = 3

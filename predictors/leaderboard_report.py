@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from hardware.provenance import provenance
-from predictors.base import Target
-from predictors.leaderboard import RULE, LeaderboardConfig, LeaderboardResult
+from narch.hardware.provenance import provenance
+from narch.predictors.base import Target
+from narch.predictors.leaderboard import RULE, LeaderboardConfig, LeaderboardResult
 
 SHOWN = (("kendall_tau", "τ", 3), ("spearman", "ρ", 3), ("mae", "MAE", 4), ("mae_log", "MAE log", 3),
          ("within_10pct", "±10 %", 2), ("precision_at_10pct", "P@10 %", 2), ("fit_s", "fit s", 2), ("qps", "q/s", 0))

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from predictors.base import PREDICTORS
-from predictors.features import GLOBAL
-from predictors.tabular import TabularPredictor, load_array, save_arrays
+from narch.predictors.base import PREDICTORS
+from narch.predictors.features import GLOBAL
+from narch.predictors.tabular import TabularPredictor, load_array, save_arrays
 
 
 @PREDICTORS.register("mean")

@@ -13,9 +13,9 @@ from typing import Any, Self
 import numpy as np
 import polars as pl
 
-from predictors.base import PREDICTORS, Target
-from predictors.features import FeatureSpec
-from predictors.tabular import TabularPredictor, load_array, save_arrays
+from narch.predictors.base import PREDICTORS, Target
+from narch.predictors.features import FeatureSpec
+from narch.predictors.tabular import TabularPredictor, load_array, save_arrays
 
 REPORT_EVERY = 10  # epochs between intermediate reports
 

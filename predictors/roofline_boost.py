@@ -15,10 +15,10 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import polars as pl
 
-from predictors.base import PREDICTORS, Target
-from predictors.features import FeatureSpec, network_features, row_features
-from predictors.roofline_time import RooflineTimePredictor, terms_for
-from predictors.tabular import TargetError
+from narch.predictors.base import PREDICTORS, Target
+from narch.predictors.features import FeatureSpec, network_features, row_features
+from narch.predictors.roofline_time import RooflineTimePredictor, terms_for
+from narch.predictors.tabular import TargetError
 
 
 @PREDICTORS.register("roofline_gbdt")

@@ -17,12 +17,12 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import polars as pl
 
-from hardware.compare import fit_nnls
-from hardware.costs import OpClass, run_costs, step_costs
-from predictors.base import PREDICTORS, Target
-from predictors.features import DEFAULT_SHAPE
-from predictors.tabular import TargetError, load_array, save_arrays
-from search_space import Network
+from narch.hardware.compare import fit_nnls
+from narch.hardware.costs import OpClass, run_costs, step_costs
+from narch.predictors.base import PREDICTORS, Target
+from narch.predictors.features import DEFAULT_SHAPE
+from narch.predictors.tabular import TargetError, load_array, save_arrays
+from narch.search_space import Network
 
 TERMS = [f"{c.value}:{k}" for c in OpClass for k in ("flops", "bytes")] + ["launches", "steps", "epochs", "const"]
 RUN_TARGETS = ("train_time_s", "epoch_time_p50_s", "epoch_time_p90_s", "step_time_p50_s", "step_time_p90_s")

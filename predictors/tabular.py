@@ -14,9 +14,9 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import polars as pl
 
-from predictors.base import Target
-from predictors.features import FeatureSpec, network_features, row_features
-from search_space import Network
+from narch.predictors.base import Target
+from narch.predictors.features import FeatureSpec, network_features, row_features
+from narch.search_space import Network
 
 
 class TargetError(ValueError):

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from predictors.base import PREDICTORS
-from predictors.tabular import TabularPredictor, load_array, save_arrays
+from narch.predictors.base import PREDICTORS
+from narch.predictors.tabular import TabularPredictor, load_array, save_arrays
 
 
 @PREDICTORS.register("random_forest")

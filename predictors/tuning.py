@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from predictors.base import Predictor, Target
+from narch.predictors.base import Predictor, Target
 
 MIN_ARCHS = 8  # below this an inner split leaves too little to fit or judge: use the family's defaults
 

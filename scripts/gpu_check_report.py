@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from dataset_builder.corpus import read_corpus
+from narch.dataset_builder.corpus import read_corpus
 
 Check = dict[str, Any]
 

@@ -8,7 +8,7 @@ B="narch build --threads 1 --epochs 10 --quiet"
 $B --task mnist1d --archs 3000 --seed 1 --out results/corpus/mnist1d_ref
 # 2. The noise floor: the first 100 of them again with training seeds 2 and 3.
 python - <<'PY'
-from search_space import plan_networks, write_jsonl
+from narch.search_space import plan_networks, write_jsonl
 write_jsonl([p.net for p in plan_networks(100, 1)], "results/corpus/mnist1d_ref_noise_archs.jsonl")
 PY
 for s in 2 3; do

@@ -1,7 +1,7 @@
 """The architecture spec, its validation, moves, sampling and seed networks. Imports no torch."""
 
-from search_space.io import load_networks, resolve_network, write_jsonl
-from search_space.moves import (
+from narch.search_space.io import load_networks, resolve_network, write_jsonl
+from narch.search_space.moves import (
     Move,
     MoveError,
     MoveKind,
@@ -14,10 +14,22 @@ from search_space.moves import (
     remove,
     scale,
 )
-from search_space.sampler import PlanConfig, PlannedNet, SamplerBounds, plan_networks, random_walk, sample_network
-from search_space.seeds import SEEDS, seed_network
-from search_space.spec import SCHEMA_VERSION, Layer, Network, Op, SpecError, add, avgpool, conv, dense, dropout, maxpool
-from search_space.validate import LIMITS, Limits, Shape, concrete_shapes, count_params, infer_shapes, validate
+from narch.search_space.sampler import PlanConfig, PlannedNet, SamplerBounds, plan_networks, random_walk, sample_network
+from narch.search_space.seeds import SEEDS, seed_network
+from narch.search_space.spec import (
+    SCHEMA_VERSION,
+    Layer,
+    Network,
+    Op,
+    SpecError,
+    add,
+    avgpool,
+    conv,
+    dense,
+    dropout,
+    maxpool,
+)
+from narch.search_space.validate import LIMITS, Limits, Shape, concrete_shapes, count_params, infer_shapes, validate
 
 SEARCH_SPACE_VERSION = f"1.{SCHEMA_VERSION}"
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from search_space.spec import Network, Op
-from search_space.validate import infer_shapes
+from narch.search_space.spec import Network, Op
+from narch.search_space.validate import infer_shapes
 
 FEATURES = ("op", "size", "kernel", "stride", "dropout", "in_a", "in_b", "in_size", "res")
 """Token names of a node: op; output width (channels or units); kernel; stride; dropout; distance back to the first

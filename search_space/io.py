@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from search_space.seeds import SEEDS, seed_network
-from search_space.spec import Network, SpecError
+from narch.search_space.seeds import SEEDS, seed_network
+from narch.search_space.spec import Network, SpecError
 
 
 def load_networks(path: str | Path) -> list[Network]:

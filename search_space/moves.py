@@ -7,8 +7,8 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from search_space.spec import POOL_OPS, Layer, Network, Op, SpecError
-from search_space.validate import LIMITS, Limits, infer_shapes
+from narch.search_space.spec import POOL_OPS, Layer, Network, Op, SpecError
+from narch.search_space.validate import LIMITS, Limits, infer_shapes
 
 
 class MoveError(SpecError):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from search_space.moves import Move, MoveKind, MoveVocab, candidate_moves, try_move
-from search_space.seeds import SEEDS
-from search_space.spec import Layer, Network, Op
+from narch.search_space.moves import Move, MoveKind, MoveVocab, candidate_moves, try_move
+from narch.search_space.seeds import SEEDS
+from narch.search_space.spec import Layer, Network, Op
 
 
 @dataclass(frozen=True, slots=True)

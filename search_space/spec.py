@@ -137,7 +137,7 @@ class Network:
     def __post_init__(self) -> None:
         if not isinstance(self.layers, tuple):
             object.__setattr__(self, "layers", tuple(self.layers))
-        from search_space.validate import check_network
+        from narch.search_space.validate import check_network
 
         check_network(self)
 

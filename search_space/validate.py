@@ -11,10 +11,10 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from search_space.spec import POOL_OPS, Layer, Op, SpecError
+from narch.search_space.spec import POOL_OPS, Layer, Op, SpecError
 
 if TYPE_CHECKING:
-    from search_space.spec import Network
+    from narch.search_space.spec import Network
 
 
 @dataclass(frozen=True, slots=True)

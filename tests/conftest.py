@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dataset_builder.build import BuildConfig, prepare_build, run_build
-from dataset_builder.protocol import Protocol
+from narch.dataset_builder.build import BuildConfig, prepare_build, run_build
+from narch.dataset_builder.protocol import Protocol
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

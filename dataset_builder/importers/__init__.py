@@ -1,6 +1,6 @@
 """Importers of public corpora (NAS-Bench-201, HELP latencies, NAS-Bench-101, EC-NAS) into the corpus schema."""
 
-from dataset_builder.importers.cells import (
+from narch.dataset_builder.importers.cells import (
     CELL_MAPPING_VERSION,
     CellFormatError,
     CellMapping,
@@ -8,9 +8,9 @@ from dataset_builder.importers.cells import (
     nb101_network,
     nb201_network,
 )
-from dataset_builder.importers.kinds import KINDS, prepare_import, run_import
-from dataset_builder.importers.sources import EXTERNAL_DIR, SourceError
-from dataset_builder.importers.writer import PreparedImport, write_import
+from narch.dataset_builder.importers.kinds import KINDS, prepare_import, run_import
+from narch.dataset_builder.importers.sources import EXTERNAL_DIR, SourceError
+from narch.dataset_builder.importers.writer import PreparedImport, write_import
 
 __all__ = [
     "CELL_MAPPING_VERSION",

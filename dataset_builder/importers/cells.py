@@ -36,7 +36,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from search_space import Layer, Network, SpecError, add, avgpool, conv, maxpool
+from narch.search_space import Layer, Network, SpecError, add, avgpool, conv, maxpool
 
 CELL_MAPPING_VERSION = 1
 """Bump when the mapping changes: it is part of every imported corpus's protocol (and so its hash)."""

@@ -7,8 +7,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from dataset_builder.importers.cells import CellMapping, UnmappableCell
-from dataset_builder.importers.writer import RowGroup
+from narch.dataset_builder.importers.cells import CellMapping, UnmappableCell
+from narch.dataset_builder.importers.writer import RowGroup
 
 
 @dataclass(frozen=True)

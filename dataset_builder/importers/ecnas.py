@@ -24,12 +24,12 @@ from typing import Any
 
 import polars as pl
 
-from dataset_builder.importers.cells import CellFormatError, nb101_network
-from dataset_builder.importers.collect import RowCollector
-from dataset_builder.importers.nb101 import DESCRIPTORS, TRAINING
-from dataset_builder.importers.sources import EXTERNAL_DIR, SourceError, check_file, check_range, read_csv_checked
-from dataset_builder.importers.sources import source_record as record
-from dataset_builder.importers.writer import (
+from narch.dataset_builder.importers.cells import CellFormatError, nb101_network
+from narch.dataset_builder.importers.collect import RowCollector
+from narch.dataset_builder.importers.nb101 import DESCRIPTORS, TRAINING
+from narch.dataset_builder.importers.sources import EXTERNAL_DIR, SourceError, check_file, check_range, read_csv_checked
+from narch.dataset_builder.importers.sources import source_record as record
+from narch.dataset_builder.importers.writer import (
     PreparedImport,
     already_imported,
     budget_protocols,

@@ -18,10 +18,10 @@ from typing import Any
 
 import polars as pl
 
-from dataset_builder.importers.cells import nb201_network
-from dataset_builder.importers.collect import CellCache, RowCollector
-from dataset_builder.importers.nb201 import DATASETS
-from dataset_builder.importers.sources import (
+from narch.dataset_builder.importers.cells import nb201_network
+from narch.dataset_builder.importers.collect import CellCache, RowCollector
+from narch.dataset_builder.importers.nb201 import DATASETS
+from narch.dataset_builder.importers.sources import (
     SOURCES,
     check_file,
     check_range,
@@ -29,7 +29,7 @@ from dataset_builder.importers.sources import (
     read_csv_checked,
     source_record,
 )
-from dataset_builder.importers.writer import (
+from narch.dataset_builder.importers.writer import (
     PreparedImport,
     already_imported,
     finish_prepare,

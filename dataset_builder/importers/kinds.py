@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dataset_builder.importers.collect import CellCache
-from dataset_builder.importers.ecnas import prepare_ecnas
-from dataset_builder.importers.help_latency import prepare_help_latency
-from dataset_builder.importers.nb101 import prepare_nb101
-from dataset_builder.importers.nb201 import prepare_nb201
-from dataset_builder.importers.writer import PreparedImport, write_import
+from narch.dataset_builder.importers.collect import CellCache
+from narch.dataset_builder.importers.ecnas import prepare_ecnas
+from narch.dataset_builder.importers.help_latency import prepare_help_latency
+from narch.dataset_builder.importers.nb101 import prepare_nb101
+from narch.dataset_builder.importers.nb201 import prepare_nb201
+from narch.dataset_builder.importers.writer import PreparedImport, write_import
 
 KINDS = ("nb201", "nb101", "help-latency", "ecnas")
 

@@ -15,10 +15,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dataset_builder.importers.cells import CellFormatError, nb101_network
-from dataset_builder.importers.collect import RowCollector
-from dataset_builder.importers.sources import SOURCES, SourceError, check_file, source_record
-from dataset_builder.importers.writer import (
+from narch.dataset_builder.importers.cells import CellFormatError, nb101_network
+from narch.dataset_builder.importers.collect import RowCollector
+from narch.dataset_builder.importers.sources import SOURCES, SourceError, check_file, source_record
+from narch.dataset_builder.importers.writer import (
     PreparedImport,
     already_imported,
     budget_protocols,

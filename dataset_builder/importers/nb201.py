@@ -20,9 +20,9 @@ from typing import Any
 
 import polars as pl
 
-from dataset_builder.importers.cells import nb201_network
-from dataset_builder.importers.collect import CellCache, RowCollector
-from dataset_builder.importers.sources import (
+from narch.dataset_builder.importers.cells import nb201_network
+from narch.dataset_builder.importers.collect import CellCache, RowCollector
+from narch.dataset_builder.importers.sources import (
     SOURCES,
     SourceError,
     check_file,
@@ -30,8 +30,8 @@ from dataset_builder.importers.sources import (
     csv_header,
     read_csv_checked,
 )
-from dataset_builder.importers.sources import source_record as record
-from dataset_builder.importers.writer import (
+from narch.dataset_builder.importers.sources import source_record as record
+from narch.dataset_builder.importers.writer import (
     PreparedImport,
     already_imported,
     budget_protocols,

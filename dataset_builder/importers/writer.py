@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dataset_builder.corpus import (
+from narch.dataset_builder.corpus import (
     Manifest,
     atomic_write_bytes,
     create_corpus,
@@ -29,9 +29,9 @@ from dataset_builder.corpus import (
     rows_to_table,
     write_part,
 )
-from dataset_builder.importers.cells import CELL_MAPPING_VERSION
-from dataset_builder.provenance import builder_version, git_rev
-from search_space import SEARCH_SPACE_VERSION
+from narch.dataset_builder.importers.cells import CELL_MAPPING_VERSION
+from narch.dataset_builder.provenance import builder_version, git_rev
+from narch.search_space import SEARCH_SPACE_VERSION
 
 SIDECAR = "import.json"
 PART_ROWS = 20_000

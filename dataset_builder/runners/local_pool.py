@@ -12,9 +12,9 @@ from dataclasses import replace
 from itertools import islice
 from typing import Any
 
-from dataset_builder.runners import RunnerError
-from dataset_builder.runners.worker import RunContext, record_failure, run_one
-from search_space import PlannedNet
+from narch.dataset_builder.runners import RunnerError
+from narch.dataset_builder.runners.worker import RunContext, record_failure, run_one
+from narch.search_space import PlannedNet
 
 _CTX: RunContext | None = None
 

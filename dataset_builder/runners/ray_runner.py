@@ -16,9 +16,9 @@ from functools import cache
 from types import ModuleType
 from typing import Any
 
-from dataset_builder.runners import RunnerError
-from dataset_builder.runners.worker import RunContext, record_failure, run_one
-from search_space import PlannedNet
+from narch.dataset_builder.runners import RunnerError
+from narch.dataset_builder.runners.worker import RunContext, record_failure, run_one
+from narch.search_space import PlannedNet
 
 RAY_HINT = "the ray backend needs Ray: pip install -e '.[distributed]'"
 MAX_RETRIES = 3  # retries of a task whose worker process died (killed, node lost); training errors are rows

@@ -12,14 +12,14 @@ from typing import Any
 import pyarrow.parquet as pq
 import torch
 
-from dataset_builder.corpus import key_part_name, now_iso, write_part
-from dataset_builder.protocol import Protocol
-from dataset_builder.tasks import TaskData, load_task
-from dataset_builder.train import DeviceData, train_network
-from hardware.costs import step_costs
-from hardware.device import describe_device
-from hardware.roofline import roofline_run
-from search_space import Network, PlannedNet
+from narch.dataset_builder.corpus import key_part_name, now_iso, write_part
+from narch.dataset_builder.protocol import Protocol
+from narch.dataset_builder.tasks import TaskData, load_task
+from narch.dataset_builder.train import DeviceData, train_network
+from narch.hardware.costs import step_costs
+from narch.hardware.device import describe_device
+from narch.hardware.roofline import roofline_run
+from narch.search_space import Network, PlannedNet
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ import numpy as np
 import polars as pl
 import torch
 
-from predictors.features import DEFAULT_SHAPE, DESCRIPTORS, FeatureSpec, network_features, row_features
-from search_space import Network
-from search_space.encoding import DEFAULT_ENCODER, EncodedBatch
+from narch.predictors.features import DEFAULT_SHAPE, DESCRIPTORS, FeatureSpec, network_features, row_features
+from narch.search_space import Network
+from narch.search_space.encoding import DEFAULT_ENCODER, EncodedBatch
 
 
 @dataclass(frozen=True)

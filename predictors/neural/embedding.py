@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from search_space.encoding import FEATURE_VOCABS, N_FEATURES, EncodedBatch
+from narch.search_space.encoding import FEATURE_VOCABS, N_FEATURES, EncodedBatch
 
 _RADIX = torch.as_tensor(np.cumprod((1, *FEATURE_VOCABS[:-1])), dtype=torch.int64)
 

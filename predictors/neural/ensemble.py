@@ -12,10 +12,10 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import polars as pl
 
-from predictors.base import PREDICTORS, Target
-from predictors.neural.data import NetInputs
-from predictors.neural.regressor import NeuralPredictor
-from search_space import Network
+from narch.predictors.base import PREDICTORS, Target
+from narch.predictors.neural.data import NetInputs
+from narch.predictors.neural.regressor import NeuralPredictor
+from narch.search_space import Network
 
 
 @PREDICTORS.register("ensemble")

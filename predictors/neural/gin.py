@@ -7,12 +7,12 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from predictors.base import PREDICTORS
-from predictors.neural.data import NetInputs
-from predictors.neural.embedding import FeatureTables, node_mask
-from predictors.neural.regressor import NeuralPredictor
-from predictors.neural.simulation import mlp_head
-from search_space.encoding import N_FEATURES
+from narch.predictors.base import PREDICTORS
+from narch.predictors.neural.data import NetInputs
+from narch.predictors.neural.embedding import FeatureTables, node_mask
+from narch.predictors.neural.regressor import NeuralPredictor
+from narch.predictors.neural.simulation import mlp_head
+from narch.search_space.encoding import N_FEATURES
 
 
 class Graph:

@@ -20,10 +20,10 @@ import polars as pl
 import torch
 from torch import nn
 
-from predictors.base import Target
-from predictors.neural.data import NetInputs, SideFeatures, networks_inputs, rows_inputs
-from predictors.neural.training import TrainConfig, TrainReport, train_model
-from search_space import Network
+from narch.predictors.base import Target
+from narch.predictors.neural.data import NetInputs, SideFeatures, networks_inputs, rows_inputs
+from narch.predictors.neural.training import TrainConfig, TrainReport, train_model
+from narch.search_space import Network
 
 WEIGHTS = "weights.pt"
 INFERENCE_CHUNK = 8192

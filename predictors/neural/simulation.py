@@ -7,10 +7,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from predictors.base import PREDICTORS
-from predictors.neural.data import NetInputs
-from predictors.neural.embedding import NetworkEmbedding
-from predictors.neural.regressor import NeuralPredictor
+from narch.predictors.base import PREDICTORS
+from narch.predictors.neural.data import NetInputs
+from narch.predictors.neural.embedding import NetworkEmbedding
+from narch.predictors.neural.regressor import NeuralPredictor
 
 
 def mlp_head(in_dim: int, hidden: int, *, out_dim: int = 1, dropout: float = 0.0) -> nn.Sequential:

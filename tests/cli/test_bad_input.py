@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dataset_builder.corpus import MANIFEST, part_files
 from narch.cli import app
-from search_space import SEEDS
+from narch.dataset_builder.corpus import MANIFEST, part_files
+from narch.search_space import SEEDS
 
 runner = CliRunner()
 

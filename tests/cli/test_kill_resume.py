@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from dataset_builder.corpus import check_part, part_files, read_corpus
+from narch.dataset_builder.corpus import check_part, part_files, read_corpus
 
 ARGS = [
     "build",

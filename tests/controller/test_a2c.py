@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from controller.actions import move_path
-from controller.env import Moves
-from controller.policy import Policy
-from controller.rl import advantages
-from search_space import SEEDS, MoveKind
-from search_space.encoding import encode_networks
-from search_space.moves import try_move
+from narch.controller.actions import move_path
+from narch.controller.env import Moves
+from narch.controller.policy import Policy
+from narch.controller.rl import advantages
+from narch.search_space import SEEDS, MoveKind
+from narch.search_space.encoding import encode_networks
+from narch.search_space.moves import try_move
 
 
 def _batch(nets: list) -> tuple[torch.Tensor, torch.Tensor]:

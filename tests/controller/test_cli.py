@@ -9,11 +9,11 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from dataset_builder.corpus import read_corpus
 from narch.cli import app
-from predictors.artefacts import corpus_fingerprint, save_artefact
-from predictors.base import PREDICTORS, Target
-from predictors.families import load_families
+from narch.dataset_builder.corpus import read_corpus
+from narch.predictors.artefacts import corpus_fingerprint, save_artefact
+from narch.predictors.base import PREDICTORS, Target
+from narch.predictors.families import load_families
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ import random
 import numpy as np
 import pytest
 
-from controller.actions import TrieNode, resolve
-from controller.env import Moves, RangeGuard
-from controller.masks import MoveTable
-from search_space import SEEDS, MoveVocab, legal_moves, random_walk, sample_network
-from search_space.moves import try_move
+from narch.controller.actions import TrieNode, resolve
+from narch.controller.env import Moves, RangeGuard
+from narch.controller.masks import MoveTable
+from narch.search_space import SEEDS, MoveVocab, legal_moves, random_walk, sample_network
+from narch.search_space.moves import try_move
 from tests.controller.toy import CTX, toy_setup
 
 
@@ -88,7 +88,7 @@ def test_evaluator_caches_per_arch_id_and_counts_the_budget() -> None:
 
 def test_range_guard_masks_children_outside_the_training_range() -> None:
     net = SEEDS["mnist1d_cnn"]
-    from search_space import count_params
+    from narch.search_space import count_params
 
     p0 = count_params(net, CTX.input_shape, CTX.n_classes)
     guard = RangeGuard(min_params=0, max_params=p0 * 1.5, max_depth=16, input_shape=CTX.input_shape, n_classes=10)

@@ -6,8 +6,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from controller.pareto import hypervolume, pareto_mask
-from controller.report import best_so_far, ci95, curve_stats
+from narch.controller.pareto import hypervolume, pareto_mask
+from narch.controller.report import best_so_far, ci95, curve_stats
 
 
 def test_pareto_mask_keeps_non_dominated_points_once() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.reward import Penalty, RewardConfig, RewardConfigError, load_reward, parse_reward
+from narch.controller.reward import Penalty, RewardConfig, RewardConfigError, load_reward, parse_reward
 
 
 def test_linear_penalty_is_zero_below_threshold_and_piecewise_linear_past_knees() -> None:

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from controller.env import Evaluator
-from controller.objectives import Objectives, TaskContext, model_size_bytes
-from controller.reward import Penalty, RewardConfig
-from controller.scorers import RidgeEnsemble
-from dataset_builder.corpus import read_corpus
-from search_space import SEEDS, Network
+from narch.controller.env import Evaluator
+from narch.controller.objectives import Objectives, TaskContext, model_size_bytes
+from narch.controller.reward import Penalty, RewardConfig
+from narch.controller.scorers import RidgeEnsemble
+from narch.dataset_builder.corpus import read_corpus
+from narch.search_space import SEEDS, Network
 
 
 def test_ridge_ensemble_predicts_means_and_spreads(tiny_corpus: Path) -> None:

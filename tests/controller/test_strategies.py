@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from controller.search import history_frame, known_strategies, run_one
-from search_space import SEEDS
+from narch.controller.search import history_frame, known_strategies, run_one
+from narch.search_space import SEEDS
 from tests.controller.toy import toy_setup
 
 FAST = ["random", "evolution", "local", "a2c", "reinforce", "tpe", "nsga2"]
@@ -43,7 +43,7 @@ def test_moves_carry_lineage_into_the_history() -> None:
     r = run_one("random", objectives=obj, reward=reward, moves=moves, start=SEEDS["tiny"], budget=30, seed=0)
     edges = [(e.parent_arch_id, e.move) for e in r.history[1:]]
     assert all(p is not None and m is not None for p, m in edges)
-    from search_space import Move, Network, apply_move
+    from narch.search_space import Move, Network, apply_move
 
     known = {e.arch_id: e.arch_json for e in r.history}
     for e in r.history[1:]:

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from controller.env import Evaluator, Moves
-from controller.objectives import Objectives, TaskContext
-from controller.reward import Penalty, RewardConfig
-from search_space import Network, count_params
+from narch.controller.env import Evaluator, Moves
+from narch.controller.objectives import Objectives, TaskContext
+from narch.controller.reward import Penalty, RewardConfig
+from narch.search_space import Network, count_params
 
 CTX = TaskContext((1, 40), 10, 4000, 10, 128, {"n_train": 4000, "n_classes": 10, "epochs": 10, "batch_size": 128})
 

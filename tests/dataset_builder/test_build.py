@@ -9,12 +9,12 @@ import polars as pl
 import pytest
 import torch
 
-from dataset_builder.build import BuildConfig, prepare_build, run_build
-from dataset_builder.corpus import read_corpus
-from dataset_builder.protocol import Protocol
-from dataset_builder.tasks import load_task
-from dataset_builder.train import DeviceData, train_network
-from search_space import SEEDS
+from narch.dataset_builder.build import BuildConfig, prepare_build, run_build
+from narch.dataset_builder.corpus import read_corpus
+from narch.dataset_builder.protocol import Protocol
+from narch.dataset_builder.tasks import load_task
+from narch.dataset_builder.train import DeviceData, train_network
+from narch.search_space import SEEDS
 from tests.conftest import build_tiny
 
 

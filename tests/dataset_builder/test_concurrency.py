@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dataset_builder.corpus import part_files, read_corpus
 from narch.cli import app
+from narch.dataset_builder.corpus import part_files, read_corpus
 from tests.conftest import build_tiny
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dataset_builder.corpus import (
+from narch.dataset_builder.corpus import (
     MANIFEST,
     CorpusError,
     Manifest,
@@ -21,7 +21,7 @@ from dataset_builder.corpus import (
     rows_to_table,
     write_part,
 )
-from dataset_builder.schema import COLUMNS, SCHEMA
+from narch.dataset_builder.schema import COLUMNS, SCHEMA
 
 REQUIRED = [
     "arch_id",
@@ -128,7 +128,7 @@ def test_open_corpus_refuses_other_task_and_protocol(tmp_path: Path) -> None:
 
 
 def test_compact_merges_parts_and_keeps_rows(tiny_corpus: Path, tmp_path: Path) -> None:
-    from dataset_builder.corpus import compact_corpus
+    from narch.dataset_builder.corpus import compact_corpus
 
     corpus = tmp_path / "c"
     shutil.copytree(tiny_corpus, corpus)
@@ -144,7 +144,7 @@ def test_compact_merges_parts_and_keeps_rows(tiny_corpus: Path, tmp_path: Path) 
 def test_crash_mid_compaction_leaves_no_duplicates(tiny_corpus: Path, tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    from dataset_builder.corpus import compact_corpus
+    from narch.dataset_builder.corpus import compact_corpus
 
     corpus = tmp_path / "c"
     shutil.copytree(tiny_corpus, corpus)

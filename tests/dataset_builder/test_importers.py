@@ -14,8 +14,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from dataset_builder.corpus import read_corpus, read_manifest
-from dataset_builder.importers import (
+from narch.cli import app
+from narch.dataset_builder.corpus import read_corpus, read_manifest
+from narch.dataset_builder.importers import (
     CellFormatError,
     UnmappableCell,
     nb101_network,
@@ -23,12 +24,11 @@ from dataset_builder.importers import (
     prepare_import,
     run_import,
 )
-from dataset_builder.importers.nb101 import unpad
-from dataset_builder.importers.sources import sha256_file
-from dataset_builder.importers.writer import SIDECAR
-from dataset_builder.model import build_model
-from narch.cli import app
-from search_space import Layer, Network, add, avgpool, conv, maxpool
+from narch.dataset_builder.importers.nb101 import unpad
+from narch.dataset_builder.importers.sources import sha256_file
+from narch.dataset_builder.importers.writer import SIDECAR
+from narch.dataset_builder.model import build_model
+from narch.search_space import Layer, Network, add, avgpool, conv, maxpool
 
 EXTERNAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "external"
 needs_data = pytest.mark.skipif(

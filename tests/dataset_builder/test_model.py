@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from dataset_builder.model import build_model, model_size_bytes
-from search_space import (
+from narch.dataset_builder.model import build_model, model_size_bytes
+from narch.search_space import (
     SEEDS,
     Layer,
     Network,

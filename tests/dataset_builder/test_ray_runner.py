@@ -16,10 +16,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from dataset_builder.corpus import key_part_name, part_files, read_corpus
-from dataset_builder.runners import RunnerError
-from dataset_builder.runners.ray_runner import RAY_HINT, import_ray
-from dataset_builder.schema import KEY_COLUMNS
+from narch.dataset_builder.corpus import key_part_name, part_files, read_corpus
+from narch.dataset_builder.runners import RunnerError
+from narch.dataset_builder.runners.ray_runner import RAY_HINT, import_ray
+from narch.dataset_builder.schema import KEY_COLUMNS
 from tests.conftest import build_tiny
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")

@@ -7,13 +7,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from dataset_builder.build import BuildConfig, prepare_build, run_context
-from dataset_builder.corpus import part_files, read_corpus
-from dataset_builder.protocol import Protocol
-from dataset_builder.runners.worker import record_failure, run_one
-from dataset_builder.shards import Shard
-from dataset_builder.tasks import load_task
-from search_space import plan_networks
+from narch.dataset_builder.build import BuildConfig, prepare_build, run_context
+from narch.dataset_builder.corpus import part_files, read_corpus
+from narch.dataset_builder.protocol import Protocol
+from narch.dataset_builder.runners.worker import record_failure, run_one
+from narch.dataset_builder.shards import Shard
+from narch.dataset_builder.tasks import load_task
+from narch.search_space import plan_networks
 from tests.conftest import build_tiny
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataset_builder.tasks import CIFAR_FILES, TaskError, describe_task, load_task
+from narch.dataset_builder.tasks import CIFAR_FILES, TaskError, describe_task, load_task
 
 
 @pytest.mark.parametrize(("task", "shape"), [("mnist1d", (1, 40)), ("digits", (1, 8, 8))])

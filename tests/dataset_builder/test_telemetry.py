@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from hardware.telemetry import NullTelemetry, NvmlTelemetry, open_telemetry
+from narch.hardware.telemetry import NullTelemetry, NvmlTelemetry, open_telemetry
 
 
 class FakeNvml:

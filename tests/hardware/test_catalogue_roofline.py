@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from hardware.catalogue import CATALOGUE, DEFAULT_LOCAL, get_device, load_bench, local_device
-from hardware.costs import OpClass, step_costs
-from hardware.roofline import op_dtype, roofline_run, roofline_train_time_s, step_time
-from hardware.transfer import gamma, kernel_factor, wave_scaled_time_s
-from search_space import SEEDS, Network, conv, dense, seed_network
+from narch.hardware.catalogue import CATALOGUE, DEFAULT_LOCAL, get_device, load_bench, local_device
+from narch.hardware.costs import OpClass, step_costs
+from narch.hardware.roofline import op_dtype, roofline_run, roofline_train_time_s, step_time
+from narch.hardware.transfer import gamma, kernel_factor, wave_scaled_time_s
+from narch.search_space import SEEDS, Network, conv, dense, seed_network
 
 REQUIRED = {"v100", "a100", "h100", "h200", "l4", "t4", "rtx4090", "a10g"}
 
@@ -129,7 +129,7 @@ def test_unbenchmarked_local_cuda_is_a_conservative_gpu() -> None:
 
 
 def test_gamma_follows_habitat_piecewise_form() -> None:
-    from hardware.costs import OpCost
+    from narch.hardware.costs import OpCost
 
     h100 = CATALOGUE["h100"]
     ridge = h100.peak("fp32") / h100.mem_bandwidth.value
@@ -142,7 +142,7 @@ def test_gamma_follows_habitat_piecewise_form() -> None:
 
 
 def test_small_kernels_scale_with_per_sm_rate() -> None:
-    from hardware.costs import OpCost
+    from narch.hardware.costs import OpCost
 
     tiny = OpCost("t", OpClass.RELU, flops_fwd=10, bytes_fwd=10_000, out_elems=1000)  # one block
     a100, h100 = CATALOGUE["a100"], CATALOGUE["h100"]

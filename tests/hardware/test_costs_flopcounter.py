@@ -7,9 +7,9 @@ import torch
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from dataset_builder.model import build_model
-from hardware.costs import OpClass, step_costs
-from search_space import Network, conv, dense, maxpool, plan_networks
+from narch.dataset_builder.model import build_model
+from narch.hardware.costs import OpClass, step_costs
+from narch.search_space import Network, conv, dense, maxpool, plan_networks
 
 aten = torch.ops.aten
 CONV_OPS = {aten.convolution, aten._convolution, aten.convolution_backward}

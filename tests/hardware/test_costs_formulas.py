@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from hardware.costs import (
+from narch.hardware.costs import (
     ADAMW_BYTES_PER_PARAM,
     ADAMW_FLOPS_PER_PARAM,
     OpClass,
@@ -15,7 +15,7 @@ from hardware.costs import (
     run_costs,
     step_costs,
 )
-from search_space import Network, add, avgpool, conv, count_params, dense, dropout, maxpool, plan_networks
+from narch.search_space import Network, add, avgpool, conv, count_params, dense, dropout, maxpool, plan_networks
 
 N = 8
 

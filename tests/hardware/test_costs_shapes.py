@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from dataset_builder.model import build_model
-from hardware.costs import step_costs
-from search_space import Network, avgpool, conv, maxpool, plan_networks
+from narch.dataset_builder.model import build_model
+from narch.hardware.costs import step_costs
+from narch.search_space import Network, avgpool, conv, maxpool, plan_networks
 
 
 @pytest.mark.parametrize("shape", [(1, 40), (3, 9, 7)])

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hardware.bench import run_bench, save_bench, summary_lines
-from hardware.catalogue import local_device
 from narch.cli import app
-from search_space import SEEDS
+from narch.hardware.bench import run_bench, save_bench, summary_lines
+from narch.hardware.catalogue import local_device
+from narch.search_space import SEEDS
 
 runner = CliRunner()
 

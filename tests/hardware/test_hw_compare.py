@@ -10,11 +10,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from hardware.calibration import FEATURES, Calibration, fit_nnls, fit_robust
-from hardware.catalogue import CATALOGUE, Device, Spec
-from hardware.compare import compare_corpus, device_for, error_stats, row_terms
-from hardware.compare_report import write_report
-from search_space import plan_networks
+from narch.hardware.calibration import FEATURES, Calibration, fit_nnls, fit_robust
+from narch.hardware.catalogue import CATALOGUE, Device, Spec
+from narch.hardware.compare import compare_corpus, device_for, error_stats, row_terms
+from narch.hardware.compare_report import write_report
+from narch.search_space import plan_networks
 
 LOCAL = Device("local", "test cpu", "cpu", {"fp32": Spec(1e11, "test")}, Spec(2e10, "test"),
                compute_efficiency=1.0, memory_efficiency=1.0, launch_overhead_s=5e-6, step_overhead_s=1e-4)
@@ -22,7 +22,7 @@ LOCAL = Device("local", "test cpu", "cpu", {"fp32": Spec(1e11, "test")}, Spec(2e
 
 def _corpus(folder: Path, n: int, *, noise: float, monkeypatch: pytest.MonkeyPatch) -> None:
     """Rows whose measured time is 2 x conv compute + 3 x memory-ish terms + launches, with noise."""
-    monkeypatch.setattr("hardware.compare.local_device", lambda **_: LOCAL)
+    monkeypatch.setattr("narch.hardware.compare.local_device", lambda **_: LOCAL)
     rng = random.Random(0)
     rows = []
     for p in plan_networks(n, 2):
@@ -55,7 +55,7 @@ def test_noisy_corpus_report_files(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     rep = compare_corpus(tmp_path / "c")
     assert rep.metrics["calibrated_test"]["median_ape_pct"] < 12
     assert rep.metrics["raw_all"]["median_ape_pct"] > rep.metrics["calibrated_test"]["median_ape_pct"]
-    monkeypatch.setattr("hardware.compare_report.get_device", lambda _k: LOCAL)
+    monkeypatch.setattr("narch.hardware.compare_report.get_device", lambda _k: LOCAL)
     paths = write_report(rep, tmp_path / "out")
     data = json.loads(paths[0].read_text())
     assert {"command", "host", "cpu_model", "git_rev", "date"} <= set(data["provenance"])
@@ -99,7 +99,7 @@ def test_device_for_rows() -> None:
 
 
 def test_repeat_floor_uses_the_other_runs_of_a_network() -> None:
-    from hardware.compare import repeat_floor
+    from narch.hardware.compare import repeat_floor
 
     rows = pl.DataFrame({"setting": ["a", "a", "b", "c", "c", "c"], "measured_s": [1.0, 1.2, 5.0, 2.0, 2.0, 2.6]})
     s = repeat_floor(rows)

@@ -16,9 +16,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dataset_builder.corpus import part_files, read_corpus
-from pipeline.run import run_pipeline
-from search_space import plan_networks
+from narch.dataset_builder.corpus import part_files, read_corpus
+from narch.pipeline.run import run_pipeline
+from narch.search_space import plan_networks
 
 
 def _narch_run(out: Path) -> list[str]:

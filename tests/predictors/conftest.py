@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dataset_builder.corpus import read_corpus
+from narch.dataset_builder.corpus import read_corpus
 from tests.conftest import build_tiny
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from predictors.artefacts import ArtefactError, load_artefact, save_artefact, sha256_file
-from predictors.base import PREDICTORS, Predictor, Target
-from predictors.families import load_families, supports
-from predictors.features import row_descriptors
-from search_space import Network
+from narch.predictors.artefacts import ArtefactError, load_artefact, save_artefact, sha256_file
+from narch.predictors.base import PREDICTORS, Predictor, Target
+from narch.predictors.families import load_families, supports
+from narch.predictors.features import row_descriptors
+from narch.search_space import Network
 
 load_families()
 NAMES = PREDICTORS.names()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from predictors.features import FeatureSpec, network_features, path_vector, row_descriptors, row_features
-from search_space import Network, add, conv, dense, maxpool, seed_network
+from narch.predictors.features import FeatureSpec, network_features, path_vector, row_descriptors, row_features
+from narch.search_space import Network, add, conv, dense, maxpool, seed_network
 
 
 def test_rows_and_networks_agree(pred_rows: pl.DataFrame) -> None:

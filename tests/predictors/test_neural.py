@@ -11,16 +11,16 @@ import polars as pl
 import pytest
 import torch
 
-from dataset_builder.corpus import read_corpus
-from predictors.base import PREDICTORS, Target
-from predictors.features import row_descriptors
-from predictors.neural.data import rows_inputs
-from predictors.neural.embedding import NetworkEmbedding, batch_tensors
-from predictors.neural.ensemble import DeepEnsemble
-from predictors.neural.gin import Graph
-from predictors.neural.training import inner_split
-from search_space import SEEDS, Network, sample_network
-from search_space.encoding import encode_networks
+from narch.dataset_builder.corpus import read_corpus
+from narch.predictors.base import PREDICTORS, Target
+from narch.predictors.features import row_descriptors
+from narch.predictors.neural.data import rows_inputs
+from narch.predictors.neural.embedding import NetworkEmbedding, batch_tensors
+from narch.predictors.neural.ensemble import DeepEnsemble
+from narch.predictors.neural.gin import Graph
+from narch.predictors.neural.training import inner_split
+from narch.search_space import SEEDS, Network, sample_network
+from narch.search_space.encoding import encode_networks
 
 FAST: dict[str, dict[str, Any]] = {
     "lstm_embedding": {"epochs": 3, "min_steps": 6, "net_dim": 16, "layer_dim": 8, "hidden": 16},

@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 from scipy.stats import kendalltau, spearmanr
 
-from predictors.metrics import precision_at, score, within
-from predictors.protocol import make_splits, query_groups, rows_of, train_sizes, verify_split_file, write_splits
+from narch.predictors.metrics import precision_at, score, within
+from narch.predictors.protocol import make_splits, query_groups, rows_of, train_sizes, verify_split_file, write_splits
 
 
 def _ids(n: int) -> list[str]:

@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from narch.cli import app
-from predictors.artefacts import load_artefact
-from predictors.base import PREDICTORS, Target
-from predictors.families import load_families
-from predictors.leaderboard import LeaderboardConfig, pick_best, run_leaderboard
-from predictors.tuning import inner_split, tune
+from narch.predictors.artefacts import load_artefact
+from narch.predictors.base import PREDICTORS, Target
+from narch.predictors.families import load_families
+from narch.predictors.leaderboard import LeaderboardConfig, pick_best, run_leaderboard
+from narch.predictors.tuning import inner_split, tune
 
 load_families()
 
@@ -41,7 +41,7 @@ def test_progress_reporting_family_runs_under_the_pruner(pred_rows: pl.DataFrame
 
 
 def test_leaderboard_end_to_end(pred_corpus: Path, tmp_path: Path) -> None:
-    from predictors.leaderboard_report import write_report
+    from narch.predictors.leaderboard_report import write_report
 
     cfg = LeaderboardConfig(corpus=pred_corpus, out=tmp_path / "lb", predictors=("mean", "ridge", "roofline_time"),
                             seeds=2, trials=2, sizes=(4, 8))

@@ -14,7 +14,7 @@ from types import ModuleType
 import polars as pl
 import pytest
 
-from dataset_builder.corpus import MANIFEST, read_corpus, write_part
+from narch.dataset_builder.corpus import MANIFEST, read_corpus, write_part
 from tests.conftest import build_tiny
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"

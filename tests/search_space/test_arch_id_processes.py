@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from search_space import SEEDS, plan_networks
+from narch.search_space import SEEDS, plan_networks
 
 SCRIPT = """
 import json
-from search_space import SEEDS, plan_networks
+from narch.search_space import SEEDS, plan_networks
 out = {name: net.arch_id for name, net in SEEDS.items()}
 out.update({f"plan{i}": p.net.arch_id for i, p in enumerate(plan_networks(12, 3))})
 out.update({f"parent{i}": p.parent_arch_id for i, p in enumerate(plan_networks(12, 3))})

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from search_space import SEEDS, Layer, Network, add, conv, dense, dropout, sample_network
-from search_space.encoding import (
+from narch.search_space import SEEDS, Layer, Network, add, conv, dense, dropout, sample_network
+from narch.search_space.encoding import (
     FEATURE_VOCABS,
     FEATURES,
     INPUT_OP,
@@ -25,7 +25,7 @@ from search_space.encoding import (
     pack_tokens,
     size_token,
 )
-from search_space.spec import Op
+from narch.search_space.spec import Op
 
 
 def _col(name: str) -> int:
@@ -141,5 +141,5 @@ def test_every_op_has_a_token() -> None:
 
 
 def test_imports_without_torch() -> None:
-    code = "import sys, search_space.encoding; assert 'torch' not in sys.modules"
+    code = "import sys, narch.search_space.encoding; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

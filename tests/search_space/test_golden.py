@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from search_space import SCHEMA_VERSION, SEEDS, Network
+from narch.search_space import SCHEMA_VERSION, SEEDS, Network
 
 RESNET_TINY_JSON = (
     '{"layers":['

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from search_space import (
+from narch.search_space import (
     SEEDS,
     Network,
     SpecError,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from search_space import (
+from narch.search_space import (
     SEEDS,
     Layer,
     Move,

@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from search_space import SEEDS, Move, MoveError, Network, SpecError, legal_moves, plan_networks
+from narch.search_space import SEEDS, Move, MoveError, Network, SpecError, legal_moves, plan_networks
 
 NETS = [net.to_dict() for net in SEEDS.values()] + [p.net.to_dict() for p in plan_networks(20, 0)]
 MOVES = [json.loads(m.to_json()) for name in ("resnet_tiny", "lenet") for m, _ in legal_moves(SEEDS[name])[::7]]

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch.nn import functional as F
 
-from dataset_builder.model import build_model
-from search_space import (
+from narch.dataset_builder.model import build_model
+from narch.search_space import (
     SEEDS,
     Move,
     MoveVocab,

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from search_space import (
+from narch.search_space import (
     SEEDS,
     Move,
     MoveVocab,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from search_space import (
+from narch.search_space import (
     LIMITS,
     SEEDS,
     Layer,

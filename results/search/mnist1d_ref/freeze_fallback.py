@@ -13,10 +13,10 @@ from pathlib import Path
 
 import polars as pl
 
-from dataset_builder.corpus import read_corpus
-from predictors.artefacts import corpus_fingerprint, save_artefact
-from predictors.base import PREDICTORS, Target
-from predictors.families import load_families
+from narch.dataset_builder.corpus import read_corpus
+from narch.predictors.artefacts import corpus_fingerprint, save_artefact
+from narch.predictors.base import PREDICTORS, Target
+from narch.predictors.families import load_families
 
 corpus, out = Path(sys.argv[1]), Path(sys.argv[2])
 load_families()
