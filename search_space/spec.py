@@ -8,11 +8,13 @@ from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 from typing import Any
 
+from narch.core.errors import NarchError
+
 SCHEMA_VERSION = 1
 """Version of the canonical JSON form; bump it when the form (and so every arch_id) changes."""
 
 
-class SpecError(ValueError):
+class SpecError(NarchError, ValueError):
     """An invalid architecture or move; the message names the layer and the rule broken."""
 
 
