@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from narch.core.files import atomic_write_text
 from narch.search_space.seeds import SEEDS, seed_network
 from narch.search_space.spec import Network, SpecError
 
@@ -63,4 +64,4 @@ def resolve_network(ref: str) -> Network:
 
 def write_jsonl(nets: list[Network], path: str | Path) -> None:
     """One canonical JSON network per line."""
-    Path(path).write_text("".join(n.to_json() + "\n" for n in nets))
+    atomic_write_text(path, "".join(n.to_json() + "\n" for n in nets))
