@@ -3,6 +3,7 @@ winner's roofline training time and reward on every target, with its predicted a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,35 +11,36 @@ import numpy as np
 import polars as pl
 
 from narch.controller import report
-from narch.controller.objectives import Objectives
+from narch.controller.env import Evaluation
+from narch.controller.report import SearchOutcome
+from narch.controller.session import Log, SearchConfig, Setup, prepare, quiet, run_strategies
+from narch.core.files import atomic_write_text
 from narch.hardware.catalogue import get_device
 from narch.search_space import Network
 
 
-def compare_hardware(cfg: Any, setup: Any, *, log: Any = None) -> list[dict[str, Any]]:
-    """Write ``out/hardware_compare/`` (table, Parquet, plot, per-target curves) and return the table rows."""
-    from narch.controller.run import prepare, run_strategies, write_search
+@dataclass(frozen=True)
+class HardwareComparison:
+    """Each target's search and winner, and every winner evaluated on every target."""
 
-    log = log or (lambda s: None)
-    out: Path = cfg.out / "hardware_compare"
-    out.mkdir(parents=True, exist_ok=True)
-    bundle = (setup.scorer, setup.rows, setup.ctx, setup.corpus, setup.predictor_info)
-    seeds = cfg.compare_seeds or cfg.seeds
-    setups, winners = {}, {}
-    for target in cfg.hardware_compare:
-        s = prepare(cfg, hardware=target, scorer_bundle=bundle)
-        setups[target] = s
-        log(f"hardware {target}: time threshold {s.reward.time.threshold:.3g} s ({s.objectives.time_label})")
-        results = run_strategies(cfg, s, (cfg.compare_strategy,), seeds, log)
-        write_search(out / target, s, results, cfg, title=f"{cfg.compare_strategy} on {target}")
-        best = max((e for r in results for e in r.history), key=lambda e: e.reward)
-        winners[target] = (Network.from_json(best.arch_json), best)
+    folder: Path
+    table: pl.DataFrame  # one row per winner: time_s_<target> and reward_<target> for each target, arch_json
+    searches: dict[str, SearchOutcome]
+    plot: Path
+
+    @property
+    def shown(self) -> pl.DataFrame:
+        """The table without the networks' JSON."""
+        return self.table.drop("arch_json")
+
+
+def _cross_evaluate(winners: dict[str, tuple[Network, Evaluation]], setups: dict[str, Setup]) -> pl.DataFrame:
     rows = []
     for found_for, (net, ev) in winners.items():
         row: dict[str, Any] = {"found_for": found_for, "arch_id": net.arch_id, "layers": len(net.layers),
                                "pred_acc": ev.acc, "size_bytes": ev.size_bytes, "params": ev.params}
         for target, s in setups.items():
-            obj: Objectives = s.objectives
+            obj = s.objectives
             t = obj.roofline_time_s(net, device=get_device(target)) if obj.time_source == "roofline" else \
                 float(obj([net]).time_s[0])
             row[f"time_s_{target}"] = t
@@ -46,12 +48,35 @@ def compare_hardware(cfg: Any, setup: Any, *, log: Any = None) -> list[dict[str,
                                                              np.array([t]))[0])
         row["arch_json"] = net.to_json()
         rows.append(row)
-    df = pl.DataFrame(rows)
-    df.write_parquet(out / "hardware_compare.parquet")
-    show = df.drop("arch_json")
-    (out / "hardware_compare.md").write_text(report.markdown_table(show) + "\n")
-    _plot(df, list(setups), out / "hardware_compare.png")
-    return df.to_dicts()
+    return pl.DataFrame(rows)
+
+
+def compare_hardware(cfg: SearchConfig, setup: Setup, *, log: Log = quiet) -> HardwareComparison:
+    """Search for each of ``cfg.hardware_compare`` with the predictor of ``setup``; write
+    ``out/hardware_compare/`` (table, Parquet, plot, per-target searches) and return it."""
+    out = cfg.out / "hardware_compare"
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = cfg.compare_seeds or cfg.seeds
+    setups: dict[str, Setup] = {}
+    searches: dict[str, SearchOutcome] = {}
+    winners: dict[str, tuple[Network, Evaluation]] = {}
+    for target in cfg.hardware_compare:
+        s = prepare(cfg, hardware=target, loaded=setup.loaded)
+        setups[target] = s
+        log(f"hardware {target}: time threshold {s.reward.time.threshold:.3g} s ({s.objectives.time_label})")
+        results = run_strategies(cfg, s, (cfg.compare_strategy,), seeds, log=log)
+        searches[target] = report.write_search(
+            out / target, results, budget=cfg.budget, size_ref=s.reward.size.threshold or 1.0,
+            time_ref=s.reward.time.threshold or 1.0, best_k=max(5, cfg.verify_top),
+            title=f"{cfg.compare_strategy} on {target}")
+        best = max((e for r in results for e in r.history), key=lambda e: e.reward)
+        winners[target] = (Network.from_json(best.arch_json), best)
+    df = _cross_evaluate(winners, setups)
+    report.write_parquet(out / "hardware_compare.parquet", df)
+    result = HardwareComparison(out, df, searches, out / "hardware_compare.png")
+    atomic_write_text(out / "hardware_compare.md", report.markdown_table(result.shown) + "\n")
+    _plot(df, list(setups), result.plot)
+    return result
 
 
 def _plot(df: pl.DataFrame, targets: list[str], path: Path) -> None:

@@ -1,17 +1,21 @@
 """Search reports: best-so-far curves with 95 % confidence intervals over seeds, the final table, Pareto fronts
-with hypervolume, the best networks, and the plots. Frames in, frames and files out."""
+with hypervolume, the best networks, and the plots. Frames in, frames and files out (``write_search`` returns
+what it wrote as a typed ``SearchOutcome``)."""
 
 from __future__ import annotations
 
-import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 from scipy import stats
 
 from narch.controller.pareto import hypervolume, pareto_mask, to_min
+from narch.controller.search import RunResult, history_frame
+from narch.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 REF_FACTOR = 4.0  # hypervolume reference point: accuracy 0, size and time at 4x their reward thresholds
 
@@ -146,6 +150,7 @@ def plot_pareto(front: pl.DataFrame, path: Path) -> None:
 
 
 def markdown_table(df: pl.DataFrame, *, floats: int = 4) -> str:
+    """A frame as a markdown table, floats to ``floats`` significant digits."""
     cols = df.columns
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in df.iter_rows():
@@ -155,4 +160,64 @@ def markdown_table(df: pl.DataFrame, *, floats: int = 4) -> str:
 
 
 def write_json(path: Path, obj: object) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    """Strict JSON (NaN as null), keys sorted, written atomically."""
+    atomic_write_json(path, obj)
+
+
+def write_parquet(path: Path, df: pl.DataFrame) -> None:
+    """A frame as Parquet, written atomically."""
+    atomic_write_bytes(path, df.write_parquet)
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """One search as written to its folder, kept in memory: every query, the curves, the tables and the plots."""
+
+    folder: Path
+    history: pl.DataFrame  # every query of every run
+    curves: pl.DataFrame  # best-so-far mean and CI per strategy and query
+    runs: pl.DataFrame
+    final: pl.DataFrame
+    pareto_front: pl.DataFrame
+    hypervolume: pl.DataFrame
+    best: pl.DataFrame  # the best distinct networks per strategy
+    plots: tuple[Path, ...]
+
+    def summary(self) -> dict[str, Any]:
+        """The final table and hypervolume as JSON-ready rows."""
+        return {"final": self.final.to_dicts(), "hypervolume": self.hypervolume.to_dicts()}
+
+
+def runs_frame(results: list[RunResult]) -> pl.DataFrame:
+    """One row per run: queries, environment steps, wall time, policy updates, whether it stalled."""
+    return pl.DataFrame([{"strategy": r.strategy, "seed": r.seed, "queries": len(r.history),
+                          "env_steps": r.env_steps, "wall_s": r.wall_s,
+                          "updates": r.extra.get("updates"), "stalled": bool(r.extra.get("stalled"))}
+                         for r in results])
+
+
+def write_search(out: Path, results: list[RunResult], *, budget: int, size_ref: float, time_ref: float,
+                 best_k: int = 5, title: str) -> SearchOutcome:
+    """Curves (Parquet + PNG), final table, Pareto fronts with hypervolume (size and time relative to
+    ``size_ref``/``time_ref``), the ``best_k`` best networks per strategy; returns all of it."""
+    out.mkdir(parents=True, exist_ok=True)
+    hist = history_frame(results)
+    write_parquet(out / "history.parquet", hist)
+    curves = best_so_far(hist, budget)
+    cstats = curve_stats(curves)
+    write_parquet(out / "best_so_far.parquet", cstats)
+    plot_curves(cstats, out / "best_so_far.png", title=title)
+    runs = runs_frame(results)
+    write_parquet(out / "runs.parquet", runs)
+    baseline = "random" if "random" in runs["strategy"].to_list() else runs["strategy"][0]
+    table = final_table(curves, runs, baseline=baseline)
+    write_parquet(out / "final.parquet", table)
+    front, hv = pareto_tables(hist, size_ref=size_ref, time_ref=time_ref)
+    write_parquet(out / "pareto_front.parquet", front)
+    write_parquet(out / "hypervolume.parquet", hv)
+    plot_pareto(front, out / "pareto_front.png")
+    best = best_networks(hist, k=best_k)
+    write_json(out / "best_networks.json", best.to_dicts())
+    atomic_write_text(out / "final.md", markdown_table(table) + "\n\n" + markdown_table(hv) + "\n")
+    return SearchOutcome(out, hist, cstats, runs, table, front, hv, best,
+                         (out / "best_so_far.png", out / "pareto_front.png"))

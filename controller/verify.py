@@ -4,19 +4,36 @@
 from __future__ import annotations
 
 import dataclasses
-import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from narch.controller import report
+from narch.controller.session import Log, SearchConfig, Setup, quiet
+from narch.core.files import atomic_write_json, atomic_write_text
 from narch.dataset_builder.build import BuildConfig, prepare_build, run_build
 from narch.dataset_builder.corpus import read_corpus, read_manifest
 from narch.dataset_builder.protocol import Protocol
 from narch.search_space import Network, PlannedNet
 
 THREADS = 1  # the reference corpus is built with one torch thread per run: measured times stay comparable
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Predicted against measured, one row per verified network, and where the measured runs went."""
+
+    folder: Path
+    corpus: Path
+    table: pl.DataFrame
+    plot: Path
+
+    @property
+    def shown(self) -> pl.DataFrame:
+        """The table without the lineage columns."""
+        return self.table.drop("parent_arch_id", "move")
 
 
 def plan_from_best(best: list[dict[str, Any]]) -> list[PlannedNet]:
@@ -35,7 +52,7 @@ def train_plan(plan: list[PlannedNet], *, source_corpus: Path, out: Path, seed: 
     m = read_manifest(source_corpus)
     archs = out.parent / f"{out.name}_plan.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
-    archs.write_text("".join(p.net.to_json() + "\n" for p in plan))
+    atomic_write_text(archs, "".join(p.net.to_json() + "\n" for p in plan))
     cfg = BuildConfig(task=m.task, out=out, protocol=Protocol.from_dict(m.protocol), archs_from=archs, seed=seed,
                       threads=THREADS)
     prepared = prepare_build(cfg)
@@ -43,29 +60,22 @@ def train_plan(plan: list[PlannedNet], *, source_corpus: Path, out: Path, seed: 
     run_build(dataclasses.replace(prepared, plan=plan))
 
 
-def verify_top(cfg: Any, setup: Any, *, log: Any = None) -> list[dict[str, Any]]:
-    """Train the top ``cfg.verify_top`` of each verified strategy and write ``out/verify/`` (table and plot)."""
-    log = log or (lambda s: None)
-    hist = pl.read_parquet(cfg.out / "history.parquet")
-    out = cfg.out / "verify"
-    out.mkdir(parents=True, exist_ok=True)
-    corpus = cfg.verify_corpus or (out / "corpus")
-    seed = int(setup.rows["seed"][0])
+def pick_top(history: pl.DataFrame, strategies: tuple[str, ...], k: int) -> list[dict[str, Any]]:
+    """The ``k`` best distinct networks of each strategy in a search's history (every query of every run)."""
     picked = []
-    for strategy in cfg.verify_strategies:
-        g = (hist.filter(pl.col("strategy") == strategy).sort("reward", descending=True)
-             .unique(subset=["arch_id"], maintain_order=True).head(cfg.verify_top))
+    for strategy in strategies:
+        g = (history.filter(pl.col("strategy") == strategy).sort("reward", descending=True)
+             .unique(subset=["arch_id"], maintain_order=True).head(k))
         picked += [{**r, "strategy": strategy} for r in g.to_dicts()]
-    if not picked:
-        return []
-    log(f"verify: training {len(picked)} networks for real into {corpus}")
-    train_plan(plan_from_best(picked), source_corpus=setup.corpus, out=corpus, seed=seed)
-    measured = read_corpus(corpus).filter(pl.col("seed") == seed)
+    return picked
+
+
+def _compare(picked: list[dict[str, Any]], setup: Setup, measured: pl.DataFrame) -> pl.DataFrame:
     by_id = {r["arch_id"]: r for r in measured.to_dicts()}
     nets = [Network.from_json(p["arch_json"]) for p in picked]
     pred = setup.scorer.predict(nets)
     rows = []
-    for p, net, k in zip(picked, nets, range(len(nets)), strict=True):
+    for k, (p, net) in enumerate(zip(picked, nets, strict=True)):
         m = by_id.get(net.arch_id, {})
         rows.append({
             "strategy": p["strategy"], "arch_id": net.arch_id, "parent_arch_id": m.get("parent_arch_id"),
@@ -76,14 +86,29 @@ def verify_top(cfg: Any, setup: Any, *, log: Any = None) -> list[dict[str, Any]]
             "train_time_s": m.get("train_time_s"), "roofline_train_time_s": m.get("roofline_train_time_s"),
             "size_bytes_pred": p["size_bytes"], "model_size_bytes": m.get("model_size_bytes"),
         })
-    df = pl.DataFrame(rows)
-    df = df.with_columns((pl.col("val_acc") - pl.col("val_acc_pred")).alias("acc_error"),
-                         (pl.col("train_time_s_pred") / pl.col("train_time_s")).alias("time_ratio"))
-    df.write_parquet(out / "verify.parquet")
-    (out / "verify.md").write_text(report.markdown_table(df.drop("parent_arch_id", "move")) + "\n")
-    (out / "verify.json").write_text(json.dumps(df.to_dicts(), indent=2, default=str) + "\n")
-    _plot(df, out / "verify.png")
-    return df.to_dicts()
+    return pl.DataFrame(rows).with_columns((pl.col("val_acc") - pl.col("val_acc_pred")).alias("acc_error"),
+                                           (pl.col("train_time_s_pred") / pl.col("train_time_s")).alias("time_ratio"))
+
+
+def verify_top(cfg: SearchConfig, setup: Setup, history: pl.DataFrame, *, log: Log = quiet) -> Verification | None:
+    """Train the top ``cfg.verify_top`` of each of ``cfg.verify_strategies`` in ``history`` (the search's, in
+    memory) and write ``out/verify/`` (table and plot); None when those strategies found nothing."""
+    picked = pick_top(history, cfg.verify_strategies, cfg.verify_top)
+    if not picked:
+        return None
+    out = cfg.out / "verify"
+    out.mkdir(parents=True, exist_ok=True)
+    corpus = cfg.verify_corpus or (out / "corpus")
+    seed = int(setup.rows["seed"][0])
+    log(f"verify: training {len(picked)} networks for real into {corpus}")
+    train_plan(plan_from_best(picked), source_corpus=setup.corpus, out=corpus, seed=seed)
+    df = _compare(picked, setup, read_corpus(corpus).filter(pl.col("seed") == seed))
+    result = Verification(out, corpus, df, out / "verify.png")
+    report.write_parquet(out / "verify.parquet", df)
+    atomic_write_text(out / "verify.md", report.markdown_table(result.shown) + "\n")
+    atomic_write_json(out / "verify.json", df.to_dicts(), sort_keys=False)
+    _plot(df, result.plot)
+    return result
 
 
 def _plot(df: pl.DataFrame, path: Path) -> None:

@@ -26,7 +26,7 @@ def _split(text: str) -> tuple[str, ...]:
 def search_cmd(
     predictor: Annotated[Path, typer.Option(help="frozen predictor folder (DIR/frozen)")],
     out: Annotated[Path, typer.Option(help="report folder")],
-    strategy: Annotated[str, typer.Option(help="a2c, reinforce, random, evolution, local, tpe, nsga2, a list, or all")]
+    strategy: Annotated[str, typer.Option(help="a registered strategy, a comma list, or all (every registered one)")]
     = "all",
     budget: Annotated[int, typer.Option(help="predictor queries per run (distinct networks)")] = 2000,
     seeds: Annotated[int, typer.Option(help="runs per strategy")] = 3,
@@ -47,16 +47,27 @@ def search_cmd(
     compare_seeds: Annotated[int | None, typer.Option(help="seeds per hardware target (default --seeds)")] = None,
     strategy_seeds: Annotated[str, typer.Option(help="per-strategy seed counts overriding --seeds, e.g. tpe=3")]
     = "",
+    plugin: Annotated[list[str] | None, typer.Option(
+        "--plugin", metavar="MODULE", help="import a plugin module first so it registers (repeatable)")
+    ] = None,
 ) -> None:
     """Search networks on a frozen predictor with every strategy under one query budget; write the report."""
     from narch.controller.reward import RewardConfigError
-    from narch.controller.run import SearchConfig, execute
-    from narch.controller.search import ALL
+    from narch.controller.run import execute
+    from narch.controller.search import known_strategies
+    from narch.controller.session import SearchConfig
+    from narch.core.errors import NarchError
+    from narch.core.registry import load_plugin
     from narch.dataset_builder.corpus import CorpusError
     from narch.predictors.artefacts import ArtefactError
     from narch.search_space import SpecError
 
-    strategies = ALL if strategy == "all" else _split(strategy)
+    try:
+        for module in plugin or []:
+            load_plugin(module)
+    except NarchError as e:
+        raise _fail(str(e)) from None
+    strategies = tuple(known_strategies()) if strategy == "all" else _split(strategy)
     try:
         per_seeds = {k.strip(): int(v) for k, v in (x.split("=", 1) for x in _split(strategy_seeds))}
     except ValueError:
@@ -75,9 +86,10 @@ def search_cmd(
     )
     try:
         summary = execute(cfg, log=lambda s: ERR.print(s, markup=False, highlight=False, soft_wrap=True))
-    except (RewardConfigError, ArtefactError, CorpusError, SpecError, ValueError, FileNotFoundError, KeyError) as e:
+    except (NarchError, RewardConfigError, ArtefactError, CorpusError, SpecError, ValueError, FileNotFoundError,
+            KeyError) as e:
         raise _fail(str(e).strip("'\"")) from None
-    for row in summary["final"]:
+    for row in summary.final.iter_rows(named=True):
         OUT.print(f"{row['strategy']:>10}: final best reward {row['final_best_mean']:.4f} "
                   f"± {row['ci95']:.4f} (95 % CI, {row['seeds']} seeds)", highlight=False)
     OUT.print(f"report: {out}")

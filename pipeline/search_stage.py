@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from narch.controller.run import SearchConfig, execute
+from narch.controller.run import execute
+from narch.controller.session import SearchConfig
 from narch.pipeline.stages import RunContext, Section
 
 
@@ -41,6 +42,6 @@ def search_stage(ctx: RunContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], 
     if ver:
         parts += ["\n#### Verified by real training: predicted vs measured\n", _read(ver[0])]
     images = [str(p.relative_to(ctx.out)) for p in sorted(out.rglob("*.png"))]
-    return {"folder": str(out), "final": summary.get("final", [])}, Section(
+    return {"folder": str(out), "final": summary.final.to_dicts()}, Section(
         "Search on the frozen predictor", "\n".join(parts), images=images
     )

@@ -1,0 +1,164 @@
+"""One search session, typed: its config, the loaded predictor and task, the prepared setup and the strategy runs.
+
+The search (``controller.run``), the hardware comparison and verification all build on these; none of them imports
+another, so ``run`` only orchestrates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from narch.controller.env import Moves, RangeGuard
+from narch.controller.objectives import TIME_TARGET, Objectives, Scorer, TaskContext, corpus_medians
+from narch.controller.reward import RewardConfig, load_reward
+from narch.controller.search import RunResult, known_strategies, run_one
+from narch.search_space import Network, resolve_network
+
+MEASURED = "measured"
+
+Log = Callable[[str], None]
+
+
+def quiet(_: str) -> None:
+    """A log that drops every line."""
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything `narch search` needs."""
+
+    predictor: Path
+    out: Path
+    strategies: tuple[str, ...] = field(default_factory=lambda: tuple(known_strategies()))  # every registered one
+    budget: int = 2000
+    seeds: int = 3
+    reward: Path | None = None
+    hardware: str | None = None  # "measured" (the time predictor) or a roofline device; None: the reward file's
+    corpus: Path | None = None  # default: the corpus the predictor manifest names
+    start: str = "mnist1d_cnn"
+    episode_len: int = 8
+    batch: int = 16
+    verify_top: int = 0
+    verify_strategies: tuple[str, ...] = ("a2c", "evolution")
+    verify_corpus: Path | None = None
+    hardware_compare: tuple[str, ...] = ()
+    compare_strategy: str = "evolution"
+    compare_seeds: int | None = None
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    strategy_seeds: dict[str, int] = field(default_factory=dict)  # fewer seeds for a slow strategy (e.g. tpe=3)
+    command: str = ""
+
+
+@dataclass(frozen=True)
+class LoadedPredictor:
+    """The frozen predictor, the corpus's ok rows it scores for, their task, and what the manifest says."""
+
+    scorer: Scorer
+    rows: pl.DataFrame
+    ctx: TaskContext
+    corpus: Path
+    info: dict[str, Any]
+
+
+@dataclass
+class Setup:
+    """The loaded predictor, task, reward and moves of a search (one hardware target)."""
+
+    scorer: Scorer
+    rows: pl.DataFrame
+    ctx: TaskContext
+    corpus: Path
+    reward: RewardConfig
+    objectives: Objectives
+    moves: Moves
+    start: Network
+    predictor_info: dict[str, Any]
+
+    @property
+    def loaded(self) -> LoadedPredictor:
+        """The predictor part, to prepare another target without loading it again."""
+        return LoadedPredictor(self.scorer, self.rows, self.ctx, self.corpus, self.predictor_info)
+
+
+def load_predictor(path: Path, corpus: Path | None, *, rows: pl.DataFrame | None = None) -> LoadedPredictor:
+    """The frozen predictor and the corpus it was trained on (its manifest names it unless ``corpus`` is given);
+    ``rows``: that corpus, already in memory (then it is not read again)."""
+    from narch.controller.scorers import FrozenScorer
+    from narch.dataset_builder.corpus import read_corpus
+    from narch.predictors.artefacts import read_manifest
+
+    manifest = read_manifest(Path(path))
+    cpath = Path(corpus) if corpus is not None else Path(manifest.get("corpus", ""))
+    if rows is None:
+        if not str(cpath) or not (cpath / "manifest.json").is_file():
+            raise FileNotFoundError(f"corpus {str(cpath)!r} of predictor {path} not found: pass --corpus")
+        rows = read_corpus(cpath)
+    rows = rows.filter(pl.col("status") == "ok")
+    ctx = TaskContext.from_rows(rows)
+    scorer = FrozenScorer(Path(path), ctx)
+    info = {"folder": str(path), "targets": list(scorer.targets), "families": scorer.families(),
+            "corpus_fingerprint": manifest.get("corpus_fingerprint"), "created_at": manifest.get("created_at")}
+    return LoadedPredictor(scorer, rows, ctx, cpath, info)
+
+
+def _resolve_time(cfg: SearchConfig, reward: RewardConfig, targets: tuple[str, ...], hardware: str | None
+                  ) -> RewardConfig:
+    """The reward with its time source fixed: the time predictor ("measured") or a roofline device."""
+    hw = hardware if hardware is not None else cfg.hardware
+    if hw is None:
+        hw = MEASURED if reward.time_source == "predictor" else reward.device
+    if hw != MEASURED:
+        return replace(reward, time_source="roofline", device=hw)
+    if TIME_TARGET not in targets:
+        if MEASURED in (cfg.hardware, hardware):
+            raise ValueError(f"--hardware measured needs a {TIME_TARGET!r} target; the predictor has "
+                             f"{', '.join(targets)} (pass a roofline device such as local or t4)")
+        # the reward file asked for the predictor's time, which this predictor lacks: the local roofline instead
+        return replace(reward, time_source="roofline", device="local")
+    return replace(reward, time_source="predictor", device=MEASURED)
+
+
+def prepare(cfg: SearchConfig, *, hardware: str | None = None, loaded: LoadedPredictor | None = None,
+            rows: pl.DataFrame | None = None) -> Setup:
+    """Load and resolve everything before any search runs (errors surface before work starts); ``loaded``: a
+    predictor already loaded (another target of the same search), ``rows``: the corpus already in memory."""
+    for s in cfg.strategies:
+        if s not in known_strategies():
+            raise ValueError(f"strategy {s!r} is unknown (known: {', '.join(known_strategies())}, all)")
+    reward = load_reward(cfg.reward)
+    lp = loaded or load_predictor(cfg.predictor, cfg.corpus, rows=rows)
+    reward = _resolve_time(cfg, reward, tuple(lp.scorer.targets), hardware)
+    objectives = Objectives(lp.scorer, lp.ctx, accuracy=reward.accuracy, time_source=reward.time_source,
+                            device=reward.device)
+    med_size, med_time = corpus_medians(lp.rows, objectives)
+    reward = reward.resolved(median_size_bytes=med_size, median_time_s=med_time)
+    guard = None
+    if reward.mask_out_of_range:
+        depth = lp.rows["arch_json"].str.count_matches('"op"')
+        guard = RangeGuard(float(lp.rows["params"].min()), float(lp.rows["params"].max()),  # type: ignore[arg-type]
+                           int(depth.max()), lp.ctx.input_shape, lp.ctx.n_classes)  # type: ignore[arg-type]
+    moves = Moves(in_channels=lp.ctx.input_shape[0], guard=guard)
+    return Setup(lp.scorer, lp.rows, lp.ctx, lp.corpus, reward, objectives, moves, resolve_network(cfg.start),
+                 lp.info)
+
+
+def run_strategies(cfg: SearchConfig, setup: Setup, strategies: tuple[str, ...], seeds: int, *,
+                   log: Log = quiet) -> list[RunResult]:
+    """Every strategy over its seeds with the config's budget, one line logged per run."""
+    results = []
+    for strategy in strategies:
+        for seed in range(cfg.strategy_seeds.get(strategy, seeds)):
+            r = run_one(strategy, objectives=setup.objectives, reward=setup.reward, moves=setup.moves,
+                        start=setup.start, budget=cfg.budget, seed=seed, episode_len=cfg.episode_len,
+                        batch=cfg.batch, params=cfg.params.get(strategy))
+            results.append(r)
+            best = max(e.reward for e in r.history)
+            log(f"{strategy} seed {seed}: best {best:.4f} after {len(r.history)} queries, "
+                f"{r.env_steps} env steps in {r.wall_s:.1f}s ({r.env_steps / max(r.wall_s, 1e-9):.0f}/s)"
+                + (", stalled (only revisits)" if r.extra.get("stalled") else ""))
+    return results
