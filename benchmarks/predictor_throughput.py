@@ -14,7 +14,6 @@ Throughput is the best of ``--repeats`` timed calls after a warm-up (timings var
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from typing import Any
 
 import polars as pl
 
+from narch.core.files import atomic_write_json
 from narch.dataset_builder.corpus import read_corpus
 from narch.predictors.artefacts import load_artefact
 from narch.predictors.base import PREDICTORS, Target
@@ -101,7 +101,7 @@ def main() -> None:
         print(f"{'frozen':16s} " + "  ".join(f"{k} {v:>10,.0f} q/s" for k, v in res.items())
               + f"  ({verdict} {TARGET_QPS:,} q/s warm; targets {', '.join(art.targets)})")
     if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        atomic_write_json(args.out, results, sort_keys=False)
 
 
 if __name__ == "__main__":

@@ -18,12 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from narch.core.errors import NarchError
+
 KINDS = ("linear", "mnas_soft", "mnas_hard")
 TIME_SOURCES = ("predictor", "roofline")
 MNAS_DEFAULTS = {"mnas_soft": (-0.07, -0.07), "mnas_hard": (0.0, -1.0)}
 
 
-class RewardConfigError(ValueError):
+class RewardConfigError(NarchError, ValueError):
     """A reward file that breaks a rule; the message names the key and the rule."""
 
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from narch.dataset_builder.corpus import Manifest, create_corpus, existing_keys, now_iso, open_corpus
+from narch.core.provenance import builder_version, git_rev, now_iso
+from narch.dataset_builder.corpus import Manifest, create_corpus, existing_keys, open_corpus
 from narch.dataset_builder.protocol import Protocol
-from narch.dataset_builder.provenance import builder_version, git_rev
 from narch.dataset_builder.runners.worker import RunContext, record_failure, run_one
 from narch.dataset_builder.shards import Shard
 from narch.dataset_builder.tasks import TaskData, check_cifar_dir, describe_task, load_task

@@ -16,13 +16,20 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from narch.core.errors import NarchError
+from narch.core.files import atomic_write_bytes, fsync_dir
+from narch.core.provenance import now_iso
 from narch.dataset_builder.schema import CORPUS_SCHEMA_VERSION, KEY_COLUMNS, SCHEMA
 
+# atomic_write_bytes and now_iso are narch.core's, re-exported for pipeline/stages.py and pipeline/report.py.
+__all__ = ["MANIFEST", "CorpusError", "Manifest", "atomic_write_bytes", "check_part", "compact_corpus",
+           "corrupt_parts", "create_corpus", "existing_keys", "key_part_name", "live_parts", "now_iso",
+           "open_corpus", "part_files", "read_corpus", "read_manifest", "rows_to_table", "scan_corpus", "write_part"]
 MANIFEST = "manifest.json"
 REPLACES_KEY = b"narch_replaces"
 
 
-class CorpusError(ValueError):
+class CorpusError(NarchError, ValueError):
     """A corpus that cannot be read or written as asked; the message names the file and the rule."""
 
 
@@ -41,33 +48,6 @@ class Manifest:
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=2, sort_keys=True) + "\n"
-
-
-def now_iso() -> str:
-    """UTC now in ISO 8601, seconds precision."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, write: Any) -> None:
-    """Write through a temp file in the same folder, fsync, rename: readers see all or nothing."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with tmp.open("wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
 
 
 def read_manifest(corpus_dir: str | Path) -> Manifest:
@@ -172,18 +152,25 @@ def live_parts(corpus_dir: str | Path, *, skip_corrupt: bool = False) -> tuple[l
     return [p for p in good if p.name not in replaced], bad
 
 
-def read_corpus(corpus_dir: str | Path, *, skip_corrupt: bool = False) -> pl.DataFrame:
-    """All rows. A corrupt part raises CorpusError naming it, unless ``skip_corrupt`` (then it is left out)."""
+def scan_corpus(corpus_dir: str | Path, *, skip_corrupt: bool = False) -> pl.LazyFrame:
+    """A lazy scan of every row: the manifest and each part's schema are checked now, parts a compacted part
+    replaces are left out (no duplicates after a crash), and a corrupt part raises CorpusError naming it unless
+    ``skip_corrupt`` (then it is left out)."""
     read_manifest(corpus_dir)
     good, _ = live_parts(corpus_dir, skip_corrupt=skip_corrupt)
     if not good:
-        return pl.DataFrame(schema=pl.Schema(pl.from_arrow(SCHEMA.empty_table()).schema))
-    return pl.read_parquet([str(p) for p in good])
+        return pl.LazyFrame(schema=pl.from_arrow(SCHEMA.empty_table()).schema)
+    return pl.scan_parquet([str(p) for p in good])
+
+
+def read_corpus(corpus_dir: str | Path, *, skip_corrupt: bool = False) -> pl.DataFrame:
+    """All rows, eagerly: ``scan_corpus(...).collect()``."""
+    return scan_corpus(corpus_dir, skip_corrupt=skip_corrupt).collect()
 
 
 def compact_corpus(corpus_dir: str | Path) -> tuple[int, Path | None]:
     """Merge every part into one, atomically; the merged part names the parts it replaces, so a crash before they
-    are deleted leaves readers (read_corpus) with no duplicates. Returns (parts merged, new part)."""
+    are deleted leaves readers (scan_corpus) with no duplicates. Returns (parts merged, new part)."""
     read_manifest(corpus_dir)
     parts, _ = live_parts(corpus_dir)
     if len(parts) < 2:
@@ -195,7 +182,7 @@ def compact_corpus(corpus_dir: str | Path) -> tuple[int, Path | None]:
     atomic_write_bytes(path, lambda f: pq.write_table(table, f, compression="zstd"))
     for p in parts:
         p.unlink()
-    _fsync_dir(Path(corpus_dir))
+    fsync_dir(Path(corpus_dir))
     return len(parts), path
 
 
@@ -214,5 +201,5 @@ def existing_keys(corpus_dir: str | Path, *, skip_corrupt: bool = False) -> set[
     """Keys (arch, task, n_train, protocol, seed, device kind) already in the corpus, whatever their status."""
     if not (Path(corpus_dir) / MANIFEST).exists():
         return set()
-    df = read_corpus(corpus_dir, skip_corrupt=skip_corrupt)
-    return set(df.select(KEY_COLUMNS).iter_rows())
+    keys = scan_corpus(corpus_dir, skip_corrupt=skip_corrupt).select(KEY_COLUMNS).collect()
+    return set(keys.iter_rows())

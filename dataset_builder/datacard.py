@@ -6,8 +6,9 @@ from pathlib import Path
 
 import polars as pl
 
+from narch.core.files import atomic_write_text
+from narch.core.provenance import git_rev
 from narch.dataset_builder.corpus import read_corpus, read_manifest
-from narch.dataset_builder.provenance import git_rev
 from narch.dataset_builder.schema import COLUMNS, CORPUS_SCHEMA_VERSION
 
 
@@ -131,12 +132,13 @@ df = pd.read_parquet("results/corpus/mnist1d_ref")
 import duckdb
 duckdb.sql("SELECT arch_id, val_acc, train_time_s FROM 'results/corpus/mnist1d_ref/*.parquet' WHERE status = 'ok'")
 
-from narch.dataset_builder.corpus import read_corpus   # checks the manifest and every part's schema
+from narch.dataset_builder.corpus import read_corpus, scan_corpus  # check the manifest and every part's schema
 df = read_corpus("results/corpus/mnist1d_ref")
+ok = scan_corpus("results/corpus/mnist1d_ref").filter(pl.col("status") == "ok").collect()  # lazy, same checks
 from narch.search_space import Network
 net = Network.from_json(df["arch_json"][0])      # the spec; dataset_builder.model.build_model(net, (1, 40), 10)
 ```
 Note: `pd.read_parquet(folder)` also tries `manifest.json`; pass the part files (`glob`) if your pandas complains.
 """
-    out.write_text(text)
+    atomic_write_text(out, text)
     return out

@@ -1,4 +1,4 @@
-"""A rich progress bar for builds: done/total, networks per hour, ETA, failures."""
+"""A rich progress bar for builds: done/total, networks per hour, ETA, failures (the CLI and the pipeline draw it)."""
 
 from __future__ import annotations
 

@@ -1,23 +1,8 @@
-"""Provenance shared by every row and result file: git revision (from hardware.provenance) and builder version."""
+"""Re-export of ``narch.core.provenance`` for call sites not yet moved (controller/run.py, pipeline/report.py).
 
-from __future__ import annotations
+New code imports ``narch.core.provenance``; delete this module once those two import it too.
+"""
 
-from functools import cache
-from importlib import metadata
+from narch.core.provenance import builder_version, git_rev
 
-from narch.hardware.provenance import git_rev as _git_rev
-
-
-@cache
-def git_rev() -> str:
-    """`git describe --always --dirty` of the source tree (cached per process), or 'unknown' outside a checkout."""
-    return _git_rev()
-
-
-@cache
-def builder_version() -> str:
-    """The installed neural-architect version."""
-    try:
-        return metadata.version("neural-architect")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
+__all__ = ["builder_version", "git_rev"]

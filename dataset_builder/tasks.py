@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import polars as pl
+
+from narch.core.errors import NarchError
 
 TASKS = ("mnist1d", "digits", "cifar10")
 TASK_SHAPES: dict[str, tuple[tuple[int, ...], int]] = {
@@ -20,7 +23,7 @@ TASK_SHAPES: dict[str, tuple[tuple[int, ...], int]] = {
 CIFAR_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
 
 
-class TaskError(ValueError):
+class TaskError(NarchError, ValueError):
     """A task that cannot be loaded (unknown name, missing folder, bad files)."""
 
 
@@ -202,3 +205,21 @@ def describe_task(data: TaskData) -> dict[str, Any]:
         "linear_probe_acc": float(probe.score(flat_val, data.y_val)),
         "centroid_acc": float((nearest == data.y_val).mean()),
     }
+
+
+def with_task_shapes(rows: pl.DataFrame) -> pl.DataFrame:
+    """Corpus rows with a null ``input_shape`` / ``n_classes`` (corpora older than those columns) filled from their
+    task's shape; rows of tasks this version does not know keep their nulls."""
+    known = pl.DataFrame(
+        {"task": list(TASK_SHAPES), "_shape": [list(s) for s, _ in TASK_SHAPES.values()],
+         "_classes": [n for _, n in TASK_SHAPES.values()]},
+        schema={"task": pl.String, "_shape": pl.List(pl.Int64), "_classes": pl.Int64},
+    )
+    for col, dtype in (("input_shape", pl.List(pl.Int64)), ("n_classes", pl.Int64)):
+        if col not in rows.columns:
+            rows = rows.with_columns(pl.lit(None, dtype).alias(col))
+    out = rows.join(known, on="task", how="left", maintain_order="left")
+    return out.with_columns(
+        pl.col("input_shape").fill_null(pl.col("_shape").cast(rows.schema["input_shape"])),
+        pl.col("n_classes").fill_null(pl.col("_classes").cast(rows.schema["n_classes"])),
+    ).drop("_shape", "_classes")

@@ -7,7 +7,6 @@ written to results/hardware/ with its provenance. About 20-40 s on a 2-core CPU.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -16,10 +15,11 @@ from typing import Any
 
 import torch
 
+from narch.core.files import atomic_write_json
+from narch.core.provenance import provenance
 from narch.hardware.catalogue import bench_cache_path
 from narch.hardware.costs import step_costs
 from narch.hardware.device import logical_cpus
-from narch.hardware.provenance import provenance
 from narch.hardware.roofline import op_launches
 from narch.search_space import Network, conv
 
@@ -195,7 +195,7 @@ def bench_cuda(*, quick: bool = False) -> dict[str, Any]:
 def run_bench(*, quick: bool = False, cuda: bool | None = None, command: str | None = None) -> dict[str, Any]:
     """Benchmark the CPU (1 thread and all threads) and, when present, CUDA; with provenance."""
     counts = sorted({1, logical_cpus()})
-    prov = provenance(command) | {"torch": torch.__version__, "quick": quick, "loadavg_1m": os.getloadavg()[0]}
+    prov = provenance(command, torch=torch.__version__, quick=quick, loadavg_1m=os.getloadavg()[0])
     result: dict[str, Any] = {"schema": SCHEMA, "provenance": prov,
                               "cpu": {"threads": {str(t): bench_cpu(t, quick=quick) for t in counts}}, "cuda": None}
     if cuda if cuda is not None else torch.cuda.is_available():
@@ -213,12 +213,9 @@ def save_bench(result: dict[str, Any], *, results_dir: Path | None = Path("resul
     paths = [cache_path or bench_cache_path(result["provenance"]["host"])] if write_cache else []
     if results_dir is not None:
         paths.append(results_dir / f"bench_{result['provenance']['host']}.json")
-    text = json.dumps(result, indent=2, sort_keys=True) + "\n"
     for p in paths:
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(text)
-        tmp.replace(p)
+        atomic_write_json(p, result)
     return paths
 
 

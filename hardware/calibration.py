@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import nnls
 
+from narch.core.files import atomic_write_json
 from narch.hardware.catalogue import Device, Spec, get_device
 from narch.hardware.costs import OpClass, RunCosts, run_costs
 from narch.hardware.roofline import step_time
@@ -105,8 +106,8 @@ class Calibration:
         return sum(c * t[k] for k, c in self.coefficients.items())
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps({"schema": 1, "features": FEATURES, "coefficients": self.coefficients,
-                                          "device": self.device, "provenance": self.provenance}, indent=1) + "\n")
+        atomic_write_json(path, {"schema": 1, "features": FEATURES, "coefficients": self.coefficients,
+                                 "device": self.device, "provenance": self.provenance}, indent=1, sort_keys=False)
 
     @staticmethod
     def load(path: str | Path) -> Calibration:

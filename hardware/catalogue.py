@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from narch.core.registry import UnknownName
+
 DTYPES = ("fp32", "tf32", "bf16", "fp16")
 T, G = 1e12, 1e9
 
@@ -172,8 +174,9 @@ def local_device(*, threads: int | None = None, bench: dict[str, Any] | None = N
     by_threads = section.get("threads", {})
     if by_threads:
         t, m = _pick_threads(by_threads, threads)
-        src = f"micro-benchmark {b.get('provenance', {}).get('date', '?')} ({t} threads)"  # type: ignore[union-attr]
-        model = b.get("provenance", {}).get("cuda_name" if cuda else "cpu_model", "local")  # type: ignore[union-attr]
+        prov = b.get("provenance", {})  # type: ignore[union-attr]
+        src = f"micro-benchmark {prov.get('created_at') or prov.get('date', '?')} ({t} threads)"  # older files: 'date'
+        model = prov.get("cuda_name" if cuda else "cpu_model", "local")
         est = False
     elif cuda:  # no CUDA bench cached: the smallest catalogued datacenter GPU at its efficiencies (T4)
         return replace(CATALOGUE["t4"], key="local", name="local CUDA (unbenchmarked; T4 figures)", uncertain=True)
@@ -204,7 +207,7 @@ def get_device(key: str, *, threads: int | None = None) -> Device:
         return local_device(cuda=True)
     k = ALIASES.get(k, k)
     if k not in CATALOGUE:
-        raise KeyError(f"device {key!r} is unknown (known: {', '.join([*CATALOGUE, 'local'])})")
+        raise UnknownName(f"device {key!r} is unknown (known: {', '.join([*CATALOGUE, 'local'])})")
     return CATALOGUE[k]
 
 

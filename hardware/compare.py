@@ -5,6 +5,9 @@ and a count of steps for the per-step Python overhead the roofline does not see)
 Non-negative least squares of the measured time on those terms, on relative error and reweighted towards least
 absolute relative error (rows disturbed by contention pull less), on the training architectures only; a term's
 coefficient is the inverse of its fitted efficiency. Errors are reported on the held-out architectures.
+
+The comparison takes rows, not a folder: reading the corpus (``narch.dataset_builder.corpus.read_corpus``) and
+filling the task shapes of older corpora (``narch.dataset_builder.tasks.with_task_shapes``) are the caller's.
 """
 
 from __future__ import annotations
@@ -13,13 +16,13 @@ import random
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 from scipy.stats import spearmanr
 
+from narch.core.errors import NarchError
 from narch.hardware.calibration import FEATURES, Calibration, costs_terms, fit_nnls, fit_robust
 from narch.hardware.catalogue import CATALOGUE, Device, get_device, local_device
 from narch.hardware.costs import RunCosts, run_costs
@@ -27,10 +30,16 @@ from narch.hardware.roofline import run_time
 from narch.hardware.transfer import wave_scaled_step
 from narch.search_space import Network
 
-__all__ = ["FEATURES", "CompareReport", "compare_corpus", "device_for", "error_stats", "fit_nnls", "fit_robust",
-           "row_terms"]  # fit_nnls / fit_robust / FEATURES moved to hardware.calibration; still importable here
+# fit_nnls / fit_robust / FEATURES moved to hardware.calibration; still importable here
+__all__ = ["FEATURES", "CompareError", "CompareReport", "compare_rows", "device_for", "error_stats", "fit_nnls",
+           "fit_robust", "row_terms"]
 TRANSFER_TO = ("t4", "a100", "h100")  # devices the wave-scaling comparator carries measured times to
-NEEDED = ("arch_id", "arch_json", "task", "n_train", "epochs", "batch_size", "train_time_s", "status")
+NEEDED = ("arch_id", "arch_json", "task", "n_train", "n_classes", "input_shape", "epochs", "batch_size",
+          "train_time_s", "status")
+
+
+class CompareError(NarchError, ValueError):
+    """Rows the comparison cannot use (missing columns, too few timed rows, no task shape); names the rule."""
 
 
 # NVML device-name tokens of the catalogued GPUs (first match wins; whole tokens, so "L40S" is not an L4).
@@ -49,17 +58,8 @@ def device_for(row: dict[str, Any]) -> Device:
     return local_device(cuda=True)
 
 
-def _shape(row: dict[str, Any]) -> tuple[tuple[int, ...], int]:
-    if row.get("input_shape") is not None and row.get("n_classes") is not None:
-        return tuple(int(d) for d in row["input_shape"]), int(row["n_classes"])
-    from narch.dataset_builder.tasks import TASK_SHAPES  # older corpora: the task names its shape
-
-    shape, n_classes = TASK_SHAPES[row["task"]]
-    return tuple(shape), n_classes
-
-
 def _row_costs(row: dict[str, Any]) -> RunCosts:
-    shape, n_classes = _shape(row)
+    shape, n_classes = tuple(int(d) for d in row["input_shape"]), int(row["n_classes"])
     return run_costs(Network.from_json(row["arch_json"]), shape, n_classes, batch_size=int(row["batch_size"]),
                      n_train=int(row["n_train"]), epochs=int(row["epochs"]))
 
@@ -157,21 +157,28 @@ def repeat_floor(rows: pl.DataFrame) -> dict[str, float] | None:
     return error_stats(np.array(pred), np.array(meas)) if pred else None
 
 
-def compare_corpus(corpus: str | Path, *, train_frac: float = 0.5, seed: int = 0,
-                   transfer_to: tuple[str, ...] = TRANSFER_TO) -> CompareReport:
-    """Raw and calibrated roofline against measured train_time_s for the corpus's ok rows."""
-    folder = Path(corpus)
-    if not any(folder.glob("*.parquet")):
-        raise FileNotFoundError(f"{folder}: no Parquet part files")
-    if not 0 < train_frac < 1:
-        raise ValueError(f"train_frac must be in (0, 1), got {train_frac}")
-    df = pl.scan_parquet(f"{folder}/*.parquet").filter(pl.col("status") == "ok").collect()
-    missing = [c for c in NEEDED if c not in df.columns]
+def _timed_rows(rows: pl.DataFrame, name: str) -> pl.DataFrame:
+    """The ok rows with a training time and a task shape; CompareError naming what is missing."""
+    missing = [c for c in NEEDED if c not in rows.columns]
     if missing:
-        raise ValueError(f"{folder}: corpus lacks column(s) {missing}")
-    df = df.filter(pl.col("train_time_s") > 0)
+        raise CompareError(f"{name}: corpus lacks column(s) {missing}")
+    df = rows.filter((pl.col("status") == "ok") & (pl.col("train_time_s") > 0))
+    shapeless = df.filter(pl.col("input_shape").is_null() | pl.col("n_classes").is_null())
+    if shapeless.height:
+        tasks = sorted(set(shapeless["task"].to_list()), key=str)
+        raise CompareError(f"{name}: {shapeless.height} rows lack input_shape / n_classes (tasks {tasks})")
     if df.height < 4:
-        raise ValueError(f"{folder}: {df.height} ok rows with a training time; need at least 4")
+        raise CompareError(f"{name}: {df.height} ok rows with a training time; need at least 4")
+    return df
+
+
+def compare_rows(rows: pl.DataFrame, *, name: str, train_frac: float = 0.5, seed: int = 0,
+                 transfer_to: tuple[str, ...] = TRANSFER_TO) -> CompareReport:
+    """Raw and calibrated roofline against measured train_time_s for the ok rows of a corpus (``name`` labels
+    the report and the errors); every such row needs its input_shape and n_classes."""
+    if not 0 < train_frac < 1:
+        raise CompareError(f"train_frac must be in (0, 1), got {train_frac}")
+    df = _timed_rows(rows, name)
     records, devices = [], Counter()
     by_name: dict[str, Device] = {}
     for row in df.iter_rows(named=True):
@@ -207,5 +214,5 @@ def compare_corpus(corpus: str | Path, *, train_frac: float = 0.5, seed: int = 0
                               "calibrated": error_stats(cal[~is_train & (bounds == b)], y[~is_train & (bounds == b)])}
                           for b in sorted(set(bounds[~is_train]))},
     }
-    return CompareReport(str(folder), rows, dict(zip(FEATURES, map(float, coef), strict=True)), metrics,
+    return CompareReport(name, rows, dict(zip(FEATURES, map(float, coef), strict=True)), metrics,
                          sorted(devices), train_frac, seed, device=by_name[devices.most_common(1)[0][0]])

@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
+from narch.core.files import atomic_write_bytes, atomic_write_text
+from narch.core.provenance import provenance, provenance_markdown
 from narch.hardware.calibration import Calibration
 from narch.hardware.catalogue import Device, get_device
 from narch.hardware.compare import CompareReport
-from narch.hardware.provenance import provenance, provenance_markdown
-
-
-def _clean(obj: Any) -> Any:
-    """NaN and infinities become null, so the file is strict JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    return obj
 
 
 def _figures(report: CompareReport) -> dict[str, Any]:
@@ -132,10 +121,19 @@ def plot_roofline(report: CompareReport, path: Path, *, roofs: list[Device]) -> 
     ax2.legend(fontsize=8)
     p = report.provenance
     fig.text(0.01, 0.005, f"{p.get('command')} | host {p.get('host')} ({p.get('cpu_model')}) | "
-             f"git {p.get('git_rev')} | {p.get('date')}", fontsize=6)
+             f"git {p.get('git_rev')} | {p.get('created_at')}", fontsize=6)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=120)
+    atomic_write_bytes(path, lambda f: fig.savefig(f, format="png", dpi=120))
     plt.close(fig)
+
+
+def _json_rows_last(data: dict[str, Any], rows: dict[str, list[Any]]) -> str:
+    """Strict JSON with the rows last, one column per line, so the head stays readable."""
+    # a round trip that reads NaN and infinities back as null
+    strict = json.loads(json.dumps({"data": data, "rows": rows}, default=str), parse_constant=lambda _c: None)
+    head = json.dumps(strict["data"], indent=1, allow_nan=False)[:-2]
+    cols = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v, allow_nan=False)}" for k, v in strict["rows"].items())
+    return f'{head},\n "rows": {{\n{cols}\n }}\n}}\n'
 
 
 def write_report(report: CompareReport, out: str | Path, *, roof_keys: tuple[str, ...] = ("local",)) -> list[Path]:
@@ -145,12 +143,10 @@ def write_report(report: CompareReport, out: str | Path, *, roof_keys: tuple[str
     if not report.provenance:
         report.provenance = provenance()
     paths = [folder / "report.json", folder / "report.md", folder / "roofline.png", folder / "calibration.json"]
-    data = _clean(report_dict(report))
+    data = report_dict(report)
     rows = data.pop("rows")
-    head = json.dumps(data, indent=1, allow_nan=False, default=str)[:-2]  # rows go last, one column per line
-    cols = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v, allow_nan=False)}" for k, v in rows.items())
-    paths[0].write_text(f'{head},\n "rows": {{\n{cols}\n }}\n}}\n')
-    paths[1].write_text(markdown(report))
+    atomic_write_text(paths[0], _json_rows_last(data, rows))
+    atomic_write_text(paths[1], markdown(report))
     plot_roofline(report, paths[2], roofs=[get_device(k) for k in roof_keys])
     report.calibration().save(paths[3])
     return paths

@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import os
-import platform
 import socket
 from dataclasses import asdict, dataclass
-from functools import cache
-from pathlib import Path
+
+from narch.core.errors import NarchError
+from narch.core.provenance import cpu_model
+
+__all__ = ["DeviceError", "DeviceInfo", "cpu_model", "describe_device", "logical_cpus", "nvml_driver_version",
+           "resolve_device"]
 
 
-class DeviceError(RuntimeError):
+class DeviceError(NarchError, RuntimeError):
     """A device was asked for that this machine does not have."""
-
-
-@cache
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or platform), e.g. 'AMD EPYC 9B14'."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 @dataclass(frozen=True, slots=True)

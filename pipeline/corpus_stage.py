@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 import polars as pl
 
+from narch.core.files import atomic_write_bytes
 from narch.dataset_builder.build import BuildConfig, prepare_build
 from narch.dataset_builder.corpus import read_corpus
+from narch.dataset_builder.progress import run_with_progress
 from narch.dataset_builder.protocol import Protocol
-from narch.pipeline.stages import RunContext, Section
-from narch.progress import run_with_progress
+from narch.pipeline.sections import Figure, Section, Table, Text
+from narch.pipeline.stages import SAVED, RunContext, load_output
+
+SPREAD = ("val_acc", "train_time_s", "params")
 
 
 def corpus_plots(df: pl.DataFrame, out: Path) -> list[Path]:
@@ -27,34 +32,53 @@ def corpus_plots(df: pl.DataFrame, out: Path) -> list[Path]:
     axes[1].set(xlabel="epoch", ylabel="validation accuracy", title="learning curves (first 200 networks)")
     fig.tight_layout()
     path = out / "corpus.png"
-    fig.savefig(path, dpi=110)
+    atomic_write_bytes(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
     return [path]
 
 
-def corpus_markdown(df: pl.DataFrame) -> str:
-    """Rows by status and the spread of accuracy, time and size."""
+def spread(df: pl.DataFrame) -> pl.DataFrame:
+    """p10, median and p90 of accuracy, training time and parameters over the ok rows."""
     ok = df.filter(pl.col("status") == "ok")
-    statuses = ", ".join(f"{s}: {n}" for s, n in df.group_by("status").len().sort("status").iter_rows())
-    q = ok.select(
-        *(
-            pl.col(c).quantile(x).alias(f"{c}{x}")
-            for c in ("val_acc", "train_time_s", "params")
-            for x in (0.1, 0.5, 0.9)
-        )
-    ).row(0, named=True)
-    return (
-        f"{df.height} rows ({statuses}), {df['arch_id'].n_unique()} distinct networks, task "
-        f"{', '.join(sorted(df['task'].unique()))}, device {', '.join(sorted(df['device_name'].unique()))}.\n\n"
-        "| column | p10 | median | p90 |\n|---|---|---|---|\n"
-        + "".join(
-            f"| {c} | {q[f'{c}0.1']:.4g} | {q[f'{c}0.5']:.4g} | {q[f'{c}0.9']:.4g} |\n"
-            for c in ("val_acc", "train_time_s", "params")
-        )
-    )
+    return pl.DataFrame([{"column": c, "p10": ok[c].quantile(0.1), "median": ok[c].quantile(0.5),
+                          "p90": ok[c].quantile(0.9)} for c in SPREAD])
 
 
-def build_stage(ctx: RunContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], Section]:
+@dataclass(frozen=True)
+class CorpusResult:
+    """The run's corpus: where it is, what it holds, what this run trained, and (in memory) its rows."""
+
+    corpus: Path
+    n_rows: int
+    statuses: dict[str, int]
+    networks: int
+    tasks: list[str]
+    devices: list[str]
+    spread: pl.DataFrame
+    trained: int
+    rate_per_h: float | None
+    plots: list[Path]
+    rows: pl.DataFrame = field(repr=False, metadata={SAVED: False})  # read once; later stages use it
+
+    def section(self) -> Section:
+        statuses = ", ".join(f"{s}: {n}" for s, n in sorted(self.statuses.items()))
+        text = (f"{self.n_rows} rows ({statuses}), {self.networks} distinct networks, task {', '.join(self.tasks)}, "
+                f"device {', '.join(self.devices)}.")
+        blocks: list[Any] = [Text(text), Table(self.spread)]
+        if self.rate_per_h:
+            blocks.append(Text(f"This run trained {self.trained} networks at {self.rate_per_h:.0f} networks/hour."))
+        return Section("Corpus", [*blocks, *(Figure(p) for p in self.plots)])
+
+
+def summarise(corpus: Path, df: pl.DataFrame, *, trained: int, rate_per_h: float | None, plots: list[Path]
+              ) -> CorpusResult:
+    """The corpus's figures from its rows."""
+    statuses = {str(s): int(n) for s, n in df.group_by("status").len().iter_rows()}
+    return CorpusResult(corpus, df.height, statuses, df["arch_id"].n_unique(), sorted(df["task"].unique()),
+                        sorted(df["device_name"].unique()), spread(df), trained, rate_per_h, plots, df)
+
+
+def build_stage(ctx: RunContext, cfg: dict[str, Any]) -> CorpusResult:
     """Build (or resume) the corpus of the run."""
     corpus = ctx.out / "corpus"
     bc = BuildConfig(
@@ -68,28 +92,65 @@ def build_stage(ctx: RunContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], S
     summary = run_with_progress(prepare_build(bc), console=ctx.console)
     if summary.interrupted:
         raise KeyboardInterrupt
-    df = read_corpus(corpus)
-    figs = corpus_plots(df, ctx.out)
+    df = read_corpus(corpus)  # the builder writes parts as runs finish: this is the one read of the whole corpus
     rate = summary.done / summary.wall_s * 3600 if summary.wall_s else None
-    md = corpus_markdown(df) + (
-        f"\nThis run trained {summary.done} networks at {rate:.0f} networks/hour.\n" if rate else ""
-    )
-    return {"corpus": str(corpus), "rows": df.height}, Section(
-        "Corpus", md, images=[str(p.relative_to(ctx.out)) for p in figs]
-    )
+    return summarise(corpus, df, trained=summary.done, rate_per_h=rate, plots=corpus_plots(df, ctx.out))
 
 
-def hardware_stage(ctx: RunContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], Section]:
+def load_corpus(saved: dict[str, Any], folder: Path, ctx: RunContext) -> CorpusResult:
+    """An earlier run's corpus result, with the corpus's rows read again."""
+    return load_output(CorpusResult, saved, folder, ctx.out, rows=read_corpus(ctx.out / saved["corpus"]))
+
+
+@dataclass(frozen=True)
+class HardwareResult:
+    """Measured against roofline training time on the corpus: error tables, fitted coefficients, plots."""
+
+    folder: Path
+    devices: list[str]
+    fit_rows: int
+    test_rows: int
+    train_frac: float
+    seed: int
+    errors: pl.DataFrame  # rows: raw/calibrated x held-out/all; median abs % error, within ±10/20 %, Spearman
+    coefficients: pl.DataFrame
+    calibrated_median_ape_pct: float
+    plots: list[Path]
+
+    def section(self) -> Section:
+        text = (f"Devices: {', '.join(self.devices)}. Calibration fitted on {self.fit_rows} rows (architectures "
+                f"split {self.train_frac:.0%} / {1 - self.train_frac:.0%}, seed {self.seed}), judged on "
+                f"{self.test_rows} held-out rows; the full comparison is in `{self.folder.name}/report.md`.")
+        return Section("Measured vs roofline training time", [
+            Text(text), Table(self.errors, floats=3),
+            Text("Fitted coefficients (time = sum of coefficient x roofline term; efficiency = 1 / coefficient):"),
+            Table(self.coefficients), *(Figure(p) for p in self.plots)])
+
+
+def _errors(metrics: dict[str, Any]) -> pl.DataFrame:
+    labels = {"raw_test": "raw, held-out", "calibrated_test": "calibrated, held-out", "raw_all": "raw, all",
+              "calibrated_train": "calibrated, fit rows", "repeat_floor": "repeat floor"}
+    return pl.DataFrame([{"rows": label, "n": metrics[k]["n"], "median_abs_pct_error": metrics[k]["median_ape_pct"],
+                          "within_10pct": metrics[k]["within_10pct"], "within_20pct": metrics[k]["within_20pct"],
+                          "spearman": metrics[k]["spearman"]} for k, label in labels.items() if metrics.get(k)])
+
+
+def hardware_stage(ctx: RunContext, cfg: dict[str, Any]) -> HardwareResult:
     """Measured vs roofline training time on the run's corpus (raw and calibrated)."""
-    from narch.hardware.compare import compare_corpus
-    from narch.hardware.compare_report import markdown, write_report
+    from narch.dataset_builder.tasks import with_task_shapes
+    from narch.hardware.compare import compare_rows
+    from narch.hardware.compare_report import write_report
 
     out = ctx.out / "hardware"
-    report = compare_corpus(ctx.output("corpus", "corpus"), train_frac=0.5, seed=cfg.get("seed", 0))
+    corpus = ctx.result("corpus", CorpusResult)
+    report = compare_rows(with_task_shapes(corpus.rows), name=str(corpus.corpus), train_frac=0.5,
+                          seed=cfg.get("seed", 0))
     paths = write_report(report, out)
-    images = [str(p.relative_to(ctx.out)) for p in paths if p.suffix == ".png"]
-    m = report.metrics["calibrated_test"]
-    text = "\n".join(("###" + line[1:]) if line.startswith("# ") else line for line in markdown(report).splitlines())
-    return {"folder": str(out), "calibrated_median_ape_pct": m["median_ape_pct"]}, Section(
-        "Measured vs roofline training time", text, images=images
-    )
+    m = report.metrics
+    eff = report.efficiencies()
+    coef = pl.DataFrame([{"term": k, "coefficient": v, "efficiency": eff.get(k)}
+                         for k, v in report.coefficients.items() if v > 0],
+                        schema={"term": pl.String, "coefficient": pl.Float64, "efficiency": pl.Float64})
+    return HardwareResult(out, list(report.devices), m["calibrated_train"]["n"], m["calibrated_test"]["n"],
+                          report.train_frac, report.seed, _errors(m), coef, m["calibrated_test"]["median_ape_pct"],
+                          [p for p in paths if p.suffix == ".png"])

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from narch.core.files import atomic_write_json
 from narch.predictors.base import PREDICTORS
 from narch.predictors.features import GLOBAL
 from narch.predictors.tabular import TabularPredictor, load_array, save_arrays
@@ -26,7 +27,7 @@ class MeanPredictor(TabularPredictor):
         return np.full(x.shape[0], self.mean_)
 
     def _save(self, folder: Path) -> list[str]:
-        (folder / "mean.json").write_text(json.dumps({"mean": self.mean_}))
+        atomic_write_json(folder / "mean.json", {"mean": self.mean_}, indent=None)
         return ["mean.json"]
 
     def _load(self, folder: Path, state: Mapping[str, Any]) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Self
 import numpy as np
 import polars as pl
 
+from narch.core.files import atomic_write_bytes
 from narch.predictors.base import PREDICTORS, Target
 from narch.predictors.features import FeatureSpec
 from narch.predictors.tabular import TabularPredictor, load_array, save_arrays
@@ -110,7 +111,8 @@ class MLPPredictor(TabularPredictor):
     def _save(self, folder: Path) -> list[str]:
         import torch
 
-        torch.save(self.model_.state_dict(), folder / "mlp.pt")
+        state = self.model_.state_dict()
+        atomic_write_bytes(folder / "mlp.pt", lambda f: torch.save(state, f))
         return ["mlp.pt", *save_arrays(folder, {"mu": self.mu_, "sd": self.sd_, "ystat": self.ystat_})]
 
     def _load(self, folder: Path, state: Mapping[str, Any]) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import polars as pl
 
+from narch.core.files import atomic_write_text
+
 SIZES = (16, 32, 64, 128, 256, 512, 1024)
 GROUP_COLUMNS = ("arch_id", "task", "n_train", "epochs", "batch_size", "protocol_hash", "device_kind")
 
@@ -69,9 +71,9 @@ def write_splits(folder: Path, splits: list[Split], sizes: list[int]) -> dict[st
         files |= {f"seed{sp.seed}_train{n}.json": list(sp.train(n)) for n in sizes}
         for name, ids in files.items():
             text = json.dumps(ids, indent=0) + "\n"
-            (folder / name).write_text(text)
+            atomic_write_text(folder / name, text)
             digests[name] = sha256_text(text)
-    (folder / "SHA256SUMS").write_text("".join(f"{d}  {n}\n" for n, d in sorted(digests.items())))
+    atomic_write_text(folder / "SHA256SUMS", "".join(f"{d}  {n}\n" for n, d in sorted(digests.items())))
     return digests
 
 

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import polars as pl
 
+from narch.core.files import atomic_write_text
 from narch.predictors.base import PREDICTORS, Target
 from narch.predictors.features import FeatureSpec, network_features, row_features
 from narch.predictors.roofline_time import RooflineTimePredictor, terms_for
@@ -94,7 +95,7 @@ class RooflineBoostPredictor:
 
     def save(self, folder: Path) -> list[str]:
         names = self.roof_.save(folder)
-        (folder / "residual_gbdt.txt").write_text(self.booster_.model_to_string())
+        atomic_write_text(folder / "residual_gbdt.txt", self.booster_.model_to_string())
         return [*names, "residual_gbdt.txt"]
 
     @classmethod

@@ -9,7 +9,6 @@ Only time targets: training run, epoch and step times, and forward latencies (fo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -17,7 +16,8 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import polars as pl
 
-from narch.hardware.compare import fit_nnls
+from narch.core.files import atomic_write_json
+from narch.hardware.calibration import fit_nnls
 from narch.hardware.costs import OpClass, run_costs, step_costs
 from narch.predictors.base import PREDICTORS, Target
 from narch.predictors.features import DEFAULT_SHAPE
@@ -149,7 +149,7 @@ class RooflineTimePredictor:
 
     def save(self, folder: Path) -> list[str]:
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "roofline_terms.json").write_text(json.dumps(self.efficiencies(), indent=1))
+        atomic_write_json(folder / "roofline_terms.json", self.efficiencies(), indent=1, sort_keys=False)
         return ["roofline_terms.json", *save_arrays(folder, {"roofline_coef": self.coef_})]
 
     @classmethod

@@ -14,12 +14,14 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import polars as pl
 
+from narch.core.errors import NarchError
+from narch.core.files import atomic_write_bytes
 from narch.predictors.base import Target
 from narch.predictors.features import FeatureSpec, network_features, row_features
 from narch.search_space import Network
 
 
-class TargetError(ValueError):
+class TargetError(NarchError, ValueError):
     """A family asked to fit a target it does not model."""
 
 
@@ -120,7 +122,7 @@ def save_arrays(folder: Path, arrays: Mapping[str, np.ndarray]) -> list[str]:
         a = np.asarray(arr)
         if a.dtype == object:
             raise TypeError(f"{key}: object arrays need pickle; store numbers only")
-        np.save(folder / f"{key}.npy", a, allow_pickle=False)
+        atomic_write_bytes(folder / f"{key}.npy", lambda f, a=a: np.save(f, a, allow_pickle=False))
         names.append(f"{key}.npy")
     return names
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from narch.core.files import atomic_write_text
 from narch.predictors.base import PREDICTORS
 from narch.predictors.tabular import TabularPredictor, load_array, save_arrays
 
@@ -118,7 +119,7 @@ class GradientBoostedPredictor(TabularPredictor):
         return self.booster_.predict(x, num_threads=2)
 
     def _save(self, folder: Path) -> list[str]:
-        (folder / "gbdt.txt").write_text(self.booster_.model_to_string())
+        atomic_write_text(folder / "gbdt.txt", self.booster_.model_to_string())
         return ["gbdt.txt"]
 
     def _load(self, folder: Path, state: Mapping[str, Any]) -> None:

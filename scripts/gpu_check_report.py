@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import re
 import sys
@@ -14,7 +13,8 @@ from typing import Any
 
 import polars as pl
 
-from narch.dataset_builder.corpus import read_corpus
+from narch.core.files import atomic_write_json, atomic_write_text
+from narch.dataset_builder.corpus import MANIFEST, read_corpus
 
 Check = dict[str, Any]
 
@@ -120,7 +120,7 @@ def main() -> int:
     builds, checks, corpora = [], [], {}
     for name, conc in (("c1", 1), (f"c{n}", n), ("ray", n)):
         folder = out / f"corpus_{name}"
-        if not (folder / "manifest.json").exists():
+        if not (folder / MANIFEST).exists():
             continue
         df = read_corpus(folder)
         corpora[name] = df
@@ -164,7 +164,7 @@ def main() -> int:
     failed = [c for c in checks if c["passed"] is False]
     summary = {"device": args.device, "concurrency": n, "builds": builds, "checks": checks,
                "failed_checks": len(failed), "steps": step_rows}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    atomic_write_json(out / "summary.json", summary, sort_keys=False)
     write_markdown(out, summary)
     for b in builds:
         print(f"{b['build']:>4}: {b['rows']} rows, {b['nets_per_hour_steady']} nets/h steady, "
@@ -200,7 +200,7 @@ def write_markdown(out: Path, s: dict[str, Any]) -> None:
     compare = out / "compare.out"
     if compare.exists():
         lines += ["", "## narch hardware compare (corpus_c1)", "", "```", compare.read_text().strip(), "```"]
-    (out / "SUMMARY.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out / "SUMMARY.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

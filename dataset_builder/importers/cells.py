@@ -36,6 +36,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from narch.core.errors import NarchError
 from narch.search_space import Layer, Network, SpecError, add, avgpool, conv, maxpool
 
 CELL_MAPPING_VERSION = 1
@@ -47,11 +48,11 @@ NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3
 NB101_OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
 
 
-class CellFormatError(ValueError):
+class CellFormatError(NarchError, ValueError):
     """A cell that is not well formed (wrong or corrupt source); the message names the cell and the rule."""
 
 
-class UnmappableCell(ValueError):
+class UnmappableCell(NarchError, ValueError):
     """A well-formed cell with no sensible layer DAG; ``reason`` is a short code to count by."""
 
     def __init__(self, reason: str, message: str) -> None:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from narch.core.errors import NarchError
+from narch.core.files import sha256_file
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXTERNAL_DIR = REPO_ROOT / ".." / "shared" / "data" / "external"
 """The shared external-data folder, relative to the repository (never the working directory)."""
 
 
-class SourceError(ValueError):
+class SourceError(NarchError, ValueError):
     """A source file that is missing or not what an importer expects; the message names the file."""
 
 
@@ -57,15 +59,6 @@ SOURCES: dict[str, Source] = {
         for gpu in ("quadrortx6000", "rtx3060", "rtx3090", "titanxp")
     },
 }
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_file(path: Path) -> Path:

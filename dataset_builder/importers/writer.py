@@ -13,28 +13,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from narch.dataset_builder.corpus import (
-    Manifest,
-    atomic_write_bytes,
-    create_corpus,
-    now_iso,
-    open_corpus,
-    part_files,
-    read_manifest,
-    rows_to_table,
-    write_part,
-)
+from narch.core.files import atomic_write_text
+from narch.core.provenance import builder_version, now_iso, provenance
+from narch.dataset_builder.corpus import Manifest, create_corpus, open_corpus, part_files, rows_to_table, write_part
 from narch.dataset_builder.importers.cells import CELL_MAPPING_VERSION
-from narch.dataset_builder.provenance import builder_version, git_rev
 from narch.search_space import SEARCH_SPACE_VERSION
 
 SIDECAR = "import.json"
 PART_ROWS = 20_000
+ROW_PROVENANCE = ("host", "git_rev", "builder_version", "created_at")  # the provenance keys that are corpus columns
 
 
 def hash16(d: dict[str, Any]) -> str:
@@ -93,15 +84,8 @@ def make_manifest(task: str, protocol: dict[str, Any]) -> Manifest:
 
 def provenance_columns(created_at: str) -> dict[str, Any]:
     """Columns every imported row shares: an ok status and the provenance of the import (not the measurement)."""
-    return {
-        "status": "ok",
-        "parent_arch_id": None,
-        "move": None,
-        "host": socket.gethostname(),
-        "git_rev": git_rev(),
-        "builder_version": builder_version(),
-        "created_at": created_at,
-    }
+    prov = provenance(created_at=created_at)
+    return {"status": "ok", "parent_arch_id": None, "move": None} | {k: prov[k] for k in ROW_PROVENANCE}
 
 
 def _sidecar(out: Path) -> dict[str, Any]:
@@ -157,8 +141,8 @@ def write_import(prep: PreparedImport, *, part_rows: int = PART_ROWS) -> list[Pa
     """Create the corpus and write its rows in parts of at most ``part_rows``; the sidecar last."""
     if prep.done:
         return []
+    open_corpus(prep.out, prep.manifest)  # an existing corpus must hold the same task and protocol
     create_corpus(prep.out, prep.manifest)
-    manifest = read_manifest(prep.out)
     written: list[Path] = []
     parts: dict[str, Any] = {}
     for g in prep.groups:
@@ -171,7 +155,7 @@ def write_import(prep: PreparedImport, *, part_rows: int = PART_ROWS) -> list[Pa
             }
     sidecar = {
         "import": prep.name,
-        "protocol_hash": manifest.protocol_hash,
+        "protocol_hash": prep.manifest.protocol_hash,
         "rows": prep.n_rows,
         "skipped": prep.skipped,
         "approximations": prep.notes,
@@ -180,6 +164,5 @@ def write_import(prep: PreparedImport, *, part_rows: int = PART_ROWS) -> list[Pa
         "note": "parts[name].source_rows: the source row number of each row of that part, in order, as "
         "half-open [start, stop) ranges (for NAS-Bench-201 files the row number is the NAS-Bench-201 index)",
     }
-    text = json.dumps(sidecar, sort_keys=True, separators=(",", ":")) + "\n"
-    atomic_write_bytes(prep.out / SIDECAR, lambda f: f.write(text.encode()))
+    atomic_write_text(prep.out / SIDECAR, json.dumps(sidecar, sort_keys=True, separators=(",", ":")) + "\n")
     return written

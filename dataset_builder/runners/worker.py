@@ -12,7 +12,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import torch
 
-from narch.dataset_builder.corpus import key_part_name, now_iso, write_part
+from narch.core.provenance import now_iso
+from narch.dataset_builder.corpus import key_part_name, write_part
 from narch.dataset_builder.protocol import Protocol
 from narch.dataset_builder.tasks import TaskData, load_task
 from narch.dataset_builder.train import DeviceData, train_network

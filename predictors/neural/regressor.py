@@ -20,6 +20,7 @@ import polars as pl
 import torch
 from torch import nn
 
+from narch.core.files import atomic_write_bytes
 from narch.predictors.base import Target
 from narch.predictors.neural.data import NetInputs, SideFeatures, networks_inputs, rows_inputs
 from narch.predictors.neural.training import TrainConfig, TrainReport, train_model
@@ -205,7 +206,8 @@ class NeuralPredictor:
     def save(self, folder: Path) -> list[str]:
         model, _, _ = self._fitted()
         folder.mkdir(parents=True, exist_ok=True)
-        torch.save(model.state_dict(), folder / WEIGHTS)
+        state = model.state_dict()
+        atomic_write_bytes(folder / WEIGHTS, lambda f: torch.save(state, f))
         return [WEIGHTS]
 
     @classmethod

@@ -19,6 +19,7 @@ from narch.dataset_builder.corpus import (
     read_corpus,
     read_manifest,
     rows_to_table,
+    scan_corpus,
     write_part,
 )
 from narch.dataset_builder.schema import COLUMNS, SCHEMA
@@ -155,3 +156,27 @@ def test_crash_mid_compaction_leaves_no_duplicates(tiny_corpus: Path, tmp_path: 
     assert merged is not None and pq.read_schema(merged).metadata
     df = read_corpus(corpus)
     assert df.height == 6 and df["arch_id"].n_unique() == 6
+    assert scan_corpus(corpus).select(pl.len()).collect().item() == 6  # the lazy scan drops them too
+
+
+def test_scan_is_lazy_and_read_is_its_collect(tiny_corpus: Path, tmp_path: Path) -> None:
+    lf = scan_corpus(tiny_corpus)
+    assert isinstance(lf, pl.LazyFrame)
+    assert lf.collect().equals(read_corpus(tiny_corpus))
+    ok = lf.filter(pl.col("status") == "ok").select("arch_id", "val_acc").collect()
+    assert ok.height == 6 and ok.columns == ["arch_id", "val_acc"]
+    create_corpus(tmp_path / "empty", _manifest())
+    empty = scan_corpus(tmp_path / "empty").collect()
+    assert empty.height == 0 and empty.columns == SCHEMA.names
+
+
+def test_scan_checks_manifest_and_parts_before_collect(tiny_corpus: Path, tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match="no manifest"):
+        scan_corpus(tmp_path)
+    corpus = tmp_path / "c"
+    shutil.copytree(tiny_corpus, corpus)
+    victim = part_files(corpus)[0]
+    victim.write_bytes(b"not parquet")
+    with pytest.raises(CorpusError, match=victim.name):
+        scan_corpus(corpus)
+    assert scan_corpus(corpus, skip_corrupt=True).collect().height == 5

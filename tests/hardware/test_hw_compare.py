@@ -10,9 +10,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from narch.dataset_builder.tasks import with_task_shapes
 from narch.hardware.calibration import FEATURES, Calibration, fit_nnls, fit_robust
 from narch.hardware.catalogue import CATALOGUE, Device, Spec
-from narch.hardware.compare import compare_corpus, device_for, error_stats, row_terms
+from narch.hardware.compare import CompareError, compare_rows, device_for, error_stats, row_terms
 from narch.hardware.compare_report import write_report
 from narch.search_space import plan_networks
 
@@ -20,7 +21,7 @@ LOCAL = Device("local", "test cpu", "cpu", {"fp32": Spec(1e11, "test")}, Spec(2e
                compute_efficiency=1.0, memory_efficiency=1.0, launch_overhead_s=5e-6, step_overhead_s=1e-4)
 
 
-def _corpus(folder: Path, n: int, *, noise: float, monkeypatch: pytest.MonkeyPatch) -> None:
+def _corpus(n: int, *, noise: float, monkeypatch: pytest.MonkeyPatch) -> pl.DataFrame:
     """Rows whose measured time is 2 x conv compute + 3 x memory-ish terms + launches, with noise."""
     monkeypatch.setattr("narch.hardware.compare.local_device", lambda **_: LOCAL)
     rng = random.Random(0)
@@ -36,13 +37,11 @@ def _corpus(folder: Path, n: int, *, noise: float, monkeypatch: pytest.MonkeyPat
         row["train_time_s"] = truth * (1 + rng.uniform(-noise, noise))
         rows.append(row)
     rows.append({**rows[0], "arch_id": "failed", "status": "error", "train_time_s": None})
-    folder.mkdir()
-    pl.DataFrame(rows).write_parquet(folder / "part-0.parquet")
+    return pl.DataFrame(rows)
 
 
 def test_calibration_recovers_a_known_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _corpus(tmp_path / "c", 40, noise=0.0, monkeypatch=monkeypatch)
-    rep = compare_corpus(tmp_path / "c", train_frac=0.5, seed=1)
+    rep = compare_rows(_corpus(40, noise=0.0, monkeypatch=monkeypatch), name="c", train_frac=0.5, seed=1)
     assert len(rep.rows) == 40  # the failed row is left out
     assert rep.metrics["calibrated_test"]["median_ape_pct"] < 1.0
     assert rep.metrics["calibrated_test"]["n"] + rep.metrics["calibrated_train"]["n"] == 40
@@ -51,14 +50,13 @@ def test_calibration_recovers_a_known_model(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_noisy_corpus_report_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _corpus(tmp_path / "c", 30, noise=0.1, monkeypatch=monkeypatch)
-    rep = compare_corpus(tmp_path / "c")
+    rep = compare_rows(_corpus(30, noise=0.1, monkeypatch=monkeypatch), name="c")
     assert rep.metrics["calibrated_test"]["median_ape_pct"] < 12
     assert rep.metrics["raw_all"]["median_ape_pct"] > rep.metrics["calibrated_test"]["median_ape_pct"]
     monkeypatch.setattr("narch.hardware.compare_report.get_device", lambda _k: LOCAL)
     paths = write_report(rep, tmp_path / "out")
     data = json.loads(paths[0].read_text())
-    assert {"command", "host", "cpu_model", "git_rev", "date"} <= set(data["provenance"])
+    assert {"command", "host", "cpu_model", "git_rev", "created_at"} <= set(data["provenance"])
     assert len(data["rows"]["arch_id"]) == 30 and set(data["coefficients"]) == set(FEATURES)
     assert "median abs % error" in paths[1].read_text() and "git_rev" in paths[1].read_text()
     assert paths[2].read_bytes()[:4] == b"\x89PNG"
@@ -70,12 +68,19 @@ def test_noisy_corpus_report_files(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert again == pytest.approx(first["calibrated_s"], rel=1e-9)
 
 
-def test_missing_corpus_and_columns(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
-        compare_corpus(tmp_path)
-    pl.DataFrame({"status": ["ok"], "arch_id": ["x"]}).write_parquet(tmp_path / "p.parquet")
-    with pytest.raises(ValueError, match="lacks"):
-        compare_corpus(tmp_path)
+def test_missing_columns_shapes_and_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(CompareError, match="lacks"):
+        compare_rows(pl.DataFrame({"status": ["ok"], "arch_id": ["x"]}), name="c")
+    rows = _corpus(6, noise=0.0, monkeypatch=monkeypatch)
+    old = rows.with_columns(pl.lit(None, pl.List(pl.Int64)).alias("input_shape"),
+                            pl.lit(None, pl.Int64).alias("n_classes"))
+    with pytest.raises(CompareError, match=r"lack input_shape / n_classes \(tasks \['mnist1d'\]\)"):
+        compare_rows(old, name="c")
+    filled = with_task_shapes(old)  # older corpora: the caller fills the shape from the task
+    assert filled["input_shape"].to_list() == rows["input_shape"].to_list()
+    assert len(compare_rows(filled, name="c").rows) == 6
+    with pytest.raises(CompareError, match="need at least 4"):
+        compare_rows(rows.head(3), name="c")
 
 
 def test_fits_and_statistics() -> None:

@@ -62,7 +62,7 @@ def test_leaderboard_end_to_end(pred_corpus: Path, tmp_path: Path) -> None:
     assert set(art.targets) == {"val_acc", "train_time_s"}
     assert res.frozen["val_acc"] == pick_best(res.board, Target.of("val_acc"))
     prov = json.loads((tmp_path / "lb" / "provenance.json").read_text())
-    assert {"command", "host", "cpu_model", "git_rev", "date"} <= set(prov)
+    assert {"command", "host", "cpu_model", "git_rev", "created_at"} <= set(prov)
 
 
 def test_cli_leaderboard_and_predict(pred_corpus: Path, tmp_path: Path) -> None:
