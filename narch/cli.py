@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from narch.console import ERR, OUT, fail
+from narch.core.errors import NarchError
 from narch.hardware_cli import hardware_app, roofline_cmd
 from narch.import_cli import import_cmd
 from narch.predict_cli import leaderboard_cmd, predict_cmd
@@ -28,23 +29,8 @@ app.command("import")(import_cmd)
 app.command("leaderboard")(leaderboard_cmd)
 app.command("predict")(predict_cmd)
 app.command("search")(search_cmd)
-ERR = Console(stderr=True)
-OUT = Console(soft_wrap=True)
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print a one-line error and return the exit to raise."""
-    ERR.print(f"narch: error: {message}", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from narch.dataset_builder.corpus import CorpusError
-    from narch.dataset_builder.tasks import TaskError
-    from narch.hardware.device import DeviceError
-    from narch.search_space import SpecError
-
-    return (SpecError, CorpusError, TaskError, DeviceError, ValueError, FileNotFoundError)
+# ValueError: protocol, build options and shards that are out of range; FileNotFoundError: an output folder missing.
+USER_ERRORS = (NarchError, ValueError, FileNotFoundError)
 
 
 @app.command()
@@ -72,10 +58,9 @@ def build(
 ) -> None:
     """Train networks for real and append them to a Parquet corpus (resumes by default)."""
     from narch.dataset_builder.build import BuildConfig, prepare_build
+    from narch.dataset_builder.progress import run_with_progress
     from narch.dataset_builder.protocol import Protocol
-    from narch.dataset_builder.runners import RunnerError
     from narch.dataset_builder.shards import Shard
-    from narch.progress import run_with_progress
 
     try:
         proto = Protocol(epochs=epochs, batch_size=batch_size, lr=lr)
@@ -100,7 +85,7 @@ def build(
         )
         prepared = prepare_build(cfg)
         summary = run_with_progress(prepared, console=ERR, show=not quiet)
-    except (*_user_errors(), RunnerError) as e:
+    except USER_ERRORS as e:
         raise fail(str(e)) from None
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary.statuses.items())) or "none"
     rate = summary.done / summary.wall_s * 3600 if summary.wall_s else 0.0
@@ -123,7 +108,7 @@ def corpus_info(
 
     try:
         corpus_summary(corpus, console=OUT, skip_corrupt=skip_corrupt)
-    except _user_errors() as e:
+    except USER_ERRORS as e:
         raise fail(str(e)) from None
 
 
@@ -140,7 +125,7 @@ def run(
     except KeyboardInterrupt:
         ERR.print("interrupted: finished stages are saved; rerun the same command to resume")
         raise typer.Exit(130) from None
-    except _user_errors() as e:
+    except USER_ERRORS as e:
         raise fail(str(e)) from None
     OUT.print(f"report: {out / 'report.html'} and {out / 'report.md'}")
 
@@ -155,7 +140,7 @@ def corpus_datacard(
 
     try:
         path = write_datacard(corpora, out, command="narch corpus datacard " + " ".join(sys.argv[3:]))
-    except _user_errors() as e:
+    except USER_ERRORS as e:
         raise fail(str(e)) from None
     OUT.print(f"written: {path}")
 
@@ -167,7 +152,7 @@ def corpus_compact(corpus: Annotated[Path, typer.Argument(help="corpus folder")]
 
     try:
         n, path = compact_corpus(corpus)
-    except _user_errors() as e:
+    except USER_ERRORS as e:
         raise fail(str(e)) from None
     OUT.print(f"{corpus}: merged {n} parts into {path.name}" if path else f"{corpus}: nothing to compact")
 

@@ -6,19 +6,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+
+from narch.console import OUT, fail, message
+from narch.core.errors import NarchError
 
 hardware_app = typer.Typer(no_args_is_help=True, help="Device micro-benchmark and measured-vs-roofline reports.")
-OUT = Console()
-ERR = Console(stderr=True)
 
 # Training-set sizes of the builder's default splits (train = all minus validation).
 TASK_N_TRAIN = {"mnist1d": 3000, "digits": 1079, "cifar10": 45000}
-
-
-def _fail(message: str) -> typer.Exit:
-    ERR.print(f"narch: error: {message}", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(2)
 
 
 def task_shape(task: str) -> tuple[tuple[int, ...], int, int]:
@@ -57,13 +52,16 @@ def compare(
     seed: Annotated[int, typer.Option(help="seed of the architecture split")] = 0,
 ) -> None:
     """Measured vs roofline training time on a corpus: raw and calibrated errors, a report and a roofline PNG."""
-    from narch.hardware.compare import compare_corpus
+    from narch.dataset_builder.corpus import read_corpus
+    from narch.dataset_builder.tasks import with_task_shapes
+    from narch.hardware.compare import compare_rows
     from narch.hardware.compare_report import write_report
 
     try:
-        report = compare_corpus(corpus, train_frac=train_frac, seed=seed)
-    except (ValueError, FileNotFoundError) as e:
-        raise _fail(str(e)) from None
+        rows = with_task_shapes(read_corpus(corpus))
+        report = compare_rows(rows, name=str(corpus), train_frac=train_frac, seed=seed)
+    except NarchError as e:
+        raise fail(str(e)) from None
     paths = write_report(report, out)
     for line in report.summary_lines():
         OUT.print(line, highlight=False)
@@ -85,7 +83,7 @@ def roofline_cmd(
     """Roofline step and training time of a network on devices: what bounds it and which layer dominates."""
     from narch.hardware.costs import step_costs
     from narch.hardware.roofline import roofline_run
-    from narch.search_space import SpecError, resolve_network
+    from narch.search_space import resolve_network
 
     try:
         net = resolve_network(arch)
@@ -97,8 +95,8 @@ def roofline_cmd(
                          precision=precision, threads=threads)
             for d in devices.split(",") if d.strip()
         ]
-    except (SpecError, ValueError, KeyError) as e:
-        raise _fail(str(e).strip("'\"")) from None
+    except (NarchError, ValueError) as e:  # ValueError: batch size, epochs, precision, unknown task
+        raise fail(message(e)) from None
     OUT.print(
         f"{arch} on {task} {shape}: {costs.params:,} params, {costs.flops_fwd / 1e6:.3f} MFLOP forward/sample, "
         f"{costs.flops_train_step / 1e9:.3f} GFLOP and {costs.bytes_train_step / 1e6:.1f} MB per step "

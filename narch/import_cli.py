@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-OUT = Console()
-ERR = Console(stderr=True)
+from narch.console import OUT, fail
+from narch.core.errors import NarchError
 
 
 class ImportKind(StrEnum):
@@ -20,11 +19,6 @@ class ImportKind(StrEnum):
     NB101 = "nb101"
     HELP_LATENCY = "help-latency"
     ECNAS = "ecnas"
-
-
-def _fail(message: str) -> typer.Exit:
-    ERR.print(f"narch: error: {message}", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(2)
 
 
 def _counts(d: dict[str, int]) -> str:
@@ -48,20 +42,18 @@ def import_cmd(
     devices: Annotated[str | None, typer.Option(help="help-latency: comma-separated settings (default: all)")] = None,
 ) -> None:
     """Import a public corpus into the corpus schema (checks everything before writing anything)."""
-    from narch.dataset_builder.corpus import CorpusError
     from narch.dataset_builder.importers import prepare_import, run_import
-    from narch.search_space import SpecError
 
     device_list = None
     if devices is not None:
         device_list = [d.strip() for d in devices.split(",") if d.strip()]
         if not device_list:
-            raise _fail("--devices is empty")
+            raise fail("--devices is empty")
     try:
         preps = prepare_import(kind.value, out, src=src, dataset=dataset, devices=device_list)
         run_import(preps)
-    except (CorpusError, SpecError, ValueError, OSError) as e:
-        raise _fail(str(e)) from None
+    except (NarchError, ValueError, OSError) as e:  # ValueError: options and sources; OSError: unwritable --out
+        raise fail(str(e)) from None
     for p in preps:
         state = "already imported, nothing written" if p.done else "written"
         OUT.print(
