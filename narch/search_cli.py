@@ -8,15 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-OUT = Console()
-ERR = Console(stderr=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    ERR.print(f"narch: error: {message}", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(2)
+from narch.console import ERR, OUT, fail, message
 
 
 def _split(text: str) -> tuple[str, ...]:
@@ -52,30 +45,26 @@ def search_cmd(
     ] = None,
 ) -> None:
     """Search networks on a frozen predictor with every strategy under one query budget; write the report."""
-    from narch.controller.reward import RewardConfigError
     from narch.controller.run import execute
     from narch.controller.search import known_strategies
     from narch.controller.session import SearchConfig
     from narch.core.errors import NarchError
     from narch.core.registry import load_plugin
-    from narch.dataset_builder.corpus import CorpusError
-    from narch.predictors.artefacts import ArtefactError
-    from narch.search_space import SpecError
 
     try:
         for module in plugin or []:
             load_plugin(module)
     except NarchError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     strategies = tuple(known_strategies()) if strategy == "all" else _split(strategy)
     try:
         per_seeds = {k.strip(): int(v) for k, v in (x.split("=", 1) for x in _split(strategy_seeds))}
     except ValueError:
-        raise _fail(f"--strategy-seeds must look like tpe=3,local=5, got {strategy_seeds!r}") from None
+        raise fail(f"--strategy-seeds must look like tpe=3,local=5, got {strategy_seeds!r}") from None
     if seeds < 1:
-        raise _fail(f"--seeds must be >= 1, got {seeds}")
+        raise fail(f"--seeds must be >= 1, got {seeds}")
     if verify_top < 0:
-        raise _fail(f"--verify-top must be >= 0, got {verify_top}")
+        raise fail(f"--verify-top must be >= 0, got {verify_top}")
     cfg = SearchConfig(
         predictor=predictor, out=out, strategies=strategies, budget=budget, seeds=seeds, reward=reward,
         hardware=hardware, corpus=corpus, start=start, episode_len=episode_len, batch=batch, verify_top=verify_top,
@@ -86,9 +75,8 @@ def search_cmd(
     )
     try:
         summary = execute(cfg, log=lambda s: ERR.print(s, markup=False, highlight=False, soft_wrap=True))
-    except (NarchError, RewardConfigError, ArtefactError, CorpusError, SpecError, ValueError, FileNotFoundError,
-            KeyError) as e:
-        raise _fail(str(e).strip("'\"")) from None
+    except (NarchError, ValueError, FileNotFoundError) as e:  # the session's checks of options and files
+        raise fail(message(e)) from None
     for row in summary.final.iter_rows(named=True):
         OUT.print(f"{row['strategy']:>10}: final best reward {row['final_best_mean']:.4f} "
                   f"± {row['ci95']:.4f} (95 % CI, {row['seeds']} seeds)", highlight=False)
