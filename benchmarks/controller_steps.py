@@ -20,7 +20,7 @@ import torch
 
 from narch.controller.env import Evaluator
 from narch.controller.run import SearchConfig, prepare
-from narch.controller.strategies import StrategyContext, get_strategy
+from narch.controller.strategies import STRATEGIES, StrategyContext
 
 
 def run(setup, strategy: str, *, steps: int, envs: int, seed: int, episode_len: int) -> tuple[float, float, int, int]:
@@ -28,7 +28,7 @@ def run(setup, strategy: str, *, steps: int, envs: int, seed: int, episode_len: 
     ev = Evaluator(setup.objectives, setup.reward, budget=10 * steps, lineage=setup.moves.lineage)
     ev.evaluate([setup.start])
     ctx = StrategyContext(setup.start, setup.moves, ev, seed, episode_len, {"envs": envs})
-    strat = get_strategy(strategy)(ctx)
+    strat = STRATEGIES.get(strategy)(ctx)
     done, t0, c0 = 0, time.perf_counter(), time.process_time()
     while done < steps:
         nets = strat.ask(envs)

@@ -18,7 +18,7 @@ import torch
 
 from narch.controller.env import Moves
 from narch.controller.policy import Policy, PolicyStep
-from narch.controller.strategies import StrategyContext, register
+from narch.controller.strategies import STRATEGIES, StrategyContext
 from narch.search_space import Network
 from narch.search_space.encoding import Encoder
 
@@ -150,7 +150,7 @@ class _Controller:
         self.updates += 1
 
 
-@register("a2c")
+@STRATEGIES.register("a2c")
 class A2C(_Controller):
     """The paper's advantage actor-critic controller."""
 
@@ -168,7 +168,7 @@ class A2C(_Controller):
         self._apply(policy_loss + self.cfg.value_coef * value_loss - self.cfg.entropy * ent.mean())
 
 
-@register("reinforce")
+@STRATEGIES.register("reinforce")
 class Reinforce(_Controller):
     """EAS-style REINFORCE: episode return minus a moving-average baseline, times the summed log-probabilities."""
 

@@ -12,10 +12,8 @@ from narch.controller import rl, tpe  # noqa: F401  (registers a2c, reinforce, t
 from narch.controller.env import Evaluation, Evaluator, Moves
 from narch.controller.objectives import Objectives
 from narch.controller.reward import RewardConfig
-from narch.controller.strategies import STRATEGIES, StrategyContext, get_strategy
+from narch.controller.strategies import STRATEGIES, StrategyContext
 from narch.search_space import Network
-
-ALL = ("a2c", "reinforce", "random", "evolution", "local", "tpe")
 
 
 @dataclass
@@ -38,7 +36,7 @@ def run_one(strategy: str, *, objectives: Objectives, reward: RewardConfig, move
     ev = Evaluator(objectives, reward, budget=budget, lineage=moves.lineage)
     ev.evaluate([start])
     ctx = StrategyContext(start, moves, ev, seed, episode_len, dict(params or {}))
-    strat = get_strategy(strategy)(ctx)
+    strat = STRATEGIES.get(strategy)(ctx)
     steps, t0, last_new, stalled = 0, time.perf_counter(), 0, False
     while not ev.exhausted and steps < max_steps_factor * budget:
         nets = strat.ask(batch)
@@ -70,4 +68,6 @@ def history_frame(results: list[RunResult]) -> pl.DataFrame:
 
 
 def known_strategies() -> list[str]:
-    return sorted(STRATEGIES)
+    """Every registered strategy, sorted: the built-in ones (imported above) and plugins (entry points, ``--plugin``
+    modules loaded so far). What "all" means; never a list written by hand."""
+    return STRATEGIES.names()

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from narch.controller.env import Evaluator, Moves
+from narch.core.registry import Registry
 from narch.search_space import Network
 
 
@@ -32,6 +32,8 @@ class StrategyContext:
 
 
 class Strategy(Protocol):
+    """One search strategy: ``ask`` proposes networks, ``tell`` hands back their rewards."""
+
     name: ClassVar[str]
 
     def __init__(self, ctx: StrategyContext) -> None: ...
@@ -41,28 +43,11 @@ class Strategy(Protocol):
     def tell(self, nets: list[Network], rewards: np.ndarray) -> None: ...
 
 
-STRATEGIES: dict[str, Callable[[StrategyContext], Strategy]] = {}
+# Plugin packages register strategies through the "narch.strategies" entry-point group (narch/core/registry.py).
+STRATEGIES: Registry[Strategy] = Registry("strategy", group="narch.strategies")
 
 
-def register(name: str) -> Callable[[type], type]:
-    def deco(cls: type) -> type:
-        if name in STRATEGIES:
-            raise ValueError(f"strategy {name!r} is registered twice")
-        cls.name = name  # type: ignore[attr-defined]
-        STRATEGIES[name] = cls
-        return cls
-
-    return deco
-
-
-def get_strategy(name: str) -> Callable[[StrategyContext], Strategy]:
-    try:
-        return STRATEGIES[name]
-    except KeyError:
-        raise ValueError(f"strategy {name!r} is unknown (known: {', '.join(sorted(STRATEGIES))})") from None
-
-
-@register("random")
+@STRATEGIES.register("random")
 class RandomMoves:
     """Parallel random walks of ``episode_len`` moves from the start, uniform at every head (an untrained policy)."""
 
@@ -89,7 +74,7 @@ class RandomMoves:
         pass
 
 
-@register("evolution")
+@STRATEGIES.register("evolution")
 class RegularizedEvolution:
     """Aging evolution (Real et al. 2019): tournament of ``sample`` from a population of ``population``, one random
     legal move as mutation, the oldest member dies. The first population is random walks from the start."""
@@ -120,7 +105,7 @@ class RegularizedEvolution:
                 self.population.popleft()
 
 
-@register("local")
+@STRATEGIES.register("local")
 class LocalSearch:
     """Hill climbing over the move neighbourhood: neighbours in random order, move to the best improving batch
     member; at a local optimum (every neighbour scored, none better) restart from a random walk of the start."""

@@ -13,7 +13,7 @@ import logging
 import numpy as np
 import optuna
 
-from narch.controller.strategies import StrategyContext, register
+from narch.controller.strategies import STRATEGIES, StrategyContext
 from narch.search_space import Layer, MoveVocab, Network, Op, SpecError
 from narch.search_space.validate import infer_shapes
 
@@ -105,7 +105,7 @@ class _OptunaStrategy:
         self.pending = []
 
 
-@register("tpe")
+@STRATEGIES.register("tpe")
 class TPE(_OptunaStrategy):
     """Optuna's TPE sampler maximising the reward."""
 
@@ -113,7 +113,7 @@ class TPE(_OptunaStrategy):
         return optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
 
 
-@register("nsga2")
+@STRATEGIES.register("nsga2")
 class NSGA2(_OptunaStrategy):
     """Optuna's NSGA-II on (accuracy up, size down, time down): the multi-objective view."""
 

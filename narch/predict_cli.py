@@ -21,10 +21,11 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _errors() -> tuple[type[BaseException], ...]:
+    from narch.core.errors import NarchError
     from narch.dataset_builder.corpus import CorpusError
     from narch.search_space import SpecError
 
-    return (SpecError, CorpusError, ValueError, FileNotFoundError, KeyError)
+    return (NarchError, SpecError, CorpusError, ValueError, FileNotFoundError, KeyError)
 
 
 def _csv(text: str | None) -> tuple[str, ...] | None:
@@ -64,14 +65,20 @@ def leaderboard_cmd(
         help="sizes a family is limited to NAME=16:128[,NAME=...]; 'all' is the whole pool")] = None,
     refreeze: Annotated[bool, typer.Option("--refreeze", help="only redo the freezing step of a finished run in OUT")
                         ] = False,
+    plugin: Annotated[list[str] | None, typer.Option(
+        "--plugin", metavar="MODULE", help="import a plugin module first so its families register (repeatable)")
+    ] = None,
 ) -> None:
     """Rank every predictor family on a corpus under the fixed protocol; freeze the best per target."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from narch.core.registry import load_plugin
     from narch.predictors.leaderboard import SIZES, LeaderboardConfig, run_leaderboard, total_cells
     from narch.predictors.leaderboard_report import write_report
 
     try:
+        for module in plugin or []:
+            load_plugin(module)
         size_list = tuple(int(s) for s in _csv(sizes) or ()) or SIZES
         cfg = LeaderboardConfig(
             corpus=corpus, out=out, targets=_csv(target) or (), predictors=_csv(predictors), seeds=seeds,
@@ -134,12 +141,18 @@ def predict_cmd(
     n_train: Annotated[int | None, typer.Option(help="training-set size")] = None,
     epochs: Annotated[int | None, typer.Option(help="training epochs")] = None,
     batch_size: Annotated[int | None, typer.Option(help="training batch size")] = None,
+    plugin: Annotated[list[str] | None, typer.Option(
+        "--plugin", metavar="MODULE", help="import a plugin module first so its families register (repeatable)")
+    ] = None,
 ) -> None:
     """Print every target's prediction of a frozen predictor for one network."""
+    from narch.core.registry import load_plugin
     from narch.predictors.artefacts import ArtefactError, load_artefact
     from narch.search_space import resolve_network
 
     try:
+        for module in plugin or []:
+            load_plugin(module)
         net = resolve_network(arch)
         art = load_artefact(predictor)
         d = task_descriptors(art.manifest, task, {"n_train": n_train, "epochs": epochs, "batch_size": batch_size})

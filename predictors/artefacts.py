@@ -2,7 +2,8 @@
 
 ```
 frozen/
-  manifest.json          # format, versions, corpus fingerprint, per target: family, config, metrics, sha256s
+  manifest.json          # format, versions, corpus fingerprint, per target: family, the module that registered
+                         # it (named when that plugin is missing, never imported), config, metrics, sha256s
   val_acc/ ...payloads   # one sub-folder per target
   train_time_s/ ...
 ```
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from narch.core.errors import PluginError
 from narch.dataset_builder.corpus import now_iso
 from narch.dataset_builder.schema import CORPUS_SCHEMA_VERSION
 from narch.predictors.base import PREDICTORS, Predictor
@@ -92,8 +94,8 @@ def save_artefact(
         for name in names:
             check_no_pickle(sub / name)
             files[f"{target}/{name}"] = sha256_file(sub / name)
-        entries[target] = {"predictor": pred.name, "target": target, "config": pred.config(), "files": files,
-                           "metrics": dict((metrics or {}).get(target, {}))}
+        entries[target] = {"predictor": pred.name, "module": PREDICTORS.module_of(pred.name), "target": target,
+                           "config": pred.config(), "files": files, "metrics": dict((metrics or {}).get(target, {}))}
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "created_at": now_iso(),
         "search_space_version": SEARCH_SPACE_VERSION, "corpus_schema_version": CORPUS_SCHEMA_VERSION,
@@ -164,6 +166,20 @@ def network_rows(nets: Sequence[Network], descriptors: Mapping[str, Any]) -> pl.
     return pl.DataFrame([{"arch_id": n.arch_id, "arch_json": n.to_json(), **base} for n in nets])
 
 
+def _registered(folder: Path, entry: Mapping[str, Any]) -> str:
+    """The entry's family once it is registered; otherwise PluginError naming the module that registered it.
+
+    The module is only named, never imported: an artefact is data and must not choose what code runs.
+    """
+    name = str(entry["predictor"])
+    if name in PREDICTORS:
+        return name
+    module = entry.get("module")
+    where = f"module {module!r}" if module else "a module this artefact does not record"
+    raise PluginError(f"{folder}: predictor family {name!r} is not registered; it was registered by {where}: install "
+                      f"the plugin that provides it or pass --plugin {module or 'MODULE'}")
+
+
 def load_artefact(folder: str | Path) -> Artefact:
     """Verify, then rebuild each target's predictor with its family's ``load``."""
     folder = Path(folder)
@@ -171,7 +187,7 @@ def load_artefact(folder: str | Path) -> Artefact:
     load_families()
     preds: dict[str, Predictor] = {}
     for target, entry in m["entries"].items():
-        cls = PREDICTORS.get(entry["predictor"])
+        cls = PREDICTORS.get(_registered(folder, entry))
         try:
             preds[target] = cls.load(folder / target, entry["config"])
         except (OSError, ValueError, KeyError) as e:

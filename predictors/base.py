@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Protocol, Self
 
 import numpy as np
 import polars as pl
+
+from narch.core.registry import Registry
 
 LOG_SUFFIXES = ("_s", "_ms", "_bytes", "_j", "params", "flops_fwd", "flops_train_step")
 
@@ -55,7 +56,8 @@ class Predictor(Protocol):
       (see ``predictors.features.row_descriptors``). It must equal ``predict`` on the same rows. Without it the
       artefact builds corpus-shaped rows (slower).
     - ``predict_std(rows) -> np.ndarray``: a standard deviation per row (ensembles, uncertainty).
-    - ``test_params: ClassVar[dict]``: small hyperparameters the conformance test fits with (keep it seconds).
+    - ``test_params: ClassVar[dict]``: small hyperparameters the conformance suite (``narch.testing.predictors``)
+      fits with (keep it seconds).
 
     The controller needs >= 20,000 batched queries/s from the frozen predictor; the leaderboard freezes only a
     family that reaches it (``predictors/leaderboard.py``), measured by ``predict`` on a warm batch of 1024 rows.
@@ -88,37 +90,5 @@ class Predictor(Protocol):
         ...
 
 
-P = TypeVar("P")
-
-
-class Registry(Generic[P]):
-    """Name -> class; unknown names fail loudly with the known ones."""
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self._items: dict[str, type[P]] = {}
-
-    def register(self, name: str) -> Callable[[type[P]], type[P]]:
-        def deco(cls: type[P]) -> type[P]:
-            if name in self._items:
-                raise ValueError(f"{self.kind} {name!r} is registered twice")
-            cls.name = name  # type: ignore[attr-defined]
-            self._items[name] = cls
-            return cls
-
-        return deco
-
-    def get(self, name: str) -> type[P]:
-        try:
-            return self._items[name]
-        except KeyError:
-            raise KeyError(f"{self.kind} {name!r} is unknown (known: {', '.join(sorted(self._items))})") from None
-
-    def names(self) -> list[str]:
-        return sorted(self._items)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
-
-
-PREDICTORS: Registry[Predictor] = Registry("predictor")
+# Plugin packages register families through the "narch.predictors" entry-point group (narch/core/registry.py).
+PREDICTORS: Registry[Predictor] = Registry("predictor", group="narch.predictors")

@@ -1,4 +1,9 @@
-"""Import every predictor family so it registers (explicit: nothing is built, argv is not read)."""
+"""Import every predictor family so it registers (explicit: nothing is built, argv is not read).
+
+Built-in families are imported by module name; plugin families come from the ``narch.predictors`` entry-point
+group (``PREDICTORS.names()`` discovers them) or from ``load_plugin`` (the CLI's ``--plugin``), so the leaderboard,
+the artefacts and the conformance tests enumerate both alike.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ OPTIONAL_MODULES = ("narch.predictors.neural",)  # the neural families, where pr
 
 
 def load_families() -> list[str]:
-    """Register every family; returns the registered names."""
+    """Register every built-in family and every installed plugin family; returns the registered names."""
     for mod in FAMILY_MODULES:
         importlib.import_module(mod)
     for mod in OPTIONAL_MODULES:
