@@ -9,23 +9,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-OUT = Console()
-ERR = Console(stderr=True)
+from narch.console import ERR, OUT, fail, message
+from narch.core.errors import NarchError
 
-
-def _fail(message: str) -> typer.Exit:
-    ERR.print(f"narch: error: {message}", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(2)
-
-
-def _errors() -> tuple[type[BaseException], ...]:
-    from narch.core.errors import NarchError
-    from narch.dataset_builder.corpus import CorpusError
-    from narch.search_space import SpecError
-
-    return (NarchError, SpecError, CorpusError, ValueError, FileNotFoundError, KeyError)
+# ValueError / FileNotFoundError: option values and folders the leaderboard and predict commands check
+USER_ERRORS = (NarchError, ValueError, FileNotFoundError)
 
 
 def _csv(text: str | None) -> tuple[str, ...] | None:
@@ -113,8 +102,8 @@ def leaderboard_cmd(
 
             res.frozen = freeze_now(cfg)
             write_report(cfg, res)
-    except _errors() as e:
-        raise _fail(str(e).strip("'\"")) from None
+    except USER_ERRORS as e:
+        raise fail(message(e)) from None
     OUT.print(f"{out}/leaderboard.md written ({res.cells.height} cells, {res.wall_s:.0f} s)", highlight=False)
     for t, fam in res.frozen.items():
         OUT.print(f"frozen {t}: {fam} -> {out}/frozen", highlight=False)
@@ -147,7 +136,7 @@ def predict_cmd(
 ) -> None:
     """Print every target's prediction of a frozen predictor for one network."""
     from narch.core.registry import load_plugin
-    from narch.predictors.artefacts import ArtefactError, load_artefact
+    from narch.predictors.artefacts import load_artefact
     from narch.search_space import resolve_network
 
     try:
@@ -157,8 +146,8 @@ def predict_cmd(
         art = load_artefact(predictor)
         d = task_descriptors(art.manifest, task, {"n_train": n_train, "epochs": epochs, "batch_size": batch_size})
         preds = art.predict_networks([net], d)
-    except (*_errors(), ArtefactError) as e:
-        raise _fail(str(e).strip("'\"")) from None
+    except USER_ERRORS as e:
+        raise fail(message(e)) from None
     OUT.print(f"{net.arch_id} ({len(net)} layers) under {d}", highlight=False)
     for t, v in preds.items():
         fam = art.manifest["entries"][t]["predictor"]
