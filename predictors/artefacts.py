@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from narch.core.errors import PluginError
-from narch.dataset_builder.corpus import now_iso
+from narch.core.errors import NarchError, PluginError
+from narch.core.files import atomic_write_json, sha256_file
+from narch.core.provenance import now_iso
 from narch.dataset_builder.schema import CORPUS_SCHEMA_VERSION
 from narch.predictors.base import PREDICTORS, Predictor
 from narch.predictors.families import load_families
@@ -39,16 +40,8 @@ PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".joblib", ".dill", ".pck"})
 FINGERPRINT_COLUMNS = ("arch_id", "task", "n_train", "protocol_hash", "seed", "device_kind")
 
 
-class ArtefactError(ValueError):
+class ArtefactError(NarchError, ValueError):
     """An artefact that cannot be trusted or read; the message names the file."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def corpus_fingerprint(rows: pl.DataFrame) -> str:
@@ -102,7 +95,7 @@ def save_artefact(
         "features_version": FEATURES_VERSION, "corpus_fingerprint": fingerprint, "python": platform.python_version(),
         "targets": sorted(predictors), "entries": entries, **dict(extra or {}),
     }
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    atomic_write_json(folder / MANIFEST, manifest)
     return folder
 
 
