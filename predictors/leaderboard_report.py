@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from narch.hardware.provenance import provenance
+from narch.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from narch.core.provenance import PROVENANCE_KEYS, provenance
 from narch.predictors.base import Target
 from narch.predictors.leaderboard import RULE, LeaderboardConfig, LeaderboardResult
 
@@ -97,7 +98,7 @@ def plots(cfg: LeaderboardConfig, res: LeaderboardResult) -> list[str]:
         ax.legend(fontsize=7, ncol=2)
         fig.tight_layout()
         name = f"tau_vs_size_{tname}.png"
-        fig.savefig(cfg.out / name, dpi=110)
+        atomic_write_bytes(cfg.out / name, lambda f, fig=fig: fig.savefig(f, format="png", dpi=110))
         plt.close(fig)
         names.append(name)
         target = Target.of(tname)
@@ -117,7 +118,7 @@ def plots(cfg: LeaderboardConfig, res: LeaderboardResult) -> list[str]:
             ax.set(xlabel=f"measured {tname}", ylabel="predicted", title=f"{fam} (seed 0, largest size)")
         fig.tight_layout()
         name = f"pred_vs_measured_{tname}.png"
-        fig.savefig(cfg.out / name, dpi=110)
+        atomic_write_bytes(cfg.out / name, lambda f, fig=fig: fig.savefig(f, format="png", dpi=110))
         plt.close(fig)
         names.append(name)
     return names
@@ -126,20 +127,21 @@ def plots(cfg: LeaderboardConfig, res: LeaderboardResult) -> list[str]:
 def write_report(cfg: LeaderboardConfig, res: LeaderboardResult) -> dict[str, Any]:
     """Every output file of a leaderboard run; returns the provenance written."""
     cfg.out.mkdir(parents=True, exist_ok=True)
-    prov = provenance(cfg.command or None) | {"corpus": str(cfg.corpus), "versions": _versions(),
-                                              "config": {"targets": list(cfg.targets), "seeds": cfg.seeds,
-                                                         "trials": cfg.trials, "quick": cfg.quick,
-                                                         "predictors": list(cfg.predictors or [])},
-                                              "split_sha256": res.split_digests, "frozen": res.frozen,
-                                              "rule": RULE, "wall_s": round(res.wall_s, 1)}
-    res.board.write_parquet(cfg.out / "leaderboard.parquet")
-    res.cells.write_parquet(cfg.out / "cells.parquet")
-    (cfg.out / "provenance.json").write_text(json.dumps(prov, indent=2, default=str) + "\n")
+    prov = provenance(cfg.command or None, corpus=str(cfg.corpus), versions=_versions(),
+                      config={"targets": list(cfg.targets), "seeds": cfg.seeds, "trials": cfg.trials,
+                              "quick": cfg.quick, "predictors": list(cfg.predictors or [])},
+                      split_sha256=res.split_digests, frozen=res.frozen, rule=RULE, wall_s=round(res.wall_s, 1))
+    atomic_write_bytes(cfg.out / "leaderboard.parquet", res.board.write_parquet)
+    atomic_write_bytes(cfg.out / "cells.parquet", res.cells.write_parquet)
+    atomic_write_json(cfg.out / "provenance.json", prov, sort_keys=False)
     plots(cfg, res)
-    (cfg.out / "leaderboard.md").write_text(markdown(cfg, res, {k: v for k, v in prov.items()
-                                                                if k in ("command", "host", "cpu_model",
-                                                                         "git_rev", "date", "python")}))
+    atomic_write_text(cfg.out / "leaderboard.md", markdown(cfg, res, _shown(prov)))
     return prov
+
+
+def _shown(prov: dict[str, Any]) -> dict[str, Any]:
+    """The provenance keys the markdown lists (the core's key set, in its order)."""
+    return {k: prov[k] for k in PROVENANCE_KEYS if prov.get(k) is not None}
 
 
 def refreeze_report(cfg: LeaderboardConfig, frozen: dict[str, str]) -> None:
@@ -149,9 +151,8 @@ def refreeze_report(cfg: LeaderboardConfig, frozen: dict[str, str]) -> None:
     prov["frozen"] = frozen
     prov["rule"] = RULE
     prov.setdefault("refrozen", []).append(provenance(cfg.command or None))
-    prov_path.write_text(json.dumps(prov, indent=2, default=str) + "\n")
+    atomic_write_json(prov_path, prov, sort_keys=False)
     cells, board = pl.read_parquet(cfg.out / "cells.parquet"), pl.read_parquet(cfg.out / "leaderboard.parquet")
     res = LeaderboardResult(cells, board, frozen, {}, prov.get("split_sha256", {}), float(prov.get("wall_s", 0.0)))
-    shown = {k: v for k, v in prov.items() if k in ("command", "host", "cpu_model", "git_rev", "date", "python")}
-    shown["frozen again by"] = prov["refrozen"][-1]["command"]
-    (cfg.out / "leaderboard.md").write_text(markdown(cfg, res, shown))
+    shown = _shown(prov) | {"frozen again by": prov["refrozen"][-1]["command"]}
+    atomic_write_text(cfg.out / "leaderboard.md", markdown(cfg, res, shown))
