@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shlex
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -54,6 +53,9 @@ def leaderboard_cmd(
         help="sizes a family is limited to NAME=16:128[,NAME=...]; 'all' is the whole pool")] = None,
     refreeze: Annotated[bool, typer.Option("--refreeze", help="only redo the freezing step of a finished run in OUT")
                         ] = False,
+    freeze_family: Annotated[str | None, typer.Option(
+        help="only freeze this family for every target it models into OUT/frozen (no ranking; --trials 0: its "
+             "defaults)")] = None,
     plugin: Annotated[list[str] | None, typer.Option(
         "--plugin", metavar="MODULE", help="import a plugin module first so its families register (repeatable)")
     ] = None,
@@ -62,8 +64,9 @@ def leaderboard_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from narch.core.registry import load_plugin
-    from narch.predictors.leaderboard import SIZES, LeaderboardConfig, run_leaderboard, total_cells
-    from narch.predictors.leaderboard_report import write_report
+    from narch.predictors.leaderboard import SIZES, LeaderboardConfig, freeze_with, load_rows, plan_leaderboard
+    from narch.predictors.leaderboard_report import build_leaderboard
+    from narch.predictors.leaderboard_report import refreeze as redo
 
     try:
         for module in plugin or []:
@@ -79,33 +82,23 @@ def leaderboard_cmd(
         )
         if not corpus.is_dir():
             raise FileNotFoundError(f"{corpus}: no such corpus folder")
+        if refreeze and freeze_family:
+            raise ValueError("--refreeze and --freeze-family exclude each other")
         if refreeze:
-            from narch.predictors.leaderboard import refreeze as redo
-            from narch.predictors.leaderboard_report import refreeze_report
-
-            if not (out / "leaderboard.parquet").is_file():
-                raise FileNotFoundError(f"{out}/leaderboard.parquet: no finished run to refreeze")
             frozen = redo(cfg)
-            refreeze_report(cfg, frozen)
-            for t, fam in frozen.items():
-                OUT.print(f"frozen {t}: {fam} -> {out}/frozen", highlight=False)
-            return
-        total = total_cells(cfg)
-        with Progress(TextColumn("[bold]leaderboard"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TextColumn("{task.description}"), console=ERR) as bar:
-            tid = bar.add_task("", total=total)
-            res = run_leaderboard(replace(cfg, freeze=False),
-                                  progress=lambda desc, k: bar.update(tid, advance=k, description=desc))
-        write_report(cfg, res)  # the board is on disk before the (slower) freezing step
-        if cfg.freeze:
-            from narch.predictors.leaderboard import refreeze as freeze_now
-
-            res.frozen = freeze_now(cfg)
-            write_report(cfg, res)
+        elif freeze_family:
+            frozen = freeze_with(cfg, load_rows(cfg), family=freeze_family)
+        else:
+            plan = plan_leaderboard(cfg)
+            with Progress(TextColumn("[bold]leaderboard"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          TextColumn("{task.description}"), console=ERR) as bar:
+                tid = bar.add_task("", total=plan.total_cells)
+                res, _ = build_leaderboard(cfg, plan, progress=lambda d, k: bar.update(tid, advance=k, description=d))
+            OUT.print(f"{out}/leaderboard.md written ({res.cells.height} cells, {res.wall_s:.0f} s)", highlight=False)
+            frozen = res.frozen
     except USER_ERRORS as e:
         raise fail(message(e)) from None
-    OUT.print(f"{out}/leaderboard.md written ({res.cells.height} cells, {res.wall_s:.0f} s)", highlight=False)
-    for t, fam in res.frozen.items():
+    for t, fam in frozen.items():
         OUT.print(f"frozen {t}: {fam} -> {out}/frozen", highlight=False)
 
 

@@ -1,9 +1,16 @@
-"""Writes a leaderboard's files: leaderboard.md, leaderboard.parquet, cells.parquet, plots, provenance.json."""
+"""Writes a leaderboard's files: leaderboard.md, leaderboard.parquet, cells.parquet, plots, provenance.json.
+
+``build_leaderboard`` runs a planned leaderboard and writes it (the board is on disk before the slower freezing
+step); ``refreeze`` freezes a finished run again from its files (``load_finished``, the typed loader). The tables are
+built once as frames (``target_tables``): leaderboard.md and the pipeline's report both render those.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, replace
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,7 +19,16 @@ import polars as pl
 from narch.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from narch.core.provenance import PROVENANCE_KEYS, provenance
 from narch.predictors.base import Target
-from narch.predictors.leaderboard import RULE, LeaderboardConfig, LeaderboardResult
+from narch.predictors.leaderboard import (
+    RULE,
+    LeaderboardConfig,
+    LeaderboardPlan,
+    LeaderboardResult,
+    Progress,
+    freeze_with,
+    load_rows,
+    run_leaderboard,
+)
 
 SHOWN = (("kendall_tau", "τ", 3), ("spearman", "ρ", 3), ("mae", "MAE", 4), ("mae_log", "MAE log", 3),
          ("within_10pct", "±10 %", 2), ("precision_at_10pct", "P@10 %", 2), ("fit_s", "fit s", 2), ("qps", "q/s", 0))
@@ -37,53 +53,76 @@ def _cell(row: dict[str, Any], m: str, digits: int) -> str:
     return f"{mean:.{digits}f} ± {se:.{digits}f}"
 
 
-def markdown(cfg: LeaderboardConfig, res: LeaderboardResult, prov: dict[str, Any]) -> str:
-    lines = [f"# Predictor leaderboard: `{cfg.corpus}`", "",
-             f"Targets {', '.join(cfg.targets)}; {cfg.seeds} seeds; Optuna TPE {cfg.trials} trials per cell on the "
-             f"training split only; splits by architecture (files in `splits/`, sha256 in `splits/*/SHA256SUMS`)."
-             f"{' Quick sizes.' if cfg.quick else ''} Cells show mean ± standard error over seeds.", ""]
-    for tname in cfg.targets:
-        b = res.board.filter(pl.col("target") == tname)
+@dataclass(frozen=True)
+class TargetTables:
+    """One target's part of a leaderboard, as display frames (cells are formatted strings)."""
+
+    target: str
+    log: bool
+    largest: int  # training architectures at the largest size
+    n_test: int
+    top: pl.DataFrame  # every family at the largest size, best first: mean ± standard error per metric
+    tau_by_size: pl.DataFrame  # Kendall τ per family (rows) and training size (columns)
+    frozen: str | None  # the family frozen for this target
+    rule: str
+
+
+def target_tables(board: pl.DataFrame, targets: tuple[str, ...] | list[str], frozen: dict[str, str]
+                  ) -> list[TargetTables]:
+    """The display tables of every target on the board, in ``targets`` order."""
+    out = []
+    for tname in targets:
+        b = board.filter(pl.col("target") == tname)
         if b.height == 0:
             continue
         target = Target.of(tname)
         largest = int(b["size"].max())  # type: ignore[arg-type]
-        lines += [f"## {tname} ({'log space' if target.log else 'linear space'})", ""]
         top = b.filter(pl.col("size") == largest)
         top = top.sort("mae_log_mean" if target.log else "kendall_tau_mean", descending=not target.log)
-        n_test = int(top["n_test"][0])
-        lines += [f"Largest training size: {largest} architectures; test set {n_test} configurations.", ""]
         shown = [s for s in SHOWN if target.log or s[0] not in ("mae_log", "within_10pct")]
-        lines.append("| predictor | " + " | ".join(s[1] for s in shown) + " |")
-        lines.append("|---" * (len(shown) + 1) + "|")
-        for r in top.iter_rows(named=True):
-            lines.append(f"| {r['predictor']} | " + " | ".join(_cell(r, m, d) for m, _, d in shown) + " |")
-        lines += ["", "Kendall τ by training-set size:", ""]
+        top_df = pl.DataFrame({"predictor": top["predictor"].to_list(),
+                               **{label: [_cell(r, m, d) for r in top.iter_rows(named=True)]
+                                  for m, label, d in shown}})
         sizes = sorted(set(b["size"].to_list()))
-        lines.append("| predictor | " + " | ".join(str(s) for s in sizes) + " |")
-        lines.append("|---" * (len(sizes) + 1) + "|")
-        for fam in sorted(set(b["predictor"].to_list())):
-            cells = []
-            for s in sizes:
-                r = b.filter((pl.col("predictor") == fam) & (pl.col("size") == s))
-                cells.append(_cell(r.to_dicts()[0], "kendall_tau", 3) if r.height else "–")
-            lines.append(f"| {fam} | " + " | ".join(cells) + " |")
-        lines.append("")
-        if tname in res.frozen:
-            lines += [f"Frozen: **{res.frozen[tname]}** ({RULE['log' if target.log else 'linear']}; "
-                      f"{RULE['throughput']}).", ""]
+        fams = sorted(set(b["predictor"].to_list()))
+        by = {(r["predictor"], r["size"]): r for r in b.iter_rows(named=True)}
+        tau = pl.DataFrame({"predictor": fams, **{str(s): [_cell(by[(f, s)], "kendall_tau", 3) if (f, s) in by
+                                                          else "–" for f in fams] for s in sizes}})
+        out.append(TargetTables(tname, target.log, largest, int(top["n_test"][0]), top_df, tau, frozen.get(tname),
+                                RULE["log" if target.log else "linear"]))
+    return out
+
+
+def _md(df: pl.DataFrame) -> list[str]:
+    return ["| " + " | ".join(df.columns) + " |", "|---" * df.width + "|",
+            *("| " + " | ".join(str(v) for v in row) + " |" for row in df.iter_rows())]
+
+
+def markdown(cfg: LeaderboardConfig, res: LeaderboardResult, prov: dict[str, Any]) -> str:
+    """leaderboard.md: the protocol, each target's tables and frozen family, and the provenance."""
+    lines = [f"# Predictor leaderboard: `{cfg.corpus}`", "",
+             f"Targets {', '.join(cfg.targets)}; {cfg.seeds} seeds; Optuna TPE {cfg.trials} trials per cell on the "
+             f"training split only; splits by architecture (files in `splits/`, sha256 in `splits/*/SHA256SUMS`)."
+             f"{' Quick sizes.' if cfg.quick else ''} Cells show mean ± standard error over seeds.", ""]
+    for t in target_tables(res.board, cfg.targets, res.frozen):
+        lines += [f"## {t.target} ({'log space' if t.log else 'linear space'})", "",
+                  f"Largest training size: {t.largest} architectures; test set {t.n_test} configurations.", "",
+                  *_md(t.top), "", "Kendall τ by training-set size:", "", *_md(t.tau_by_size), ""]
+        if t.frozen:
+            lines += [f"Frozen: **{t.frozen}** ({t.rule}; {RULE['throughput']}).", ""]
     lines += ["## Provenance", "", *(f"- {k}: `{v}`" for k, v in prov.items() if not isinstance(v, dict)),
               f"- wall time: {res.wall_s:.0f} s", ""]
     return "\n".join(lines)
 
 
-def plots(cfg: LeaderboardConfig, res: LeaderboardResult) -> list[str]:
+def plots(cfg: LeaderboardConfig, res: LeaderboardResult) -> list[Path]:
+    """τ against training size per target, and predicted against measured for its best three families."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = []
+    paths = []
     for tname in cfg.targets:
         b = res.board.filter(pl.col("target") == tname)
         if b.height == 0:
@@ -97,10 +136,10 @@ def plots(cfg: LeaderboardConfig, res: LeaderboardResult) -> list[str]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
         fig.tight_layout()
-        name = f"tau_vs_size_{tname}.png"
-        atomic_write_bytes(cfg.out / name, lambda f, fig=fig: fig.savefig(f, format="png", dpi=110))
+        path = cfg.out / f"tau_vs_size_{tname}.png"
+        atomic_write_bytes(path, lambda f, fig=fig: fig.savefig(f, format="png", dpi=110))
         plt.close(fig)
-        names.append(name)
+        paths.append(path)
         target = Target.of(tname)
         largest = b.filter(pl.col("size") == b["size"].max())
         best = largest.sort("mae_log_mean" if target.log else "kendall_tau_mean", descending=not target.log)
@@ -117,26 +156,43 @@ def plots(cfg: LeaderboardConfig, res: LeaderboardResult) -> list[str]:
                 ax.set(xscale="log", yscale="log")
             ax.set(xlabel=f"measured {tname}", ylabel="predicted", title=f"{fam} (seed 0, largest size)")
         fig.tight_layout()
-        name = f"pred_vs_measured_{tname}.png"
-        atomic_write_bytes(cfg.out / name, lambda f, fig=fig: fig.savefig(f, format="png", dpi=110))
+        path = cfg.out / f"pred_vs_measured_{tname}.png"
+        atomic_write_bytes(path, lambda f, fig=fig: fig.savefig(f, format="png", dpi=110))
         plt.close(fig)
-        names.append(name)
-    return names
+        paths.append(path)
+    return paths
 
 
-def write_report(cfg: LeaderboardConfig, res: LeaderboardResult) -> dict[str, Any]:
-    """Every output file of a leaderboard run; returns the provenance written."""
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    prov = provenance(cfg.command or None, corpus=str(cfg.corpus), versions=_versions(),
+def run_provenance(cfg: LeaderboardConfig, res: LeaderboardResult) -> dict[str, Any]:
+    """The provenance record of a leaderboard run (core keys, then the run's config, splits and frozen families)."""
+    return provenance(cfg.command or None, corpus=str(cfg.corpus), versions=_versions(),
                       config={"targets": list(cfg.targets), "seeds": cfg.seeds, "trials": cfg.trials,
                               "quick": cfg.quick, "predictors": list(cfg.predictors or [])},
                       split_sha256=res.split_digests, frozen=res.frozen, rule=RULE, wall_s=round(res.wall_s, 1))
+
+
+def write_tables(cfg: LeaderboardConfig, res: LeaderboardResult) -> list[Path]:
+    """leaderboard.parquet, cells.parquet and the plots; returns the plots' paths."""
+    cfg.out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(cfg.out / "leaderboard.parquet", res.board.write_parquet)
     atomic_write_bytes(cfg.out / "cells.parquet", res.cells.write_parquet)
+    return plots(cfg, res)
+
+
+def write_summary(cfg: LeaderboardConfig, res: LeaderboardResult, prov: dict[str, Any]) -> None:
+    """provenance.json and leaderboard.md (again after freezing, which changes only these two)."""
     atomic_write_json(cfg.out / "provenance.json", prov, sort_keys=False)
-    plots(cfg, res)
-    atomic_write_text(cfg.out / "leaderboard.md", markdown(cfg, res, _shown(prov)))
-    return prov
+    shown = _shown(prov)
+    if prov.get("refrozen"):
+        shown["frozen again by"] = prov["refrozen"][-1]["command"]
+    atomic_write_text(cfg.out / "leaderboard.md", markdown(cfg, res, shown))
+
+
+def write_report(cfg: LeaderboardConfig, res: LeaderboardResult) -> list[Path]:
+    """Every output file of a leaderboard run; returns the plots' paths."""
+    paths = write_tables(cfg, res)
+    write_summary(cfg, res, run_provenance(cfg, res))
+    return paths
 
 
 def _shown(prov: dict[str, Any]) -> dict[str, Any]:
@@ -144,15 +200,39 @@ def _shown(prov: dict[str, Any]) -> dict[str, Any]:
     return {k: prov[k] for k in PROVENANCE_KEYS if prov.get(k) is not None}
 
 
-def refreeze_report(cfg: LeaderboardConfig, frozen: dict[str, str]) -> None:
-    """After ``leaderboard.refreeze``: record the new frozen families in provenance.json and leaderboard.md."""
-    prov_path = cfg.out / "provenance.json"
-    prov = json.loads(prov_path.read_text())
-    prov["frozen"] = frozen
-    prov["rule"] = RULE
-    prov.setdefault("refrozen", []).append(provenance(cfg.command or None))
-    atomic_write_json(prov_path, prov, sort_keys=False)
+def load_finished(cfg: LeaderboardConfig) -> tuple[LeaderboardResult, dict[str, Any]]:
+    """A finished run in ``cfg.out`` (an earlier process's): its result (no predictions) and provenance record."""
+    if not (cfg.out / "leaderboard.parquet").is_file():
+        raise FileNotFoundError(f"{cfg.out}/leaderboard.parquet: no finished run to refreeze")
+    prov = json.loads((cfg.out / "provenance.json").read_text())
     cells, board = pl.read_parquet(cfg.out / "cells.parquet"), pl.read_parquet(cfg.out / "leaderboard.parquet")
-    res = LeaderboardResult(cells, board, frozen, {}, prov.get("split_sha256", {}), float(prov.get("wall_s", 0.0)))
-    shown = _shown(prov) | {"frozen again by": prov["refrozen"][-1]["command"]}
-    atomic_write_text(cfg.out / "leaderboard.md", markdown(cfg, res, shown))
+    res = LeaderboardResult(cells, board, dict(prov.get("frozen") or {}), {}, prov.get("split_sha256", {}),
+                            float(prov.get("wall_s", 0.0)))
+    return res, prov
+
+
+def refreeze_report(cfg: LeaderboardConfig, res: LeaderboardResult, prov: dict[str, Any]) -> None:
+    """After freezing a finished run again: its provenance gains the new families and who froze them."""
+    prov = prov | {"frozen": res.frozen, "rule": RULE,
+                   "refrozen": [*prov.get("refrozen", []), provenance(cfg.command or None)]}
+    write_summary(cfg, res, prov)
+
+
+def build_leaderboard(cfg: LeaderboardConfig, plan: LeaderboardPlan, *, progress: Progress | None = None
+                      ) -> tuple[LeaderboardResult, list[Path]]:
+    """Evaluate ``plan``, write the board and plots, then (``cfg.freeze``) freeze and write the summary again;
+    returns the result and the plots' paths."""
+    res = run_leaderboard(replace(cfg, freeze=False), plan, progress=progress)
+    paths = write_report(cfg, res)
+    if cfg.freeze:
+        res.frozen = freeze_with(cfg, plan.rows, board=res.board)
+        write_summary(cfg, res, run_provenance(cfg, res))
+    return res, paths
+
+
+def refreeze(cfg: LeaderboardConfig) -> dict[str, str]:
+    """Redo only the freezing step of the finished run in ``cfg.out`` (same corpus and filters)."""
+    res, prov = load_finished(cfg)
+    res.frozen = freeze_with(cfg, load_rows(cfg), board=res.board)
+    refreeze_report(cfg, res, prov)
+    return res.frozen
