@@ -2,20 +2,55 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import polars as pl
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from narch.pipeline.stages import RunContext, Section
-from narch.predictors.leaderboard import SIZES, LeaderboardConfig, run_leaderboard, total_cells
-from narch.predictors.leaderboard_report import write_report
+from narch.pipeline.corpus_stage import CorpusResult
+from narch.pipeline.sections import Block, Figure, Heading, Section, Table, Text
+from narch.pipeline.stages import RunContext
+from narch.predictors.freeze import RULE
+from narch.predictors.leaderboard import SIZES, LeaderboardConfig, plan_leaderboard
+from narch.predictors.leaderboard_report import build_leaderboard, target_tables
 
 
-def leaderboard_stage(ctx: RunContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], Section]:
+@dataclass(frozen=True)
+class LeaderboardStageResult:
+    """The leaderboard: the aggregated board, what was frozen where, the protocol it ran under, and its plots."""
+
+    folder: Path
+    frozen_dir: Path
+    frozen: dict[str, str]
+    board: pl.DataFrame
+    targets: list[str]
+    seeds: int
+    trials: int
+    cells: int
+    plots: list[Path]
+
+    def section(self) -> Section:
+        blocks: list[Block] = [Text(
+            f"Targets {', '.join(self.targets)}; {self.seeds} seeds; Optuna TPE {self.trials} trials per cell on the "
+            f"training split only; {self.cells} cells. Cells show mean ± standard error over seeds; the full "
+            f"leaderboard is `{self.folder.name}/leaderboard.md`.")]
+        for t in target_tables(self.board, self.targets, self.frozen):
+            blocks += [Heading(f"{t.target} ({'log space' if t.log else 'linear space'})"),
+                       Text(f"Largest training size: {t.largest} architectures; test set {t.n_test} configurations."),
+                       Table(t.top), Text("Kendall τ by training-set size:"), Table(t.tau_by_size)]
+            if t.frozen:
+                blocks.append(Text(f"Frozen: **{t.frozen}** ({t.rule}; {RULE['throughput']})."))
+        return Section("Predictor leaderboard", [*blocks, *(Figure(p) for p in self.plots)])
+
+
+def leaderboard_stage(ctx: RunContext, cfg: dict[str, Any]) -> LeaderboardStageResult:
     """Rank the predictor families on the corpus and freeze the best of each target into OUT/leaderboard/frozen."""
+    corpus = ctx.result("corpus", CorpusResult)
     out = ctx.out / "leaderboard"
     lc = LeaderboardConfig(
-        corpus=ctx.output("corpus", "corpus"),
+        corpus=corpus.corpus,
         out=out,
         targets=tuple(cfg["targets"]),
         predictors=tuple(cfg["predictors"]) if cfg.get("predictors") else None,
@@ -25,6 +60,7 @@ def leaderboard_stage(ctx: RunContext, cfg: dict[str, Any]) -> tuple[dict[str, A
         command="narch run (leaderboard stage)",
         sizes=tuple(cfg["sizes"]) if cfg.get("sizes") else SIZES,
     )
+    plan = plan_leaderboard(lc, rows=corpus.rows)
     columns = (
         TextColumn("[bold]leaderboard"),
         BarColumn(),
@@ -33,13 +69,7 @@ def leaderboard_stage(ctx: RunContext, cfg: dict[str, Any]) -> tuple[dict[str, A
         TextColumn("{task.description}"),
     )
     with Progress(*columns, console=ctx.console) as bar:
-        tid = bar.add_task("", total=total_cells(lc))
-        res = run_leaderboard(lc, progress=lambda desc, k: bar.update(tid, advance=k, description=desc))
-    write_report(lc, res)
-    text = (out / "leaderboard.md").read_text()
-    body = "\n".join(line for line in text.splitlines() if not line.startswith("!["))
-    body = "\n".join(("###" + line[1:]) if line.startswith("# ") else line for line in body.splitlines())
-    images = [str(p.relative_to(ctx.out)) for p in sorted(out.glob("*.png"))]
-    return {"folder": str(out), "frozen": str(out / "frozen"), "best": res.frozen}, Section(
-        "Predictor leaderboard", body, images=images
-    )
+        tid = bar.add_task("", total=plan.total_cells)
+        res, plots = build_leaderboard(lc, plan, progress=lambda desc, k: bar.update(tid, advance=k, description=desc))
+    return LeaderboardStageResult(out, out / "frozen", res.frozen, res.board, list(lc.targets), lc.seeds, lc.trials,
+                                  res.cells.height, plots)

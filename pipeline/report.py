@@ -1,18 +1,20 @@
-"""report.md and a self-contained report.html (plots embedded as data URIs) from the stages' sections."""
+"""report.md and a self-contained report.html (plots embedded as data URIs), rendered from the stages' typed
+sections; the provenance is the one record of ``narch.core.provenance``."""
 
 from __future__ import annotations
 
 import base64
 import html
-import platform
 from pathlib import Path
+from typing import Any
 
 from markdown_it import MarkdownIt
 
-from narch.dataset_builder.corpus import atomic_write_bytes, now_iso
-from narch.dataset_builder.provenance import builder_version, git_rev
-from narch.hardware.device import cpu_model, logical_cpus
-from narch.pipeline.stages import StageResult
+from narch.controller.report import markdown_table
+from narch.core.files import atomic_write_json, atomic_write_text
+from narch.core.provenance import PROVENANCE_KEYS, provenance, provenance_markdown
+from narch.pipeline.sections import Block, Figure, Heading, Section, Table, Text
+from narch.pipeline.stages import StageRecord
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
@@ -22,57 +24,62 @@ table{border-collapse:collapse;margin:1em 0;font-size:.9em}
 th,td{border:1px solid #ccd;padding:.3em .6em;text-align:right}
 th{background:#eef2f7}td:first-child,th:first-child{text-align:left}
 img{max-width:100%;border:1px solid #dde;margin:.5em 0}code{background:#f3f4f6;padding:0 .2em}
-.prov{font-size:.85em;color:#555}
 """
 
 
-def provenance_markdown(command: str) -> str:
-    """Machine, versions, git revision and command, as a markdown list."""
+def run_provenance(command: str | None = None) -> dict[str, Any]:
+    """The run's provenance record, with the CUDA device it could use (None without one)."""
     import torch
 
-    return "\n".join(
-        [
-            f"- command: `{command}`",
-            f"- machine: {platform.node()}, {cpu_model()}, {logical_cpus()} CPUs, "
-            + (f"CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "no GPU"),
-            f"- versions: neural-architect {builder_version()}, torch {torch.__version__}, "
-            f"Python {platform.python_version()}",
-            f"- git revision: {git_rev()}",
-            f"- written: {now_iso()}",
-        ]
-    )
+    return provenance(command, cuda_device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
 
 
-def tidy_markdown(text: str) -> str:
-    """Blank lines around tables and headings, so lists and paragraphs written by other modules render as tables."""
-    out: list[str] = []
-    for line in text.splitlines():
-        starts_block = (
-            line.startswith(("|", "#"))
-            and out
-            and out[-1].strip()
-            and not (line.startswith("|") and out[-1].startswith("|"))
-        )
-        ends_table = out and out[-1].startswith("|") and line.strip() and not line.startswith("|")
-        if starts_block or ends_table:
-            out.append("")
-        out.append(line)
-    return "\n".join(out)
+def provenance_block(prov: dict[str, Any]) -> str:
+    """The record as a markdown list: the core's keys, then the extra ones."""
+    extra = "".join(f"- {k}: `{v}`\n" for k, v in prov.items() if k not in PROVENANCE_KEYS and v is not None)
+    return provenance_markdown(prov) + extra
 
 
-def _markdown(results: list[StageResult], title: str, command: str) -> str:
-    parts = [f"# {title}\n"]
-    for r in results:
-        s = r.section
-        parts.append(f"## {s.title}\n")
-        if s.markdown:
-            parts.append(tidy_markdown(s.markdown.strip()) + "\n")
-        parts += [tidy_markdown(t.strip()) + "\n" for t in s.tables]
-        parts += [f"![{Path(img).stem}]({img})\n" for img in s.images]
-        parts.append(f"<sub>stage `{r.name}`: {r.wall_s:.1f} s, finished {r.finished_at}</sub>\n")
-    parts.append("## Provenance\n")
-    parts.append(provenance_markdown(command) + "\n")
-    return "\n".join(parts)
+def _figure_path(path: Path, root: Path) -> Path:
+    return path if path.is_absolute() else root / path
+
+
+def _block_markdown(block: Block, root: Path) -> str:
+    match block:
+        case Text(text):
+            return text
+        case Heading(text):
+            return f"### {text}"
+        case Table(frame, floats):
+            return markdown_table(frame, floats=floats)
+        case Figure(path):
+            p = _figure_path(path, root)
+            rel = p.relative_to(root) if p.is_relative_to(root) else p
+            return f"![{p.stem}]({rel.as_posix()})"
+    raise TypeError(f"unknown report block {block!r}")
+
+
+def _footer(rec: StageRecord) -> str:
+    return f"<sub>stage `{rec.name}`: {rec.wall_s:.1f} s, finished {rec.finished_at}</sub>"
+
+
+def _sections(records: list[StageRecord], root: Path) -> list[tuple[Section, StageRecord]]:
+    """Each stage's section, without figures whose file is gone (a resumed run whose plot was deleted)."""
+    out = []
+    for rec in records:
+        s = rec.output.section()
+        blocks = [b for b in s.blocks if not isinstance(b, Figure) or _figure_path(b.path, root).is_file()]
+        out.append((Section(s.title, blocks), rec))
+    return out
+
+
+def render_markdown(records: list[StageRecord], *, title: str, prov: dict[str, Any], root: Path) -> str:
+    """report.md: a section per stage (images by path relative to ``root``), then the provenance."""
+    parts = [f"# {title}"]
+    for section, rec in _sections(records, root):
+        parts += [f"## {section.title}", *(_block_markdown(b, root) for b in section.blocks), _footer(rec)]
+    parts += ["## Provenance", provenance_block(prov)]
+    return "\n\n".join(parts) + "\n"
 
 
 def _data_uri(path: Path) -> str:
@@ -80,20 +87,30 @@ def _data_uri(path: Path) -> str:
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
-def write_report(out: Path, results: list[StageResult], *, title: str, command: str) -> tuple[Path, Path]:
-    """Write report.md (images by relative path) and report.html (images embedded); return both paths."""
-    text = _markdown(results, title, command)
+def render_html(records: list[StageRecord], *, title: str, prov: dict[str, Any], root: Path) -> str:
+    """report.html: the same blocks, each figure embedded as a data URI (one file to send around)."""
+    md = MarkdownIt("commonmark", {"html": True}).enable("table")
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    for section, rec in _sections(records, root):
+        body.append(f"<h2>{html.escape(section.title)}</h2>")
+        for b in section.blocks:
+            if isinstance(b, Figure):
+                p = _figure_path(b.path, root)
+                body.append(f'<p><img alt="{html.escape(p.stem)}" src="{_data_uri(p)}"></p>')
+            else:
+                body.append(md.render(_block_markdown(b, root)))
+        body.append(md.render(_footer(rec)))
+    body += ["<h2>Provenance</h2>", md.render(provenance_block(prov))]
+    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+            f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def write_report(out: Path, records: list[StageRecord], *, title: str, command: str | None = None
+                 ) -> tuple[Path, Path]:
+    """Write report.md, report.html and the run's provenance.json into ``out``; return the two reports' paths."""
+    prov = run_provenance(command)
     md_path, html_path = out / "report.md", out / "report.html"
-    atomic_write_bytes(md_path, lambda f: f.write(text.encode()))
-    body = MarkdownIt("commonmark", {"html": True}).enable("table").render(text)
-    for r in results:
-        for img in r.section.images:
-            p = out / img
-            if p.is_file():
-                body = body.replace(f'src="{html.escape(img)}"', f'src="{_data_uri(p)}"')
-    page = (
-        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
-        f"<style>{CSS}</style></head><body>{body}</body></html>\n"
-    )
-    atomic_write_bytes(html_path, lambda f: f.write(page.encode()))
+    atomic_write_text(md_path, render_markdown(records, title=title, prov=prov, root=out))
+    atomic_write_text(html_path, render_html(records, title=title, prov=prov, root=out))
+    atomic_write_json(out / "provenance.json", prov, sort_keys=False)
     return md_path, html_path

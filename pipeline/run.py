@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from narch.pipeline.corpus_stage import build_stage, hardware_stage
-from narch.pipeline.leaderboard_stage import leaderboard_stage
+from narch.pipeline.corpus_stage import HardwareResult, build_stage, hardware_stage, load_corpus
+from narch.pipeline.leaderboard_stage import LeaderboardStageResult, leaderboard_stage
 from narch.pipeline.report import write_report
-from narch.pipeline.search_stage import search_stage
-from narch.pipeline.stages import RunContext, Stage, StageResult, run_stages
+from narch.pipeline.search_stage import SearchStageResult, search_stage
+from narch.pipeline.stages import RunContext, Stage, StageRecord, loader, run_stages
 
 PRESETS: dict[str, dict[str, Any]] = {
     # ~10 minutes on 2 CPU cores, install included.
@@ -50,24 +48,23 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def make_stages(preset: dict[str, Any]) -> list[Stage]:
-    """The pipeline's stages for a preset."""
-    c = preset["corpus"]
+def make_stages(preset: dict[str, Any]) -> list[Stage[Any]]:
+    """The pipeline's stages for a preset, each with the typed loader of its result."""
+    c, lb, se = preset["corpus"], preset["leaderboard"], preset["search"]
     return [
-        Stage("corpus", partial(build_stage, cfg=c), c),
-        Stage("hardware", partial(hardware_stage, cfg={"seed": 0}), {"corpus": c}),
-        Stage("leaderboard", partial(leaderboard_stage, cfg=preset["leaderboard"]), [c, preset["leaderboard"]]),
-        Stage("search", partial(search_stage, cfg=preset["search"]), [c, preset["leaderboard"], preset["search"]]),
+        Stage("corpus", partial(build_stage, cfg=c), load_corpus, c),
+        Stage("hardware", partial(hardware_stage, cfg={"seed": 0}), loader(HardwareResult), {"corpus": c}),
+        Stage("leaderboard", partial(leaderboard_stage, cfg=lb), loader(LeaderboardStageResult), [c, lb]),
+        Stage("search", partial(search_stage, cfg=se), loader(SearchStageResult), [c, lb, se]),
     ]
 
 
-def run_pipeline(out: Path, *, preset: str = "quick", console: Console | None = None) -> list[StageResult]:
+def run_pipeline(out: Path, *, preset: str = "quick", console: Console | None = None) -> list[StageRecord]:
     """Run (or resume) every stage into ``out`` and write report.md / report.html."""
     if preset not in PRESETS:
         raise ValueError(f"preset {preset!r} is unknown (known: {', '.join(PRESETS)})")
     console = console or Console(stderr=True)
     ctx = RunContext(out=out, console=console)
-    results = run_stages(make_stages(PRESETS[preset]), ctx)
-    command = "narch " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("narch") else "narch run"
-    write_report(out, results, title=f"Neural Architect run ({preset})", command=command)
-    return results
+    records = run_stages(make_stages(PRESETS[preset]), ctx)
+    write_report(out, records, title=f"Neural Architect run ({preset})")
+    return records

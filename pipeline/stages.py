@@ -1,61 +1,119 @@
-"""A resumable sequence of stages: each writes a marker with its outputs and report section when it finishes."""
+"""A resumable sequence of stages, each returning a typed result that later stages read in memory.
+
+A finished stage leaves a marker (``stages/NN-name.json``: config hash, timings, its result's fields; frames as
+Parquet in ``stages/NN-name/``). A rerun skips a stage whose marker matches its config and loads the result with the
+stage's typed loader instead.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import time
+import typing
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
+import polars as pl
 from rich.console import Console
 
-from narch.dataset_builder.corpus import atomic_write_bytes, now_iso
+from narch.core.files import atomic_write_bytes, atomic_write_json
+from narch.core.provenance import now_iso
+from narch.pipeline.sections import Section
+
+SAVED = "saved"  # field metadata key: ``field(metadata={SAVED: False})`` keeps a field out of the marker
 
 
-@dataclass
-class Section:
-    """A stage's part of the report: markdown text, images (paths relative to the run folder) and tables."""
+class StageOutput(Protocol):
+    """What a stage returns: a dataclass of figures, frames and plot paths that renders its part of the report."""
 
-    title: str
-    markdown: str = ""
-    images: list[str] = field(default_factory=list)
-    tables: list[str] = field(default_factory=list)  # markdown tables
+    def section(self) -> Section: ...
 
 
-@dataclass
-class StageResult:
-    """What a finished stage leaves behind (stages/NN-name.json)."""
+R = TypeVar("R", bound=StageOutput)
 
-    name: str
-    config_hash: str
-    outputs: dict[str, Any]
-    section: Section
-    started_at: str
-    finished_at: str
-    wall_s: float
 
-    @staticmethod
-    def from_json(text: str) -> StageResult:
-        d = json.loads(text)
-        d["section"] = Section(**d["section"])
-        return StageResult(**d)
+def _rel(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def save_output(output: StageOutput, folder: Path, root: Path) -> dict[str, Any]:
+    """The result's fields as JSON (paths relative to the run folder ``root``); frames written to ``folder``."""
+    saved: dict[str, Any] = {}
+    for f in fields(output):  # type: ignore[arg-type]
+        if not f.metadata.get(SAVED, True):
+            continue
+        value = getattr(output, f.name)
+        if isinstance(value, pl.DataFrame):
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(folder / f"{f.name}.parquet", value.write_parquet)
+            value = f"{f.name}.parquet"
+        elif isinstance(value, Path):
+            value = _rel(value, root)
+        elif isinstance(value, list | tuple) and value and all(isinstance(v, Path) for v in value):
+            value = [_rel(v, root) for v in value]
+        saved[f.name] = value
+    return saved
+
+
+def _kinds(hint: Any) -> set[Any]:
+    """The classes a field annotation allows (``X | None`` -> {X, NoneType}; ``list[Path]`` -> {list[Path]})."""
+    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, type(int | None)) else ()
+    return set(args) if args else {hint}
+
+
+def load_output(kind: type[R], saved: dict[str, Any], folder: Path, root: Path, **unsaved: Any) -> R:
+    """The typed result back from its marker (``unsaved``: the fields kept out of it, supplied by the loader)."""
+    hints = typing.get_type_hints(kind)
+    values: dict[str, Any] = dict(unsaved)
+    for name, value in saved.items():
+        kinds = _kinds(hints[name])
+        if value is None:
+            values[name] = None
+        elif pl.DataFrame in kinds:
+            values[name] = pl.read_parquet(folder / value)
+        elif Path in kinds:
+            values[name] = root / value
+        elif any(typing.get_args(k) == (Path,) for k in kinds):
+            values[name] = [root / v for v in value]
+        else:
+            values[name] = value
+    return kind(**values)
 
 
 @dataclass(frozen=True)
-class Stage:
-    """A named step; ``run(ctx)`` returns (outputs, section). ``config`` is what invalidates its marker."""
+class Stage(Generic[R]):
+    """A named step: ``run(ctx)`` returns its typed result, ``load(saved, folder, ctx)`` rebuilds it from an earlier
+    run's marker. ``config`` is what invalidates the marker."""
 
     name: str
-    run: Callable[[RunContext], tuple[dict[str, Any], Section]]
-    config: dict[str, Any]
+    run: Callable[[RunContext], R]
+    load: Callable[[dict[str, Any], Path, RunContext], R]
+    config: Any
 
     @property
     def config_hash(self) -> str:
         text = json.dumps(self.config, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def loader(kind: type[R]) -> Callable[[dict[str, Any], Path, RunContext], R]:
+    """The loader of a result whose fields are all in its marker."""
+    return lambda saved, folder, ctx: load_output(kind, saved, folder, ctx.out)
+
+
+@dataclass
+class StageRecord:
+    """A finished stage: its result and when it ran."""
+
+    name: str
+    config_hash: str
+    output: StageOutput
+    started_at: str
+    finished_at: str
+    wall_s: float
 
 
 @dataclass
@@ -64,33 +122,53 @@ class RunContext:
 
     out: Path
     console: Console
-    results: dict[str, StageResult] = field(default_factory=dict)
+    records: dict[str, StageRecord] = field(default_factory=dict)
+
+    def result(self, stage: str, kind: type[R]) -> R:
+        """The typed result of an earlier stage."""
+        out = self.records[stage].output
+        if not isinstance(out, kind):
+            raise TypeError(f"stage {stage!r} produced {type(out).__name__}, not {kind.__name__}")
+        return out
 
     def output(self, stage: str, key: str) -> Any:
-        return self.results[stage].outputs[key]
+        """One field of an earlier stage's result."""
+        return getattr(self.records[stage].output, key)
 
 
-def _marker(out: Path, i: int, stage: Stage) -> Path:
-    return out / "stages" / f"{i:02d}-{stage.name}.json"
+def _paths(out: Path, i: int, stage: Stage[Any]) -> tuple[Path, Path]:
+    return out / "stages" / f"{i:02d}-{stage.name}.json", out / "stages" / f"{i:02d}-{stage.name}"
 
 
-def run_stages(stages: list[Stage], ctx: RunContext) -> list[StageResult]:
-    """Run stages in order, skipping those whose marker matches their config (resume after interruption)."""
+def _resume(stage: Stage[Any], marker: Path, folder: Path, ctx: RunContext) -> StageRecord | None:
+    """The earlier run's record when its marker matches the stage's config (and is of this format)."""
+    if not marker.exists():
+        return None
+    d = json.loads(marker.read_text())
+    if d.get("config_hash") != stage.config_hash or "output" not in d:
+        return None
+    return StageRecord(stage.name, d["config_hash"], stage.load(d["output"], folder, ctx), d["started_at"],
+                       d["finished_at"], d["wall_s"])
+
+
+def run_stages(stages: list[Stage[Any]], ctx: RunContext) -> list[StageRecord]:
+    """Run stages in order, loading those whose marker matches their config (resume after interruption)."""
     (ctx.out / "stages").mkdir(parents=True, exist_ok=True)
     for i, stage in enumerate(stages):
-        marker = _marker(ctx.out, i, stage)
-        if marker.exists():
-            prev = StageResult.from_json(marker.read_text())
-            if prev.config_hash == stage.config_hash:
-                ctx.results[stage.name] = prev
-                ctx.console.print(f"[green]✓[/] {stage.name}: done before ({prev.finished_at}), skipped")
-                continue
+        marker, folder = _paths(ctx.out, i, stage)
+        prev = _resume(stage, marker, folder, ctx)
+        if prev is not None:
+            ctx.records[stage.name] = prev
+            ctx.console.print(f"[green]✓[/] {stage.name}: done before ({prev.finished_at}), skipped")
+            continue
         ctx.console.rule(f"[bold]{i + 1}/{len(stages)} {stage.name}")
         started, t0 = now_iso(), time.perf_counter()
-        outputs, section = stage.run(ctx)
-        res = StageResult(stage.name, stage.config_hash, outputs, section, started, now_iso(), time.perf_counter() - t0)
-        text = json.dumps(asdict(res), indent=2, default=str) + "\n"
-        atomic_write_bytes(marker, lambda f, t=text: f.write(t.encode()))
-        ctx.results[stage.name] = res
-        ctx.console.print(f"[green]✓[/] {stage.name}: {res.wall_s:.1f} s")
-    return [ctx.results[s.name] for s in stages]
+        output = stage.run(ctx)
+        rec = StageRecord(stage.name, stage.config_hash, output, started, now_iso(), time.perf_counter() - t0)
+        saved = save_output(output, folder, ctx.out)
+        atomic_write_json(marker, {"name": rec.name, "config_hash": rec.config_hash, "started_at": rec.started_at,
+                                   "finished_at": rec.finished_at, "wall_s": rec.wall_s, "output": saved},
+                          sort_keys=False)
+        ctx.records[stage.name] = rec
+        ctx.console.print(f"[green]✓[/] {stage.name}: {rec.wall_s:.1f} s")
+    return [ctx.records[s.name] for s in stages]

@@ -74,7 +74,7 @@ def test_report_embeds_every_plot(smoke_run: Path) -> None:
     assert len(images) == len(re.findall(r"!\[", md)) >= 2
     for data in images:
         assert base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "<table>" in page and "git revision" in page
+    assert "<table>" in page and "git_rev" in page
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium (apt-get install chromium)")
