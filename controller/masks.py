@@ -1,8 +1,9 @@
 """Fast enumeration of legal moves: the same set as ``search_space.legal_moves``, without building every child.
 
 ``legal_moves`` builds and validates each of the ~100-500 candidate children of a network (10-100 ms), which would
-cap the controller at a few dozen environment steps per second. Here legality is decided on a lean shape
-trace: layers become (channels, downsample factor, flat) triples, an insert is checked once per *shape effect*
+cap the controller at a few dozen environment steps per second. Here legality is decided on the search space's lean
+shape trace (``trace.shape_keys`` and its one shape rule ``trace.step``): layers become (channels, downsample
+factor, flat) triples, an insert is checked once per *shape effect*
 (a conv's kernel never changes legality, only its channels and stride do) and re-traced only from the insert
 position on, and an add-join is legal iff its two inputs have equal shapes. A test checks the result equals
 ``legal_moves`` on random networks and walks; children are built only for the moves actually taken.
@@ -15,9 +16,9 @@ from dataclasses import dataclass
 
 from narch.search_space import Layer, Move, MoveKind, MoveVocab, Network, Op, SpecError
 from narch.search_space.spec import POOL_OPS
+from narch.search_space.trace import ShapeKey, shape_keys, step, width
 from narch.search_space.validate import Limits, infer_shapes
 
-Shape = tuple[int, int, bool]  # (channels or units, downsample factor, flat)
 Effect = tuple[Op, int, int]  # what an inserted layer does to shapes: (op class, width, stride)
 _Row = tuple[Op, int, int, tuple[int, ...]]  # (op, channels or units, stride, explicit inputs)
 
@@ -25,9 +26,9 @@ _Row = tuple[Op, int, int, tuple[int, ...]]  # (op, channels or units, stride, e
 @dataclass(frozen=True, slots=True)
 class _NetInfo:
     rows: list[_Row]
-    shapes: list[Shape]
+    shapes: list[ShapeKey]
     readers: list[int]  # per layer, the last layer reading it explicitly (-1: none)
-    inp: Shape
+    inp: ShapeKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,15 +60,11 @@ def _effect(layer: Layer) -> Effect:
     return (Op.DROPOUT, 0, 1)
 
 
-def _out(op: Op, size: int, stride: int, src: Shape) -> Shape | None:
-    """Output shape of a single-input layer reading ``src``; None when the read is illegal."""
-    if op == Op.CONV:
-        return None if src[2] else (size, src[1] * stride, False)
-    if op in POOL_OPS:
-        return None if src[2] else (src[0], src[1] * stride, False)
-    if op == Op.DENSE:
-        return (size, 1, True)
-    return src
+def _stepped(op: Op, size: int, stride: int, src: ShapeKey) -> ShapeKey:
+    """The trace's shape rule for a layer of a constructed network (which never reads a flat tensor spatially)."""
+    out = step(op, size, stride, src)
+    assert out is not None, "a constructed Network never reads a flat tensor spatially"
+    return out
 
 
 class MoveTable:
@@ -84,9 +81,9 @@ class MoveTable:
             self._by_effect.setdefault(_effect(x), []).append(x)
         self._cache: OrderedDict[Network, LegalMoves] = OrderedDict()
         self._infos: OrderedDict[Network, _NetInfo] = OrderedDict()
-        self._groups: dict[Shape, tuple[frozenset[Effect], list[tuple[Shape, frozenset[Effect]]]]] = {}
+        self._groups: dict[ShapeKey, tuple[frozenset[Effect], list[tuple[ShapeKey, frozenset[Effect]]]]] = {}
 
-    def shapes(self, net: Network) -> list[Shape]:
+    def shapes(self, net: Network) -> list[ShapeKey]:
         """Shapes under the vocabulary's limits, fully validated (raises SpecError)."""
         s = infer_shapes(net, in_channels=self.in_channels, limits=self.limits)
         return [(x.channels, x.factor, x.flat) for x in s]
@@ -101,38 +98,27 @@ class MoveTable:
         return hit
 
     def _info(self, net: Network) -> _NetInfo:
-        """Lean per-layer rows, shapes and last explicit readers of a network (it was validated on construction;
-        only the vocabulary's tighter depth and downsampling limits are checked here)."""
-        rows: list[_Row] = []
-        for x in net.layers:
-            size = x.channels if x.op == Op.CONV else x.units
-            rows.append((x.op, size, x.stride, x.inputs))
-        n = len(rows)
+        """Lean per-layer rows, the trace's shapes and the last explicit readers of a network (it was validated on
+        construction; only the vocabulary's tighter depth and downsampling limits are checked here)."""
+        layers = net.layers
+        n = len(layers)
         if n > self.limits.max_layers:
             raise SpecError(f"arch: {n} layers exceed the depth limit of {self.limits.max_layers}")
-        inp: Shape = (self.in_channels, 1, False)
-        shapes: list[Shape] = []
+        rows: list[_Row] = [(x.op, width(x), x.stride, x.inputs) for x in layers]
+        shapes = shape_keys(net, self.in_channels)
+        max_down = self.limits.max_downsample
         readers = [-1] * n
-        for i, (op, size, stride, ins) in enumerate(rows):
-            for j in ins:
+        for i, (x, out) in enumerate(zip(layers, shapes, strict=True)):
+            for j in x.inputs:
                 if j >= 0:
                     readers[j] = i
-            if op == Op.ADD:
-                a = ins[0]
-                out = inp if a == -1 else shapes[a]
-            else:
-                j = ins[0] if ins else i - 1
-                o = _out(op, size, stride, inp if j == -1 else shapes[j])
-                assert o is not None, "a constructed Network never reads a flat tensor spatially"
-                out = o
-            if not out[2] and out[1] > self.limits.max_downsample:
-                raise SpecError(f"layer {i}: total downsampling {out[1]} exceeds {self.limits.max_downsample}")
-            shapes.append(out)
-        return _NetInfo(rows, shapes, readers, inp)
+            if not out[2] and out[1] > max_down:
+                raise SpecError(f"layer {i}: total downsampling {out[1]} exceeds {max_down}")
+        return _NetInfo(rows, shapes, readers, (self.in_channels, 1, False))
 
     @staticmethod
-    def _trace_ok(info: _NetInfo, start: int, first: Shape, max_down: int, *, changed: int = -1,
-                  changed_shape: Shape | None = None) -> bool:
+    def _trace_ok(info: _NetInfo, start: int, first: ShapeKey, max_down: int, *, changed: int = -1,
+                  changed_shape: ShapeKey | None = None) -> bool:
         """Re-trace old layers ``start..`` when the tensor their first one reads implicitly became ``first``.
 
         Explicit references keep pointing at the same old layers, whose new shapes replace the old as the trace
@@ -141,7 +127,7 @@ class MoveTable:
         of the (valid) network then sees exactly what it saw before.
         """
         rows, shapes, readers, inp = info.rows, info.shapes, info.readers, info.inp
-        new: dict[int, Shape] = {}
+        new: dict[int, ShapeKey] = {}
         pending = -1
         if changed >= 0:
             assert changed_shape is not None
@@ -163,7 +149,7 @@ class MoveTable:
                     src = inp if j == -1 else new.get(j, shapes[j])
                 else:
                     src = prev
-                o = _out(op, size, stride, src)
+                o = step(op, size, stride, src)
                 if o is None:
                     return False
                 out = o
@@ -178,15 +164,15 @@ class MoveTable:
             prev = out
         return True
 
-    def _effect_groups(self, src: Shape) -> tuple[frozenset[Effect], list[tuple[Shape, frozenset[Effect]]]]:
+    def _effect_groups(self, src: ShapeKey) -> tuple[frozenset[Effect], list[tuple[ShapeKey, frozenset[Effect]]]]:
         """For an insert reading ``src``: the shape-preserving effects, and the others grouped by output shape
         (memoised: input shapes repeat across positions and networks)."""
         hit = self._groups.get(src)
         if hit is None:
             same: list[Effect] = []
-            by_out: dict[Shape, list[Effect]] = {}
+            by_out: dict[ShapeKey, list[Effect]] = {}
             for eff in self._by_effect:
-                o = _out(*eff, src)
+                o = step(*eff, src)
                 if o is None or (not o[2] and o[1] > self.limits.max_downsample):
                     continue
                 if o == src:
@@ -229,7 +215,7 @@ class MoveTable:
         n = len(shapes)
         if n + 1 > self.limits.max_layers:
             return []
-        inp: Shape = (self.in_channels, 1, False)
+        inp: ShapeKey = (self.in_channels, 1, False)
         return [
             Move(MoveKind.INSERT_ADD, b, other=a)
             for b in range(n)
@@ -261,9 +247,9 @@ class MoveTable:
             return out
         j = layer.inputs[0] if layer.inputs else i - 1
         src = inp if j == -1 else shapes[j]
-        cands: list[tuple[str, int, Shape | None]] = []  # (attr, value, new output shape; None: unchanged)
+        cands: list[tuple[str, int, ShapeKey | None]] = []  # (attr, value, new output shape; None: unchanged)
         if op == Op.CONV:
-            cands += [("channels", v, (v, src[1] * layer.stride, False)) for v in vocab.conv_channels
+            cands += [("channels", v, _stepped(op, v, layer.stride, src)) for v in vocab.conv_channels
                       if v != layer.channels and 1 <= v <= lim.max_channels]
             cands += [("kernel", v, None) for v in vocab.conv_kernels if v != layer.kernel and v in lim.kernels]
         elif op in POOL_OPS:
@@ -271,9 +257,9 @@ class MoveTable:
                 stride = v if layer.stride == layer.kernel else layer.stride
                 if v == layer.kernel or v not in lim.pool_kernels or (stride == 1 and v % 2 == 0):
                     continue
-                cands.append(("kernel", v, (src[0], src[1] * stride, False)))
+                cands.append(("kernel", v, _stepped(op, 0, stride, src)))
         elif op == Op.DENSE:
-            cands += [("units", v, (v, 1, True)) for v in vocab.dense_units
+            cands += [("units", v, _stepped(op, v, 1, src)) for v in vocab.dense_units
                       if v != layer.units and 1 <= v <= lim.max_units]
         elif op == Op.DROPOUT:
             cands += [("dropout_pct", v, None) for v in vocab.dropout_pcts

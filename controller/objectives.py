@@ -17,7 +17,7 @@ import polars as pl
 
 from narch.hardware.catalogue import Device, get_device
 from narch.hardware.roofline import roofline_run
-from narch.search_space import Network, Op, count_params
+from narch.search_space import Network, trace_network
 
 TIME_TARGET = "train_time_s"
 
@@ -64,11 +64,9 @@ class TaskContext:
                            int(d["batch_size"]), dict(d.get("descriptors", {})))
 
 
-def model_size_bytes(net: Network, input_shape: tuple[int, ...], n_classes: int, *, params: int | None = None) -> int:
-    """Bytes of parameters and buffers (fp32 weights; BN running mean/var fp32 and an int64 step per conv)."""
-    convs = [x for x in net.layers if x.op == Op.CONV]
-    p = count_params(net, input_shape, n_classes) if params is None else params
-    return 4 * p + 8 * sum(x.channels for x in convs) + 8 * len(convs)
+def model_size_bytes(net: Network, input_shape: tuple[int, ...], n_classes: int) -> int:
+    """Bytes of parameters and buffers of the built model, as the search space's trace counts them."""
+    return trace_network(net, input_shape, n_classes).model_size_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,14 +113,13 @@ class Objectives:
             time_s = np.asarray(pred[TIME_TARGET], dtype=np.float64)
         else:
             time_s = np.asarray([self.roofline_time_s(n) for n in nets])
-        params = [count_params(n, c.input_shape, c.n_classes) for n in nets]
+        traces = [trace_network(n, c.input_shape, c.n_classes) for n in nets]
         return Scores(
             acc=np.clip(np.asarray(pred[self.accuracy], dtype=np.float64), 0.0, 1.0),  # a regression may overshoot
             acc_std=pred.get(f"{self.accuracy}_std"),
-            size_bytes=np.asarray([model_size_bytes(n, c.input_shape, c.n_classes, params=p)
-                                   for n, p in zip(nets, params, strict=True)], dtype=np.float64),
+            size_bytes=np.asarray([t.model_size_bytes for t in traces], dtype=np.float64),
             time_s=time_s,
-            params=np.asarray(params, dtype=np.float64),
+            params=np.asarray([t.params for t in traces], dtype=np.float64),
         )
 
 

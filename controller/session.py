@@ -17,7 +17,7 @@ from narch.controller.env import Moves, RangeGuard
 from narch.controller.objectives import TIME_TARGET, Objectives, Scorer, TaskContext, corpus_medians
 from narch.controller.reward import RewardConfig, load_reward
 from narch.controller.search import RunResult, known_strategies, run_one
-from narch.search_space import Network, resolve_network
+from narch.search_space import Network, deepest, resolve_network
 
 MEASURED = "measured"
 
@@ -139,9 +139,8 @@ def prepare(cfg: SearchConfig, *, hardware: str | None = None, loaded: LoadedPre
     reward = reward.resolved(median_size_bytes=med_size, median_time_s=med_time)
     guard = None
     if reward.mask_out_of_range:
-        depth = lp.rows["arch_json"].str.count_matches('"op"')
         guard = RangeGuard(float(lp.rows["params"].min()), float(lp.rows["params"].max()),  # type: ignore[arg-type]
-                           int(depth.max()), lp.ctx.input_shape, lp.ctx.n_classes)  # type: ignore[arg-type]
+                           deepest(lp.rows["arch_json"].to_list()), lp.ctx.input_shape, lp.ctx.n_classes)
     moves = Moves(in_channels=lp.ctx.input_shape[0], guard=guard)
     return Setup(lp.scorer, lp.rows, lp.ctx, lp.corpus, reward, objectives, moves, resolve_network(cfg.start),
                  lp.info)

@@ -90,5 +90,5 @@ def build_model(net: Network, input_shape: tuple[int, ...], n_classes: int) -> S
 
 
 def model_size_bytes(model: nn.Module) -> int:
-    """Bytes of parameters and buffers (what a checkpoint of the weights holds)."""
+    """Bytes of parameters and buffers, measured on the module (the spec's trace predicts it without torch)."""
     return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])

@@ -1,5 +1,8 @@
 """FLOPs, bytes moved and op launches of one training step, per op, forward and backward. Pure Python.
 
+Shapes, parameters and forward multiply-accumulates come from the search space's trace (``trace_network``); this
+module adds the hardware conventions on top: backward work, bytes moved, launches and the dtype.
+
 Conventions (fp32, 4 bytes per element; N is the batch size, E the elements of the tensor named):
 - conv and linear FLOPs are ``torch.utils.flop_counter.FlopCounterMode``'s exactly: 2 per multiply-accumulate,
   bias ignored; the backward counts the weight gradient always and the input gradient only when the input
@@ -16,8 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-from narch.search_space import Layer, Network, Op, concrete_shapes
-from narch.search_space.validate import layer_input_channels
+from narch.search_space import Layer, Network, Op, Trace, trace_network
 
 BYTES_F32 = 4
 BYTES_I64 = 8
@@ -222,51 +224,37 @@ def _dropout(name: str, e: int, *, grad: bool) -> OpCost:
     )
 
 
-def _layer_ops(
-    net: Network, input_shape: tuple[int, ...], n: int
-) -> tuple[list[LayerCost], int, int, bool, tuple[int, ...]]:
-    """Per-layer costs, body params and parameter tensors, and whether/what shape the last output is."""
-    shapes = concrete_shapes(net, input_shape)
-    cins = layer_input_channels(net, input_shape[0])
-    rank = len(input_shape) - 1
+def _layer_ops(net: Network, t: Trace, n: int) -> tuple[list[LayerCost], bool]:
+    """Per-layer costs at batch size n from the trace, and whether the last output carries a gradient."""
     needs_grad: list[bool] = []  # does layer i's output carry a gradient (depends on some parameter)?
     out: list[LayerCost] = []
-    params = tensors = 0
-
-    def src_shape(j: int) -> tuple[int, ...]:
-        return input_shape if j == -1 else shapes[j]
 
     def src_grad(j: int) -> bool:
         return j != -1 and needs_grad[j]
 
-    for i, layer in enumerate(net.layers):
-        srcs = layer.inputs if layer.inputs else (i - 1,)
-        s_in, g_in = src_shape(srcs[0]), src_grad(srcs[0])
-        y = shapes[i]
-        e_out = n * _prod(y)
+    for i, (layer, lt) in enumerate(zip(net.layers, t.layers, strict=True)):
+        s_in, g_in = lt.in_shape, src_grad(lt.sources[0])
+        y = lt.out_shape
+        e_out = n * lt.out_elems
         ops: list[OpCost] = []
-        p = 0
         match layer.op:
             case Op.CONV:
-                k = layer.kernel**rank
-                w = layer.channels * cins[i] * k
                 ops.append(matmul_op(
-                    f"{i}:conv", OpClass.CONV, macs=n * _prod(y) * cins[i] * k, x_elems=n * _prod(s_in),
-                    w_elems=w, y_elems=e_out, bias=layer.channels, input_grad=g_in,
+                    f"{i}:conv", OpClass.CONV, macs=n * lt.macs, x_elems=n * _prod(s_in), w_elems=lt.weights,
+                    y_elems=e_out, bias=layer.channels, input_grad=g_in,
                 ))
                 ops.append(_elementwise(f"{i}:bn", OpClass.BN, "bn", e_out, grad=True, rw=(3, 5)))
                 ops.append(_elementwise(f"{i}:relu", OpClass.RELU, "relu", e_out, grad=True, rw=(2, 3)))
-                p, tensors, grad = w + 3 * layer.channels, tensors + 4, True
+                grad = True
             case Op.DENSE:
                 if len(s_in) > 1:
                     ops.append(_gap(f"{i}:gap", n, s_in, grad=g_in))
-                c = cins[i]
                 ops.append(matmul_op(
-                    f"{i}:dense", OpClass.DENSE, macs=n * c * layer.units, x_elems=n * c, w_elems=c * layer.units,
+                    f"{i}:dense", OpClass.DENSE, macs=n * lt.macs, x_elems=n * lt.in_channels, w_elems=lt.weights,
                     y_elems=e_out, bias=layer.units, input_grad=g_in,
                 ))
                 ops.append(_elementwise(f"{i}:relu", OpClass.RELU, "relu", e_out, grad=True, rw=(2, 3)))
-                p, tensors, grad = c * layer.units + layer.units, tensors + 2, True
+                grad = True
             case Op.MAXPOOL | Op.AVGPOOL:
                 ops.append(_pool(f"{i}:{layer.op.value}", layer, n, s_in, y, grad=g_in))
                 grad = g_in
@@ -277,9 +265,8 @@ def _layer_ops(
                 grad = any(src_grad(j) for j in layer.inputs)
                 ops.append(_elementwise(f"{i}:add", OpClass.ADD, "add", e_out, grad=grad, rw=(3, 3)))
         needs_grad.append(grad)
-        params += p
-        out.append(LayerCost(i, _label(i, net), y, p, tuple(ops)))
-    return out, params, tensors, needs_grad[-1], shapes[-1]
+        out.append(LayerCost(i, _label(i, net), y, lt.params, tuple(ops)))
+    return out, needs_grad[-1]
 
 
 def step_costs(net: Network, input_shape: tuple[int, ...], n_classes: int, batch_size: int) -> StepCosts:
@@ -288,17 +275,17 @@ def step_costs(net: Network, input_shape: tuple[int, ...], n_classes: int, batch
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     n = batch_size
     input_shape = tuple(int(d) for d in input_shape)
-    layers, params, tensors, last_grad, last_shape = _layer_ops(net, input_shape, n)
+    t = trace_network(net, input_shape, n_classes)
+    layers, last_grad = _layer_ops(net, t, n)
+    head, last_shape = t.head, t.head.in_shape
     head_ops: list[OpCost] = []
     if len(last_shape) > 1:
         head_ops.append(_gap("head:gap", n, last_shape, grad=last_grad))
-    c = last_shape[0]
     head_ops.append(matmul_op(
-        "head:dense", OpClass.DENSE, macs=n * c * n_classes, x_elems=n * c, w_elems=c * n_classes,
+        "head:dense", OpClass.DENSE, macs=n * head.macs, x_elems=n * head.in_channels, w_elems=head.weights,
         y_elems=n * n_classes, bias=n_classes, input_grad=last_grad,
     ))
-    head_params = c * n_classes + n_classes
-    params, tensors = params + head_params, tensors + 2
+    params, tensors = t.params, t.param_tensors
     e_logits = n * n_classes
     ff, fb = _FLOPS["softmax_ce"]
     loss = OpCost(
@@ -319,7 +306,7 @@ def step_costs(net: Network, input_shape: tuple[int, ...], n_classes: int, batch
     layers = [
         LayerCost(-1, "data", (n, *input_shape), 0, (data,)),
         *layers,
-        LayerCost(-1, "head", (n_classes,), head_params, tuple(head_ops)),
+        LayerCost(-1, "head", (n_classes,), head.params, tuple(head_ops)),
         LayerCost(-1, "loss", (), 0, (loss,)),
         LayerCost(-1, "optimizer", (), 0, (opt,)),
     ]

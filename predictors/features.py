@@ -1,8 +1,8 @@
 """Fast fixed-length features of corpus rows and of Network objects: a flat architecture encoding plus data descriptors.
 
-The architecture part is computed in one lean pass over the layers (shapes, parameters and multiply-accumulates
-without re-validating) and cached per (architecture, input shape, classes), so rows parsed from JSON and
-``Network`` objects from the controller give identical features and a repeated network costs a dict look-up.
+The architecture part is read off the search space's trace (shapes, parameters and multiply-accumulates) and cached
+per (architecture, input shape, classes), so rows parsed from JSON and ``Network`` objects from the controller give
+identical features and a repeated network costs a dict look-up.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from narch.search_space import Layer, Network, Op
+from narch.search_space import Layer, Network, Op, deepest, trace_network
 
 FEATURES_VERSION = 2
 OPS = tuple(Op)
@@ -35,6 +35,7 @@ DESCRIPTORS = ("n_train", "n_classes", "class_balance", "linear_probe_acc", "cen
 LOG_DESCRIPTORS = frozenset({"n_train", "epochs", "batch_size", "lr", "n_classes"})
 DEFAULT_SHAPE: tuple[tuple[int, ...], int] = ((1, 40), 10)
 _CACHE_MAX = 200_000
+_NO_ACTIVATIONS = (Op.DROPOUT, Op.ADD)  # their outputs are not counted as activations (a tuple: no enum hash)
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,7 @@ class FeatureSpec:
     def from_rows(rows: pl.DataFrame, *, max_depth: int | None = None) -> FeatureSpec:
         """Depth from the deepest training network (at most 48); descriptors that the rows carry."""
         if max_depth is None:
-            depths = rows["arch_json"].map_elements(lambda s: s.count('"op"'), return_dtype=pl.Int64)
-            max_depth = int(min(48, max(1, depths.max() or 1)))  # type: ignore[arg-type]
+            max_depth = min(48, max(1, deepest(rows["arch_json"].to_list())))
         used, defaults = [], {}
         for d in DESCRIPTORS:
             if d in rows.columns and rows[d].null_count() < rows.height:
@@ -120,59 +120,31 @@ def path_vector(net: Network) -> np.ndarray:
 
 
 def arch_vector(net: Network, input_shape: tuple[int, ...], n_classes: int, max_depth: int) -> np.ndarray:
-    """GLOBAL + per-layer features of one network (RUN and descriptors are added per row)."""
-    spatial = input_shape[1:]
-    rank = len(spatial)
-    in_elems = math.prod(spatial) if spatial else 1
+    """GLOBAL + per-layer features of one network (RUN and descriptors are added per row), read off its trace."""
+    t = trace_network(net, input_shape, n_classes)
+    in_elems = math.prod(input_shape[1:])
     per = np.zeros((max_depth, len(PER_LAYER)))
     counts = dict.fromkeys(OPS, 0)
-    chans: list[int] = []  # output channels/units per layer
-    factors: list[int] = []
-    flats: list[bool] = []
-    params = macs = acts = 0
-    n_stride2 = max_kernel = 0
-
-    def src(j: int) -> tuple[int, int, bool]:
-        return (input_shape[0], 1, False) if j < 0 else (chans[j], factors[j], flats[j])
-
-    for i, layer in enumerate(net.layers):
+    acts = n_stride2 = max_kernel = 0
+    for i, (layer, lt) in enumerate(zip(net.layers, t.layers, strict=True)):
         op = layer.op
-        ins = layer.inputs
-        c_in, f_in, flat_in = src(ins[0] if ins else i - 1)
-        c, f, flat = c_in, f_in, flat_in
-        if op == Op.CONV:
-            c, f = layer.channels, f_in * layer.stride
-            k = layer.kernel**rank
-            params += c_in * c * k + 3 * c
-            out_sp = math.prod(math.ceil(s / f) for s in spatial) if spatial else 1
-            macs += out_sp * c_in * c * k
-            acts += out_sp * c
-        elif op in (Op.MAXPOOL, Op.AVGPOOL):
-            f = f_in * layer.stride
-            acts += (math.prod(math.ceil(s / f) for s in spatial) if spatial else 1) * c
-        elif op == Op.DENSE:
-            c, flat = layer.units, True
-            params += c_in * c + c
-            macs += c_in * c
-            acts += c
+        if op not in _NO_ACTIVATIONS:
+            acts += lt.out_elems
         counts[op] += 1
         n_stride2 += layer.stride == 2 and op == Op.CONV
         max_kernel = max(max_kernel, layer.kernel)
-        chans.append(c)
-        factors.append(f)
-        flats.append(flat)
         if i < max_depth:
+            ins = layer.inputs
             row = per[i]
             row[OPS.index(op)] = 1.0
-            row[6:15] = (_lg(layer.channels), layer.kernel, layer.stride, _lg(layer.units), layer.dropout_pct / 100,
-                         i - ins[0] if ins else 0, i - ins[1] if len(ins) > 1 else 0, _lg(c), math.log2(f))
-    c_last = chans[-1]
-    params += c_last * n_classes + n_classes
-    macs += c_last * n_classes
-    flops = 2.0 * macs
-    g = [len(net.layers), *(counts[o] for o in OPS), n_stride2, math.log(params), math.log(flops + 1),
-         math.log(acts + in_elems), math.log2(max(factors)), _lg(max(chans)), _lg(sum(chans) / len(chans)),
-         max_kernel, _lg(c_last), float(flats[-1])]
+            row[len(OPS):] = (_lg(layer.channels), layer.kernel, layer.stride, _lg(layer.units),
+                              layer.dropout_pct / 100, i - ins[0] if ins else 0, i - ins[1] if len(ins) > 1 else 0,
+                              _lg(lt.channels), math.log2(lt.downsample))
+    chans = [lt.channels for lt in t.layers]
+    last = t.layers[-1]
+    g = [t.depth, *(counts[o] for o in OPS), n_stride2, math.log(t.params), math.log(2.0 * t.macs + 1),
+         math.log(acts + in_elems), math.log2(max(lt.downsample for lt in t.layers)), _lg(max(chans)),
+         _lg(sum(chans) / len(chans)), max_kernel, _lg(last.channels), float(last.shape.flat)]
     return np.concatenate([np.asarray(g, dtype=np.float64), per.ravel(), path_vector(net)])
 
 

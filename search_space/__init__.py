@@ -1,6 +1,6 @@
 """The architecture spec, its validation, moves, sampling and seed networks. Imports no torch."""
 
-from narch.search_space.io import load_networks, resolve_network, write_jsonl
+from narch.search_space.io import deepest, load_networks, resolve_network, write_jsonl
 from narch.search_space.moves import (
     Move,
     MoveError,
@@ -29,7 +29,8 @@ from narch.search_space.spec import (
     dropout,
     maxpool,
 )
-from narch.search_space.validate import LIMITS, Limits, Shape, concrete_shapes, count_params, infer_shapes, validate
+from narch.search_space.trace import LayerTrace, Shape, Trace, concrete_shapes, count_params, trace_network
+from narch.search_space.validate import LIMITS, Limits, infer_shapes, validate
 
 SEARCH_SPACE_VERSION = f"1.{SCHEMA_VERSION}"
 
@@ -39,6 +40,7 @@ __all__ = [
     "SEARCH_SPACE_VERSION",
     "SEEDS",
     "Layer",
+    "LayerTrace",
     "Limits",
     "Move",
     "MoveError",
@@ -51,6 +53,7 @@ __all__ = [
     "SamplerBounds",
     "Shape",
     "SpecError",
+    "Trace",
     "add",
     "apply_move",
     "avgpool",
@@ -58,6 +61,7 @@ __all__ = [
     "concrete_shapes",
     "conv",
     "count_params",
+    "deepest",
     "dense",
     "dropout",
     "infer_shapes",
@@ -73,6 +77,7 @@ __all__ = [
     "sample_network",
     "scale",
     "seed_network",
+    "trace_network",
     "validate",
     "write_jsonl",
 ]

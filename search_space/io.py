@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 from narch.core.files import atomic_write_text
@@ -65,3 +66,8 @@ def resolve_network(ref: str) -> Network:
 def write_jsonl(nets: list[Network], path: str | Path) -> None:
     """One canonical JSON network per line."""
     atomic_write_text(path, "".join(n.to_json() + "\n" for n in nets))
+
+
+def deepest(arch_jsons: Iterable[str]) -> int:
+    """Layers of the deepest network among canonical JSON texts (0 for none); each distinct text is parsed once."""
+    return max((len(Network.from_json(j)) for j in set(arch_jsons)), default=0)
