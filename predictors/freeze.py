@@ -46,7 +46,8 @@ def target_rows(rows: pl.DataFrame, target: Target) -> pl.DataFrame:
         raise ValueError(f"the corpus has no column {target.name!r}")
     if not rows[target.name].dtype.is_numeric():
         raise ValueError(f"column {target.name!r} is not numeric ({rows[target.name].dtype})")
-    out = rows.filter(pl.col(target.name).is_not_null() & pl.col(target.name).is_not_nan())
+    out = rows.filter(pl.col("status") == "ok") if "status" in rows.columns else rows
+    out = out.filter(pl.col(target.name).is_not_null() & pl.col(target.name).is_not_nan())
     if target.log:
         out = out.filter(pl.col(target.name) > 0)
     return out

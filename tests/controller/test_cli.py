@@ -1,4 +1,5 @@
-"""`narch search` end to end on a tiny real corpus and a ridge predictor frozen from it; config errors."""
+"""`narch search` end to end on a tiny real corpus and a ridge predictor frozen from it (``conftest.frozen``);
+config errors."""
 
 from __future__ import annotations
 
@@ -11,19 +12,6 @@ from typer.testing import CliRunner
 
 from narch.cli import app
 from narch.dataset_builder.corpus import read_corpus
-from narch.predictors.artefacts import corpus_fingerprint, save_artefact
-from narch.predictors.base import PREDICTORS, Target
-from narch.predictors.families import load_families
-
-
-@pytest.fixture(scope="module")
-def frozen(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    load_families()
-    rows = read_corpus(tiny_corpus).filter(pl.col("status") == "ok")
-    fitted = {t: PREDICTORS.get("ridge")(seed=0).fit(rows, Target.of(t)) for t in ("val_acc", "train_time_s")}
-    out = tmp_path_factory.mktemp("pred") / "frozen"
-    save_artefact(out, fitted, fingerprint=corpus_fingerprint(rows), extra={"corpus": str(tiny_corpus)})
-    return out
 
 
 def test_search_writes_the_report(frozen: Path, tmp_path: Path) -> None:

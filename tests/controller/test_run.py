@@ -1,0 +1,44 @@
+"""The search as a library call: typed results from one session, no file read back, one provenance record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from narch.controller.run import SearchRun, execute
+from narch.controller.session import SearchConfig, prepare
+from narch.controller.verify import pick_top
+from narch.core.provenance import PROVENANCE_KEYS
+from narch.dataset_builder.corpus import read_corpus
+
+
+def test_execute_returns_the_typed_run_with_core_provenance(frozen: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    cfg = SearchConfig(predictor=frozen, out=tmp_path / "s", strategies=("random", "evolution"), budget=20, seeds=2,
+                       batch=8, episode_len=2, hardware_compare=("t4",), compare_seeds=1, command="narch test")
+    run = execute(cfg, rows=read_corpus(tiny_corpus))
+    assert isinstance(run, SearchRun) and run.verification is None
+    assert set(run.final["strategy"]) == {"random", "evolution"}
+    assert run.search.history.height == pl.read_parquet(cfg.out / "history.parquet").height
+    assert all(p.is_file() for p in run.search.plots)
+    assert run.hardware is not None and run.hardware.plot.is_file() and "arch_json" not in run.hardware.shown.columns
+    assert set(run.hardware.searches) == {"t4"}
+    assert set(PROVENANCE_KEYS) | {"torch_threads"} <= set(run.provenance)
+    assert run.provenance["command"] == "narch test"
+    assert set(run.summary()) == {"final", "hypervolume", "hardware_compare", "provenance"}
+
+
+def test_prepare_reuses_a_loaded_predictor_for_another_target(frozen: Path, tmp_path: Path) -> None:
+    cfg = SearchConfig(predictor=frozen, out=tmp_path, strategies=("random",))
+    first = prepare(cfg)
+    other = prepare(cfg, hardware="h200", loaded=first.loaded)
+    assert other.scorer is first.scorer and other.rows is first.rows
+    assert other.reward.time_source == "roofline" and other.reward.device == "h200"
+
+
+def test_pick_top_takes_the_best_distinct_networks_of_each_strategy() -> None:
+    hist = pl.DataFrame({"strategy": ["a", "a", "a", "b"], "arch_id": ["x", "x", "y", "z"],
+                         "reward": [0.5, 0.9, 0.7, 0.1], "arch_json": ["{}"] * 4})
+    top = pick_top(hist, ("a", "b", "c"), 2)
+    assert [(r["strategy"], r["arch_id"], r["reward"]) for r in top] == [("a", "x", 0.9), ("a", "y", 0.7),
+                                                                          ("b", "z", 0.1)]
