@@ -18,13 +18,8 @@ import pyarrow.parquet as pq
 
 from narch.core.errors import NarchError
 from narch.core.files import atomic_write_bytes, fsync_dir
-from narch.core.provenance import now_iso
 from narch.dataset_builder.schema import CORPUS_SCHEMA_VERSION, KEY_COLUMNS, SCHEMA
 
-# atomic_write_bytes and now_iso are narch.core's, re-exported for pipeline/stages.py and pipeline/report.py.
-__all__ = ["MANIFEST", "CorpusError", "Manifest", "atomic_write_bytes", "check_part", "compact_corpus",
-           "corrupt_parts", "create_corpus", "existing_keys", "key_part_name", "live_parts", "now_iso",
-           "open_corpus", "part_files", "read_corpus", "read_manifest", "rows_to_table", "scan_corpus", "write_part"]
 MANIFEST = "manifest.json"
 REPLACES_KEY = b"narch_replaces"
 
