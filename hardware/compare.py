@@ -23,16 +23,13 @@ import polars as pl
 from scipy.stats import spearmanr
 
 from narch.core.errors import NarchError
-from narch.hardware.calibration import FEATURES, Calibration, costs_terms, fit_nnls, fit_robust
+from narch.hardware.calibration import FEATURES, Calibration, costs_terms, fit_robust
 from narch.hardware.catalogue import CATALOGUE, Device, get_device, local_device
 from narch.hardware.costs import RunCosts, run_costs
 from narch.hardware.roofline import run_time
 from narch.hardware.transfer import wave_scaled_step
 from narch.search_space import Network
 
-# fit_nnls / fit_robust / FEATURES moved to hardware.calibration; still importable here
-__all__ = ["FEATURES", "CompareError", "CompareReport", "compare_rows", "device_for", "error_stats", "fit_nnls",
-           "fit_robust", "row_terms"]
 TRANSFER_TO = ("t4", "a100", "h100")  # devices the wave-scaling comparator carries measured times to
 NEEDED = ("arch_id", "arch_json", "task", "n_train", "n_classes", "input_shape", "epochs", "batch_size",
           "train_time_s", "status")
