@@ -131,10 +131,6 @@ class RunContext:
             raise TypeError(f"stage {stage!r} produced {type(out).__name__}, not {kind.__name__}")
         return out
 
-    def output(self, stage: str, key: str) -> Any:
-        """One field of an earlier stage's result."""
-        return getattr(self.records[stage].output, key)
-
 
 def _paths(out: Path, i: int, stage: Stage[Any]) -> tuple[Path, Path]:
     return out / "stages" / f"{i:02d}-{stage.name}.json", out / "stages" / f"{i:02d}-{stage.name}"
