@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from narch.search_space import Layer, Move, MoveKind, MoveVocab, Network, Op, SpecError
-from narch.search_space.spec import POOL_OPS
+from narch.search_space.layer import POOL_OPS
 from narch.search_space.trace import ShapeKey, shape_keys, step, width
 from narch.search_space.validate import Limits, infer_shapes
 

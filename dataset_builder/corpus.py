@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from narch.core.errors import NarchError
-from narch.core.files import atomic_write_bytes, fsync_dir
+from narch.core.files import atomic_write_bytes, fsync_dir, read_json
 from narch.dataset_builder.schema import CORPUS_SCHEMA_VERSION, KEY_COLUMNS, SCHEMA
 
 MANIFEST = "manifest.json"
@@ -48,12 +48,9 @@ class Manifest:
 def read_manifest(corpus_dir: str | Path) -> Manifest:
     """The manifest of a corpus, checked for its schema version."""
     path = Path(corpus_dir) / MANIFEST
-    if not path.is_file():
-        raise CorpusError(f"{path}: no manifest (is {corpus_dir} a corpus?)")
-    try:
-        d = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise CorpusError(f"{path}: malformed JSON at line {e.lineno}: {e.msg}") from None
+    d = read_json(path, error=CorpusError, missing=f"no manifest (is {corpus_dir} a corpus?)")
+    if not isinstance(d, dict):
+        raise CorpusError(f"{path}: a manifest is a JSON object")
     version = d.get("corpus_schema_version")
     if version != CORPUS_SCHEMA_VERSION:
         raise CorpusError(

@@ -31,6 +31,8 @@ from narch.hardware.transfer import wave_scaled_step
 from narch.search_space import Network
 
 TRANSFER_TO = ("t4", "a100", "h100")  # devices the wave-scaling comparator carries measured times to
+ERROR_ROWS = (("raw_test", "raw roofline, held-out"), ("calibrated_test", "calibrated, held-out"),
+              ("raw_all", "raw roofline, all rows"), ("calibrated_train", "calibrated, fit rows"))
 NEEDED = ("arch_id", "arch_json", "task", "n_train", "n_classes", "input_shape", "epochs", "batch_size",
           "train_time_s", "status")
 
@@ -101,19 +103,22 @@ class CompareReport:
         """Fitted efficiency per term (1 / coefficient) relative to the device's figures; launch as a factor."""
         return {k: (1 / v if v > 0 else float("inf")) for k, v in self.coefficients.items() if k != "steps"}
 
+    def error_rows(self, *, fit_rows: bool) -> list[tuple[str, dict[str, Any]]]:
+        """(label, error stats) of every judged row set, the repeat floor last; ``fit_rows`` adds the fit rows."""
+        keys = ERROR_ROWS if fit_rows else ERROR_ROWS[:-1]
+        rows = [(label, self.metrics[key]) for key, label in keys]
+        if self.metrics.get("repeat_floor"):
+            rows.append(("repeat floor: each run of a network measured more than once vs the mean of its other runs",
+                         self.metrics["repeat_floor"]))
+        return rows
+
     def summary_lines(self) -> list[str]:
         m = self.metrics
         lines = [f"{self.corpus}: {len(self.rows)} ok rows on {', '.join(self.devices)}; "
                  f"calibration fitted on {m['calibrated_train']['n']} rows, judged on {m['calibrated_test']['n']}"]
-        for key, label in (("raw_test", "raw roofline (held-out)"), ("calibrated_test", "calibrated (held-out)"),
-                           ("raw_all", "raw roofline (all rows)")):
-            s = m[key]
-            lines.append(f"{label}: median |err| {s['median_ape_pct']:.1f} %, within ±10 % {s['within_10pct']:.0%}, "
-                         f"within ±20 % {s['within_20pct']:.0%}, Spearman {s['spearman']:.3f}")
-        if m.get("repeat_floor"):
-            s = m["repeat_floor"]
-            lines.append(f"repeat floor ({s['n']} rows of networks measured twice or more): median |err| "
-                         f"{s['median_ape_pct']:.1f} %, within ±10 % {s['within_10pct']:.0%}")
+        lines += [f"{label} ({s['n']} rows): median |err| {s['median_ape_pct']:.1f} %, within ±10 % "
+                  f"{s['within_10pct']:.0%}, within ±20 % {s['within_20pct']:.0%}, Spearman {s['spearman']:.3f}"
+                  for label, s in self.error_rows(fit_rows=False)]
         return lines
 
 

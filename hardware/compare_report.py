@@ -56,16 +56,8 @@ def markdown(report: CompareReport) -> str:
              f"Devices: {', '.join(report.devices)}. Calibration fitted on {m['calibrated_train']['n']} rows "
              f"(architectures split {report.train_frac:.0%} / {1 - report.train_frac:.0%}, seed {report.seed}), "
              f"judged on {m['calibrated_test']['n']} held-out rows.\n\n", _figures_line(report), head]
-    for key, label in (("raw_test", "raw, held-out"), ("calibrated_test", "calibrated, held-out"),
-                       ("raw_all", "raw, all"), ("calibrated_train", "calibrated, fit rows")):
-        s = m[key]
-        lines.append(f"| {label} ({s['n']}) | {s['median_ape_pct']:.1f} | {s['within_10pct']:.0%} | "
-                     f"{s['within_20pct']:.0%} | {s['spearman']:.3f} |\n")
-    if m.get("repeat_floor"):
-        s = m["repeat_floor"]
-        lines.append(f"| repeat floor ({s['n']}): each run of a network measured more than once vs the mean of its "
-                     f"other runs | {s['median_ape_pct']:.1f} | {s['within_10pct']:.0%} | {s['within_20pct']:.0%} | "
-                     f"{s['spearman']:.3f} |\n")
+    lines += [f"| {label} ({s['n']}) | {s['median_ape_pct']:.1f} | {s['within_10pct']:.0%} | "
+              f"{s['within_20pct']:.0%} | {s['spearman']:.3f} |\n" for label, s in report.error_rows(fit_rows=True)]
     lines.append("\nHeld-out rows by what bounds the raw roofline step (median abs % error):\n\n"
                  "| bound | rows | raw | calibrated |\n|---|---|---|---|\n")
     for b, st in m["by_bound_test"].items():

@@ -6,11 +6,26 @@ to ``fail``; a command adds a builtin to its ``except`` only where a library it 
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.console import Console
 
+from narch.core.registry import load_plugin
+
 OUT = Console(soft_wrap=True)
 ERR = Console(stderr=True)
+
+
+Plugins = Annotated[list[str] | None, typer.Option(
+    "--plugin", metavar="MODULE", help="import a plugin module first so its predictors or strategies register "
+    "(repeatable; installed plugins are found through their entry points)")]
+
+
+def load_plugins(modules: list[str] | None) -> None:
+    """Import every ``--plugin`` module (PluginError, a NarchError, names one that cannot be imported)."""
+    for module in modules or []:
+        load_plugin(module)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

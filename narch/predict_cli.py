@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from narch.console import ERR, OUT, fail, message
+from narch.console import ERR, OUT, Plugins, fail, load_plugins, message
 from narch.core.errors import NarchError
 
 # ValueError / FileNotFoundError: option values and folders the leaderboard and predict commands check
@@ -56,21 +56,17 @@ def leaderboard_cmd(
     freeze_family: Annotated[str | None, typer.Option(
         help="only freeze this family for every target it models into OUT/frozen (no ranking; --trials 0: its "
              "defaults)")] = None,
-    plugin: Annotated[list[str] | None, typer.Option(
-        "--plugin", metavar="MODULE", help="import a plugin module first so its families register (repeatable)")
-    ] = None,
+    plugin: Plugins = None,
 ) -> None:
     """Rank every predictor family on a corpus under the fixed protocol; freeze the best per target."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from narch.core.registry import load_plugin
     from narch.predictors.leaderboard import SIZES, LeaderboardConfig, freeze_with, load_rows, plan_leaderboard
     from narch.predictors.leaderboard_report import build_leaderboard
     from narch.predictors.leaderboard_report import refreeze as redo
 
     try:
-        for module in plugin or []:
-            load_plugin(module)
+        load_plugins(plugin)
         size_list = tuple(int(s) for s in _csv(sizes) or ()) or SIZES
         cfg = LeaderboardConfig(
             corpus=corpus, out=out, targets=_csv(target) or (), predictors=_csv(predictors), seeds=seeds,
@@ -123,18 +119,14 @@ def predict_cmd(
     n_train: Annotated[int | None, typer.Option(help="training-set size")] = None,
     epochs: Annotated[int | None, typer.Option(help="training epochs")] = None,
     batch_size: Annotated[int | None, typer.Option(help="training batch size")] = None,
-    plugin: Annotated[list[str] | None, typer.Option(
-        "--plugin", metavar="MODULE", help="import a plugin module first so its families register (repeatable)")
-    ] = None,
+    plugin: Plugins = None,
 ) -> None:
     """Print every target's prediction of a frozen predictor for one network."""
-    from narch.core.registry import load_plugin
     from narch.predictors.artefacts import load_artefact
     from narch.search_space import resolve_network
 
     try:
-        for module in plugin or []:
-            load_plugin(module)
+        load_plugins(plugin)
         net = resolve_network(arch)
         art = load_artefact(predictor)
         d = task_descriptors(art.manifest, task, {"n_train": n_train, "epochs": epochs, "batch_size": batch_size})

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from narch.console import ERR, OUT, fail, message
+from narch.console import ERR, OUT, Plugins, fail, load_plugins, message
 
 
 def _split(text: str) -> tuple[str, ...]:
@@ -40,20 +40,16 @@ def search_cmd(
     compare_seeds: Annotated[int | None, typer.Option(help="seeds per hardware target (default --seeds)")] = None,
     strategy_seeds: Annotated[str, typer.Option(help="per-strategy seed counts overriding --seeds, e.g. tpe=3")]
     = "",
-    plugin: Annotated[list[str] | None, typer.Option(
-        "--plugin", metavar="MODULE", help="import a plugin module first so it registers (repeatable)")
-    ] = None,
+    plugin: Plugins = None,
 ) -> None:
     """Search networks on a frozen predictor with every strategy under one query budget; write the report."""
     from narch.controller.run import execute
     from narch.controller.search import known_strategies
     from narch.controller.session import SearchConfig
     from narch.core.errors import NarchError
-    from narch.core.registry import load_plugin
 
     try:
-        for module in plugin or []:
-            load_plugin(module)
+        load_plugins(plugin)
     except NarchError as e:
         raise fail(str(e)) from None
     strategies = tuple(known_strategies()) if strategy == "all" else _split(strategy)

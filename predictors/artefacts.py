@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from narch.core.errors import NarchError, PluginError
-from narch.core.files import atomic_write_json, sha256_file
+from narch.core.files import atomic_write_json, read_json, sha256_file
 from narch.core.provenance import now_iso
 from narch.dataset_builder.schema import CORPUS_SCHEMA_VERSION
 from narch.predictors.base import PREDICTORS, Predictor
@@ -101,13 +101,8 @@ def save_artefact(
 
 def read_manifest(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST
-    if not path.is_file():
-        raise ArtefactError(f"{path}: no manifest (is {folder} a predictor artefact?)")
-    try:
-        m = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ArtefactError(f"{path}: malformed JSON at line {e.lineno}: {e.msg}") from None
-    if m.get("format") != FORMAT or m.get("format_version") != FORMAT_VERSION:
+    m = read_json(path, error=ArtefactError, missing=f"no manifest (is {folder} a predictor artefact?)")
+    if not isinstance(m, dict) or m.get("format") != FORMAT or m.get("format_version") != FORMAT_VERSION:
         raise ArtefactError(f"{path}: not a {FORMAT} v{FORMAT_VERSION} manifest")
     return m
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from narch.search_space.spec import Network, Op
+from narch.search_space.layer import Op
+from narch.search_space.spec import Network
 from narch.search_space.validate import infer_shapes
 
 FEATURES = ("op", "size", "kernel", "stride", "dropout", "in_a", "in_b", "in_size", "res")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from narch.core.files import atomic_write_text
+from narch.core.files import atomic_write_text, parse_json
+from narch.search_space.layer import SpecError
 from narch.search_space.seeds import SEEDS, seed_network
-from narch.search_space.spec import Network, SpecError
+from narch.search_space.spec import Network
 
 
 def load_networks(path: str | Path) -> list[Network]:
@@ -31,10 +31,7 @@ def load_networks(path: str | Path) -> list[Network]:
         if not nets:
             raise SpecError(f"{p}: holds no network")
         return nets
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SpecError(f"{p}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    data = parse_json(text, error=SpecError, what=str(p))
     if not isinstance(data, list):
         try:
             return [Network.from_dict(data)]

@@ -7,7 +7,9 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from narch.search_space.spec import POOL_OPS, Layer, Network, Op, SpecError
+from narch.core.files import parse_json
+from narch.search_space.layer import POOL_OPS, Layer, Op, SpecError
+from narch.search_space.spec import Network
 from narch.search_space.validate import LIMITS, Limits, infer_shapes
 
 
@@ -73,10 +75,7 @@ class Move:
     @staticmethod
     def from_json(text: str) -> Move:
         """Parse a move in the form to_json writes (exactly the fields its kind uses); else raise MoveError."""
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise MoveError(f"move JSON: malformed at line {e.lineno} column {e.colno}: {e.msg}") from None
+        d = parse_json(text, error=MoveError, what="move")
         if not isinstance(d, dict):
             raise MoveError(f"move: expected a JSON object, got {type(d).__name__}")
         try:

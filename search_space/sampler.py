@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from narch.search_space.layer import Layer, Op
 from narch.search_space.moves import Move, MoveKind, MoveVocab, candidate_moves, try_move
 from narch.search_space.seeds import SEEDS
-from narch.search_space.spec import Layer, Network, Op
+from narch.search_space.spec import Network
 
 
 @dataclass(frozen=True, slots=True)

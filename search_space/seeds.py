@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from narch.search_space.spec import Network, SpecError, add, avgpool, conv, dense, dropout, maxpool
+from narch.search_space.layer import SpecError, add, avgpool, conv, dense, dropout, maxpool
+from narch.search_space.spec import Network
 
 SEEDS: dict[str, Network] = {
     # LeNet-5's layout (6/16 channels, kernel 5, pooling, 120/84 dense).

@@ -7,19 +7,8 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
-from narch.search_space.layer import (
-    POOL_OPS,
-    SPATIAL_OPS,
-    Layer,
-    Op,
-    SpecError,
-    add,
-    avgpool,
-    conv,
-    dense,
-    dropout,
-    maxpool,
-)
+from narch.core.files import parse_json
+from narch.search_space.layer import Layer, SpecError
 from narch.search_space.validate import check_network
 
 SCHEMA_VERSION = 1
@@ -76,25 +65,7 @@ class Network:
     @staticmethod
     def from_json(text: str) -> Network:
         """Parse JSON text; malformed JSON raises SpecError with line and column."""
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SpecError(f"arch JSON: malformed at line {e.lineno} column {e.colno}: {e.msg}") from None
-        return Network.from_dict(d)
+        return Network.from_dict(parse_json(text, error=SpecError, what="arch"))
 
 
-__all__ = [
-    "POOL_OPS",
-    "SCHEMA_VERSION",
-    "SPATIAL_OPS",
-    "Layer",
-    "Network",
-    "Op",
-    "SpecError",
-    "add",
-    "avgpool",
-    "conv",
-    "dense",
-    "dropout",
-    "maxpool",
-]
+__all__ = ["SCHEMA_VERSION", "Network"]

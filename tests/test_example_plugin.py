@@ -88,10 +88,10 @@ def test_predict_answers_with_the_frozen_plugin_artefact(board: Path, site: Path
 
 def test_search_runs_the_plugin_strategy(board: Path, site: Path) -> None:
     out = board.parent / "search"
-    r = _narch("search", "--predictor", str(board / "frozen"), "--out", str(out), "--strategy", "first_improvement",
+    r = _narch("search", "--predictor", str(board / "frozen"), "--out", str(out), "--strategy", "annealing",
                "--budget", "30", "--seeds", "1", "--batch", "8", "--episode-len", "3", path=site, cwd=board)
-    assert "first_improvement: final best reward" in r.stdout
-    assert set(pl.read_parquet(out / "best_so_far.parquet")["strategy"]) == {"first_improvement"}
+    assert "annealing: final best reward" in r.stdout
+    assert set(pl.read_parquet(out / "best_so_far.parquet")["strategy"]) == {"annealing"}
 
 
 def test_without_the_plugin_predict_fails_in_one_line_naming_its_module(board: Path) -> None:

@@ -64,6 +64,26 @@ def atomic_write_json(path: str | Path, obj: Any, *, indent: int | None = 2, sor
     atomic_write_text(path, text + "\n")
 
 
+def parse_json(text: str, *, error: type[Exception], what: str) -> Any:
+    """``json.loads``; malformed text raises ``error`` naming ``what``, the line and the column."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise error(f"{what}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+
+
+def read_json(path: str | Path, *, error: type[Exception], missing: str = "no such file") -> Any:
+    """The JSON of a file that must exist and parse; otherwise ``error`` naming the path (``missing`` says why)."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: {missing}")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise error(f"{path}: cannot be read ({e})") from None
+    return parse_json(text, error=error, what=str(path))
+
+
 def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()

@@ -4,10 +4,10 @@ A plugin's tests subclass it and name the strategy (optuna's ``SamplerTestCase``
 
     from narch.testing.strategies import StrategyTestCase
 
-    class TestHill(StrategyTestCase):
+    class TestAnnealing(StrategyTestCase):
         @pytest.fixture
         def strategy_name(self) -> str:
-            return "first_improvement"
+            return "annealing"
 
 The strategy runs through the one search loop (``narch.controller.search.run_one``) on the toy scorer
 (``narch.testing.toy``: real legal moves, the real evaluator, cache and budget) and must beat its start within the

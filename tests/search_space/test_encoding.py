@@ -25,7 +25,7 @@ from narch.search_space.encoding import (
     pack_tokens,
     size_token,
 )
-from narch.search_space.spec import Op
+from narch.search_space.layer import Op
 
 
 def _col(name: str) -> int:

@@ -85,7 +85,7 @@ def test_jsonl_error_names_file_and_line(tmp_path: Path) -> None:
 def test_jsonl_malformed_line_names_file_and_line(tmp_path: Path) -> None:
     p = tmp_path / "bad.jsonl"
     p.write_text(SEEDS["tiny"].to_json() + "\n{not json\n")
-    with pytest.raises(SpecError, match=r"bad\.jsonl:2: arch JSON: malformed at line 1 column 2"):
+    with pytest.raises(SpecError, match=r"bad\.jsonl:2: arch: malformed JSON at line 1 column 2"):
         load_networks(p)
 
 

@@ -262,7 +262,7 @@ def test_apply_move_dispatches() -> None:
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("{", r"move JSON: malformed at line 1 column 2"),
+        ("{", r"move: malformed JSON at line 1 column 2"),
         ("[]", r"move: expected a JSON object, got list"),
         ("{}", r"move: unknown kind None"),
         ('{"kind":"warp","at":0}', r"move: unknown kind 'warp' \(known: insert, insert_add, scale, remove\)"),

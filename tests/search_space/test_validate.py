@@ -43,9 +43,9 @@ def test_spec_error_is_a_value_error() -> None:
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ('{"layers": [', r"arch JSON: malformed at line 1 column \d+"),
-        ('{"layers": []}\n}', r"arch JSON: malformed at line 2 column 1"),
-        ("", r"arch JSON: malformed at line 1 column 1"),
+        ('{"layers": [', r"arch: malformed JSON at line 1 column \d+"),
+        ('{"layers": []}\n}', r"arch: malformed JSON at line 2 column 1"),
+        ("", r"arch: malformed JSON at line 1 column 1"),
         ("[1, 2]", r"arch: expected a JSON object, got list"),
         ('{"layers": {}}', r"arch: 'layers' must be a list"),
         ('{"schema": 1}', r"arch: 'layers' must be a list"),

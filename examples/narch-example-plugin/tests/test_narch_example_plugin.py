@@ -17,10 +17,10 @@ class TestKnn(PredictorTestCase):
         return "knn"
 
 
-class TestFirstImprovement(StrategyTestCase):
+class TestAnnealing(StrategyTestCase):
     @pytest.fixture
     def strategy_name(self) -> str:
-        return "first_improvement"
+        return "annealing"
 
 
 def test_k1_recalls_the_training_targets(tmp_path_factory: pytest.TempPathFactory) -> None:
