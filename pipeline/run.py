@@ -14,18 +14,22 @@ from narch.pipeline.report import write_report
 from narch.pipeline.search_stage import SearchStageResult, search_stage
 from narch.pipeline.stages import RunContext, Stage, StageRecord, loader, run_stages
 
+# A preset is a declared experiment: it names its strategies, so installed plugins do not change what it runs.
+PAPER_STRATEGIES = ["a2c", "reinforce", "random", "evolution", "local", "tpe"]
 PRESETS: dict[str, dict[str, Any]] = {
     # ~10 minutes on 2 CPU cores, install included.
     "quick": {
         "corpus": {"task": "mnist1d", "archs": 120, "epochs": 5, "seed": 0},
         "leaderboard": {"targets": ["val_acc", "train_time_s"], "seeds": 3, "trials": 0, "quick": True},
-        "search": {"budget": 300, "seeds": 3, "hardware_compare": ["t4", "a100", "h200", "local"], "verify_top": 3},
+        "search": {"budget": 300, "seeds": 3, "strategies": PAPER_STRATEGIES,
+                   "hardware_compare": ["t4", "a100", "h200", "local"], "verify_top": 3},
     },
     # The reference scale (hours on 2 cores; resumable).
     "full": {
         "corpus": {"task": "mnist1d", "archs": 3000, "epochs": 10, "seed": 1},
         "leaderboard": {"targets": ["val_acc", "train_time_s"], "seeds": 5, "trials": 10},
-        "search": {"budget": 2000, "seeds": 10, "hardware_compare": ["t4", "a100", "h200", "local"], "verify_top": 5},
+        "search": {"budget": 2000, "seeds": 10, "strategies": PAPER_STRATEGIES,
+                   "hardware_compare": ["t4", "a100", "h200", "local"], "verify_top": 5},
     },
     # For tests: seconds.
     "smoke": {
