@@ -15,6 +15,7 @@ from narch.controller.env import Evaluation
 from narch.controller.report import SearchOutcome
 from narch.controller.session import Log, SearchConfig, Setup, prepare, quiet, run_strategies
 from narch.core.files import atomic_write_text
+from narch.core.tables import markdown_table
 from narch.hardware.catalogue import get_device
 from narch.search_space import Network
 
@@ -74,7 +75,7 @@ def compare_hardware(cfg: SearchConfig, setup: Setup, *, log: Log = quiet) -> Ha
     df = _cross_evaluate(winners, setups)
     report.write_parquet(out / "hardware_compare.parquet", df)
     result = HardwareComparison(out, df, searches, out / "hardware_compare.png")
-    atomic_write_text(out / "hardware_compare.md", report.markdown_table(result.shown) + "\n")
+    atomic_write_text(out / "hardware_compare.md", markdown_table(result.shown) + "\n")
     _plot(df, list(setups), result.plot)
     return result
 

@@ -16,6 +16,7 @@ from scipy import stats
 from narch.controller.pareto import hypervolume, pareto_mask, to_min
 from narch.controller.search import RunResult, history_frame
 from narch.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from narch.core.tables import markdown_table
 
 REF_FACTOR = 4.0  # hypervolume reference point: accuracy 0, size and time at 4x their reward thresholds
 
@@ -147,16 +148,6 @@ def plot_pareto(front: pl.DataFrame, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def markdown_table(df: pl.DataFrame, *, floats: int = 4) -> str:
-    """A frame as a markdown table, floats to ``floats`` significant digits."""
-    cols = df.columns
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in df.iter_rows():
-        cells = [f"{v:.{floats}g}" if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def write_json(path: Path, obj: object) -> None:

@@ -13,6 +13,7 @@ import polars as pl
 from narch.controller import report
 from narch.controller.session import Log, SearchConfig, Setup, quiet
 from narch.core.files import atomic_write_json, atomic_write_text
+from narch.core.tables import markdown_table
 from narch.dataset_builder.build import BuildConfig, prepare_build, run_build
 from narch.dataset_builder.corpus import read_corpus, read_manifest
 from narch.dataset_builder.protocol import Protocol
@@ -105,7 +106,7 @@ def verify_top(cfg: SearchConfig, setup: Setup, history: pl.DataFrame, *, log: L
     df = _compare(picked, setup, read_corpus(corpus).filter(pl.col("seed") == seed))
     result = Verification(out, corpus, df, out / "verify.png")
     report.write_parquet(out / "verify.parquet", df)
-    atomic_write_text(out / "verify.md", report.markdown_table(result.shown) + "\n")
+    atomic_write_text(out / "verify.md", markdown_table(result.shown) + "\n")
     atomic_write_json(out / "verify.json", df.to_dicts(), sort_keys=False)
     _plot(df, result.plot)
     return result

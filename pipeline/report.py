@@ -10,9 +10,9 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
-from narch.controller.report import markdown_table
 from narch.core.files import atomic_write_json, atomic_write_text
 from narch.core.provenance import PROVENANCE_KEYS, provenance, provenance_markdown
+from narch.core.tables import markdown_table
 from narch.pipeline.sections import Block, Figure, Heading, Section, Table, Text
 from narch.pipeline.stages import StageRecord
 

@@ -18,6 +18,7 @@ import polars as pl
 
 from narch.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from narch.core.provenance import PROVENANCE_KEYS, provenance
+from narch.core.tables import markdown_table
 from narch.predictors.base import Target
 from narch.predictors.leaderboard import (
     RULE,
@@ -93,11 +94,6 @@ def target_tables(board: pl.DataFrame, targets: tuple[str, ...] | list[str], fro
     return out
 
 
-def _md(df: pl.DataFrame) -> list[str]:
-    return ["| " + " | ".join(df.columns) + " |", "|---" * df.width + "|",
-            *("| " + " | ".join(str(v) for v in row) + " |" for row in df.iter_rows())]
-
-
 def markdown(cfg: LeaderboardConfig, res: LeaderboardResult, prov: dict[str, Any]) -> str:
     """leaderboard.md: the protocol, each target's tables and frozen family, and the provenance."""
     lines = [f"# Predictor leaderboard: `{cfg.corpus}`", "",
@@ -107,7 +103,8 @@ def markdown(cfg: LeaderboardConfig, res: LeaderboardResult, prov: dict[str, Any
     for t in target_tables(res.board, cfg.targets, res.frozen):
         lines += [f"## {t.target} ({'log space' if t.log else 'linear space'})", "",
                   f"Largest training size: {t.largest} architectures; test set {t.n_test} configurations.", "",
-                  *_md(t.top), "", "Kendall τ by training-set size:", "", *_md(t.tau_by_size), ""]
+                  markdown_table(t.top, floats=None), "", "Kendall τ by training-set size:", "",
+                  markdown_table(t.tau_by_size, floats=None), ""]
         if t.frozen:
             lines += [f"Frozen: **{t.frozen}** ({t.rule}; {RULE['throughput']}).", ""]
     lines += ["## Provenance", "", *(f"- {k}: `{v}`" for k, v in prov.items() if not isinstance(v, dict)),

@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 
 from narch.core.files import atomic_write_json, atomic_write_text
+from narch.core.tables import markdown_table
 from narch.dataset_builder.corpus import MANIFEST, read_corpus
 
 Check = dict[str, Any]
@@ -192,8 +193,7 @@ def write_markdown(out: Path, s: dict[str, Any]) -> None:
              "speedup_vs_c1 uses it); runs only: narch's own rate; incl. start-up: rows / step wall time. "
              "Energy per row at concurrency > 1 is the whole device's energy over that run's training "
              "(shared by the runs in flight), so it overstates one run's share.", "",
-             "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(b.get(c)) for c in cols) + " |" for b in s["builds"]]
+             markdown_table(pl.DataFrame({c: [_fmt(b.get(c)) for b in s["builds"]] for c in cols}), floats=None)]
     lines += ["", f"## Checks ({s['failed_checks']} failed)", ""]
     lines += [f"- {'PASS' if c['passed'] else 'skip' if c['passed'] is None else 'FAIL'} {c['check']}: {c['detail']}"
               for c in s["checks"]]
