@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from narch.core.errors import NarchError, PluginError
+from narch.core.errors import NarchError
 from narch.core.files import atomic_write_json, read_json, sha256_file
 from narch.core.provenance import now_iso
 from narch.dataset_builder.schema import CORPUS_SCHEMA_VERSION
 from narch.predictors.base import PREDICTORS, Predictor
-from narch.predictors.families import load_families
+from narch.predictors.families import load_families, registered_family
 from narch.predictors.features import FEATURES_VERSION
 from narch.search_space import Network
 
@@ -154,20 +154,6 @@ def network_rows(nets: Sequence[Network], descriptors: Mapping[str, Any]) -> pl.
     return pl.DataFrame([{"arch_id": n.arch_id, "arch_json": n.to_json(), **base} for n in nets])
 
 
-def _registered(folder: Path, entry: Mapping[str, Any]) -> str:
-    """The entry's family once it is registered; otherwise PluginError naming the module that registered it.
-
-    The module is only named, never imported: an artefact is data and must not choose what code runs.
-    """
-    name = str(entry["predictor"])
-    if name in PREDICTORS:
-        return name
-    module = entry.get("module")
-    where = f"module {module!r}" if module else "a module this artefact does not record"
-    raise PluginError(f"{folder}: predictor family {name!r} is not registered; it was registered by {where}: install "
-                      f"the plugin that provides it or pass --plugin {module or 'MODULE'}")
-
-
 def load_artefact(folder: str | Path) -> Artefact:
     """Verify, then rebuild each target's predictor with its family's ``load``."""
     folder = Path(folder)
@@ -175,7 +161,7 @@ def load_artefact(folder: str | Path) -> Artefact:
     load_families()
     preds: dict[str, Predictor] = {}
     for target, entry in m["entries"].items():
-        cls = PREDICTORS.get(_registered(folder, entry))
+        cls = registered_family(str(entry["predictor"]), entry.get("module"), where=folder)
         try:
             preds[target] = cls.load(folder / target, entry["config"])
         except (OSError, ValueError, KeyError) as e:

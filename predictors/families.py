@@ -8,7 +8,9 @@ the artefacts and the conformance tests enumerate both alike.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
+from narch.core.errors import PluginError
 from narch.predictors.base import PREDICTORS, Predictor, Target
 
 FAMILY_MODULES = ("narch.predictors.linear", "narch.predictors.trees", "narch.predictors.mlp",
@@ -33,3 +35,16 @@ def supports(cls: type[Predictor], target: Target) -> bool:
     """Whether a family models a target (families without ``supports`` model any numeric column)."""
     fn = getattr(cls, "supports", None)
     return True if fn is None else bool(fn(target))
+
+
+def registered_family(name: str, module: str | None, *, where: Path) -> type[Predictor]:
+    """The family a saved predictor at ``where`` names; PluginError naming ``module`` (the one that registered it
+    when it was saved) if it is not registered now.
+
+    The module is only named, never imported: an artefact is data and must not choose what code runs.
+    """
+    if name in PREDICTORS:
+        return PREDICTORS.get(name)
+    at = f"module {module!r}" if module else "a module this artefact does not record"
+    raise PluginError(f"{where}: predictor family {name!r} is not registered; it was registered by {at}: install "
+                      f"the plugin that provides it or pass --plugin {module or 'MODULE'}")

@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from narch.predictors.base import PREDICTORS, Target
+from narch.predictors.families import registered_family
 from narch.predictors.neural.data import NetInputs
 from narch.predictors.neural.regressor import NeuralPredictor
 from narch.search_space import Network
@@ -133,8 +134,8 @@ class DeepEnsemble:
             "seed": self.seed,
             "params": dict(self.params),
             "target": self.target.name,
-            "state": {"members": [{"family": f, "config": m.config()} for f, m in zip(self.families, members,
-                                                                                     strict=True)]},
+            "state": {"members": [{"family": f, "module": PREDICTORS.module_of(f), "config": m.config()}
+                                  for f, m in zip(self.families, members, strict=True)]},
         }
 
     def save(self, folder: Path) -> list[str]:
@@ -147,10 +148,11 @@ class DeepEnsemble:
 
     @classmethod
     def load(cls, folder: Path, config: dict[str, Any]) -> Self:
+        # Members' families first: one from a missing plugin is named with its module, as a top-level family is.
+        families = [registered_family(str(m["family"]), m.get("module"), where=folder / f"member{k}")
+                    for k, m in enumerate(config["state"]["members"])]
         obj = cls(seed=int(config.get("seed", 0)), **config.get("params", {}))
         obj.target = Target.of(config["target"])
-        obj.members = [
-            PREDICTORS.get(m["family"]).load(folder / f"member{k}", m["config"])
-            for k, m in enumerate(config["state"]["members"])
-        ]
+        obj.members = [fam.load(folder / f"member{k}", m["config"])
+                       for k, (fam, m) in enumerate(zip(families, config["state"]["members"], strict=True))]
         return obj

@@ -68,6 +68,28 @@ def test_unknown_family_names_its_module_and_imports_nothing(split: tuple[pl.Dat
     assert "json.tool" not in sys.modules, "the artefact's module must be named, never imported"
 
 
+def test_unknown_ensemble_member_family_names_its_module(split: tuple[pl.DataFrame, pl.DataFrame],
+                                                         tmp_path: Path) -> None:
+    import sys
+
+    if "ensemble" not in NAMES:
+        pytest.skip("the neural families (torch) are not installed")
+    target = Target.of("val_acc")
+    ens = PREDICTORS.get("ensemble")(seed=0, members=2, family="ridge").fit(split[0], target)
+    folder = save_artefact(tmp_path / "art", {target.name: ens}, fingerprint="test")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    config = manifest["entries"][target.name]["config"]
+    assert [m["module"] for m in config["state"]["members"]] == ["narch.predictors.linear"] * 2
+    config["params"]["family"] = "ridge+no_such_family"
+    config["state"]["members"][1] |= {"family": "no_such_family", "module": "json.tool"}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    sys.modules.pop("json.tool", None)
+    with pytest.raises(PluginError, match=r"member1: predictor family 'no_such_family' is not registered.*"
+                                          r"'json\.tool'.*--plugin json\.tool"):
+        load_artefact(folder)
+    assert "json.tool" not in sys.modules, "the artefact's module must be named, never imported"
+
+
 def test_roofline_time_refuses_accuracy(pred_rows: pl.DataFrame) -> None:
     cls = PREDICTORS.get("roofline_time")
     assert not supports(cls, Target.of("val_acc"))
