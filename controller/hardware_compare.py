@@ -14,7 +14,7 @@ from narch.controller import report
 from narch.controller.env import Evaluation
 from narch.controller.report import SearchOutcome
 from narch.controller.session import Log, SearchConfig, Setup, prepare, quiet, run_strategies
-from narch.core.files import atomic_write_text
+from narch.core.files import atomic_savefig, atomic_write_text
 from narch.core.tables import markdown_table
 from narch.hardware.catalogue import get_device
 from narch.search_space import Network
@@ -106,5 +106,5 @@ def _plot(df: pl.DataFrame, targets: list[str], path: Path) -> None:
     axes[1].legend(fontsize=7)
     fig.suptitle("Each target's winner evaluated on every target", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_savefig(fig, path, dpi=120)
     plt.close(fig)

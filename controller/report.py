@@ -15,7 +15,7 @@ from scipy import stats
 
 from narch.controller.pareto import hypervolume, pareto_mask, to_min
 from narch.controller.search import RunResult, history_frame
-from narch.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from narch.core.files import atomic_savefig, atomic_write_bytes, atomic_write_json, atomic_write_text
 from narch.core.tables import markdown_table
 
 REF_FACTOR = 4.0  # hypervolume reference point: accuracy 0, size and time at 4x their reward thresholds
@@ -123,7 +123,7 @@ def plot_curves(stats_df: pl.DataFrame, path: Path, *, title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_savefig(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -146,7 +146,7 @@ def plot_pareto(front: pl.DataFrame, path: Path) -> None:
     axes[0].legend(fontsize=7)
     fig.suptitle("Pareto fronts (accuracy up, size and time down), pooled over seeds", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_savefig(fig, path, dpi=120)
     plt.close(fig)
 
 

@@ -12,7 +12,7 @@ import polars as pl
 
 from narch.controller import report
 from narch.controller.session import Log, SearchConfig, Setup, quiet
-from narch.core.files import atomic_write_json, atomic_write_text
+from narch.core.files import atomic_savefig, atomic_write_json, atomic_write_text
 from narch.core.tables import markdown_table
 from narch.dataset_builder.build import BuildConfig, prepare_build, run_build
 from narch.dataset_builder.corpus import read_corpus, read_manifest
@@ -133,5 +133,5 @@ def _plot(df: pl.DataFrame, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_savefig(fig, path, dpi=120)
     plt.close(fig)

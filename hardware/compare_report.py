@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from narch.core.files import atomic_write_bytes, atomic_write_text
+from narch.core.files import atomic_savefig, atomic_write_text
 from narch.core.provenance import provenance, provenance_markdown
 from narch.hardware.calibration import Calibration
 from narch.hardware.catalogue import Device, get_device
@@ -115,7 +115,7 @@ def plot_roofline(report: CompareReport, path: Path, *, roofs: list[Device]) -> 
     fig.text(0.01, 0.005, f"{p.get('command')} | host {p.get('host')} ({p.get('cpu_model')}) | "
              f"git {p.get('git_rev')} | {p.get('created_at')}", fontsize=6)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    atomic_write_bytes(path, lambda f: fig.savefig(f, format="png", dpi=120))
+    atomic_savefig(fig, path, dpi=120)
     plt.close(fig)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import polars as pl
 
-from narch.core.files import atomic_write_bytes
+from narch.core.files import atomic_savefig
 from narch.dataset_builder.build import BuildConfig, prepare_build
 from narch.dataset_builder.corpus import read_corpus
 from narch.dataset_builder.progress import run_with_progress
@@ -32,7 +32,7 @@ def corpus_plots(df: pl.DataFrame, out: Path) -> list[Path]:
     axes[1].set(xlabel="epoch", ylabel="validation accuracy", title="learning curves (first 200 networks)")
     fig.tight_layout()
     path = out / "corpus.png"
-    atomic_write_bytes(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
     return [path]
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from narch.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from narch.core.files import atomic_savefig, atomic_write_bytes, atomic_write_json, atomic_write_text
 from narch.core.provenance import PROVENANCE_KEYS, provenance
 from narch.core.tables import markdown_table
 from narch.predictors.base import Target
@@ -134,7 +134,7 @@ def plots(cfg: LeaderboardConfig, res: LeaderboardResult) -> list[Path]:
         ax.legend(fontsize=7, ncol=2)
         fig.tight_layout()
         path = cfg.out / f"tau_vs_size_{tname}.png"
-        atomic_write_bytes(path, lambda f, fig=fig: fig.savefig(f, format="png", dpi=110))
+        atomic_savefig(fig, path, dpi=110)
         plt.close(fig)
         paths.append(path)
         target = Target.of(tname)
@@ -154,7 +154,7 @@ def plots(cfg: LeaderboardConfig, res: LeaderboardResult) -> list[Path]:
             ax.set(xlabel=f"measured {tname}", ylabel="predicted", title=f"{fam} (seed 0, largest size)")
         fig.tight_layout()
         path = cfg.out / f"pred_vs_measured_{tname}.png"
-        atomic_write_bytes(path, lambda f, fig=fig: fig.savefig(f, format="png", dpi=110))
+        atomic_savefig(fig, path, dpi=110)
         plt.close(fig)
         paths.append(path)
     return paths

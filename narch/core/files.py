@@ -9,7 +9,7 @@ import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 
 def fsync_dir(path: Path) -> None:
@@ -39,6 +39,18 @@ def atomic_write_bytes(path: str | Path, write: Callable[[IO[bytes]], Any]) -> N
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
+
+
+class Figure(Protocol):
+    """What ``atomic_savefig`` needs of a figure (matplotlib's ``Figure``; the core imports no matplotlib)."""
+
+    def savefig(self, fname: Any, **kw: Any) -> Any: ...
+
+
+def atomic_savefig(fig: Figure, path: str | Path, **kw: Any) -> None:
+    """``fig.savefig(path, **kw)``, atomically; the format is the path's suffix unless ``kw`` names one."""
+    kw.setdefault("format", Path(path).suffix.lstrip(".") or "png")
+    atomic_write_bytes(path, lambda f: fig.savefig(f, **kw))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
