@@ -89,15 +89,20 @@ def load_predictor(path: Path, corpus: Path | None, *, rows: pl.DataFrame | None
     """The frozen predictor and the corpus it was trained on (its manifest names it unless ``corpus`` is given);
     ``rows``: that corpus, already in memory (then it is not read again)."""
     from narch.controller.scorers import FrozenScorer
-    from narch.dataset_builder.corpus import read_corpus
+    from narch.dataset_builder.corpus import CorpusError, read_corpus
     from narch.predictors.artefacts import read_manifest
 
     manifest = read_manifest(Path(path))
-    cpath = Path(corpus) if corpus is not None else Path(manifest.get("corpus", ""))
+    named = corpus if corpus is not None else manifest.get("corpus")
+    cpath = Path(named or "")
     if rows is None:
-        if not str(cpath) or not (cpath / "manifest.json").is_file():
-            raise FileNotFoundError(f"corpus {str(cpath)!r} of predictor {path} not found: pass --corpus")
-        rows = read_corpus(cpath)
+        if not named:
+            raise CorpusError(f"predictor {path} names no corpus: pass --corpus with the corpus it was trained on")
+        try:
+            rows = read_corpus(cpath)
+        except CorpusError as e:
+            raise CorpusError(f"corpus {str(cpath)!r} of predictor {path} cannot be read ({e}): pass --corpus with "
+                              f"the corpus it was trained on") from None
     rows = rows.filter(pl.col("status") == "ok")
     ctx = TaskContext.from_rows(rows)
     scorer = FrozenScorer(Path(path), ctx)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from narch.controller.run import SearchRun, execute
 from narch.controller.session import SearchConfig, prepare
 from narch.controller.verify import pick_top
 from narch.core.provenance import PROVENANCE_KEYS
-from narch.dataset_builder.corpus import read_corpus
+from narch.dataset_builder.corpus import CorpusError, read_corpus
 
 
 def test_execute_returns_the_typed_run_with_core_provenance(frozen: Path, tiny_corpus: Path, tmp_path: Path) -> None:
@@ -34,6 +36,13 @@ def test_prepare_reuses_a_loaded_predictor_for_another_target(frozen: Path, tmp_
     other = prepare(cfg, hardware="h200", loaded=first.loaded)
     assert other.scorer is first.scorer and other.rows is first.rows
     assert other.reward.time_source == "roofline" and other.reward.device == "h200"
+
+
+def test_a_missing_corpus_names_the_predictor_and_the_reader_s_reason(frozen: Path, tmp_path: Path) -> None:
+    cfg = SearchConfig(predictor=frozen, out=tmp_path, strategies=("random",), corpus=tmp_path / "gone")
+    with pytest.raises(CorpusError, match=rf"of predictor {re.escape(str(frozen))} cannot be read \(.*no manifest "
+                                          r"\(is .*gone a corpus\?\)\): pass --corpus"):
+        prepare(cfg)
 
 
 def test_pick_top_takes_the_best_distinct_networks_of_each_strategy() -> None:
