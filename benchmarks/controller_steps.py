@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from narch.controller.env import Evaluator
-from narch.controller.run import SearchConfig, prepare
+from narch.controller.session import SearchConfig, prepare
 from narch.controller.strategies import STRATEGIES, StrategyContext
 
 

@@ -20,7 +20,7 @@ from narch.controller.session import Log, SearchConfig, Setup, prepare, quiet, r
 from narch.controller.verify import Verification, verify_top
 from narch.core.provenance import provenance
 
-__all__ = ["SearchConfig", "SearchRun", "execute", "prepare", "search_provenance"]
+__all__ = ["SearchRun", "execute", "search_provenance"]
 
 
 @dataclass(frozen=True)
