@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
-from narch.dataset_builder.build import BuildConfig, prepare_build, run_build
-from narch.dataset_builder.protocol import Protocol
+from narch.testing.corpus import build_tiny_corpus
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -21,22 +21,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-def build_tiny(
-    out: Path,
-    *,
-    task: str = "mnist1d",
-    archs: int = 6,
-    epochs: int = 1,
-    n_train: int | None = 512,
-    seed: int = 0,
-    **kw: object,
-) -> Path:
-    """A real corpus of a few networks trained for an epoch on a small training set."""
-    cfg = BuildConfig(
-        task=task, out=out, archs=archs, seed=seed, protocol=Protocol(epochs=epochs), n_train=n_train, threads=1, **kw
-    )  # type: ignore[arg-type]
-    run_build(prepare_build(cfg))
-    return out
+def build_tiny(out: Path, *, archs: int = 6, n_train: int | None = 512, **kw: Any) -> Path:
+    """The tests' tiny real corpus: ``narch.testing.build_tiny_corpus`` with six networks on 512 examples by
+    default (``kw``: its other options and any ``BuildConfig`` field)."""
+    return build_tiny_corpus(out, archs=archs, n_train=n_train, **kw)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ label noise as a corpus a user builds. Rows are cached per process, so every sui
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -18,10 +19,13 @@ from narch.dataset_builder.protocol import Protocol
 _ROWS: dict[tuple[int, int, int, int], pl.DataFrame] = {}
 
 
-def build_tiny_corpus(out: Path, *, archs: int = 16, n_train: int = 256, epochs: int = 1, seed: int = 0) -> Path:
-    """Train ``archs`` MNIST-1D networks for ``epochs`` on ``n_train`` examples into the corpus folder ``out``."""
-    cfg = BuildConfig(task="mnist1d", out=out, archs=archs, seed=seed, protocol=Protocol(epochs=epochs),
-                      n_train=n_train, threads=1)
+def build_tiny_corpus(out: Path, *, task: str = "mnist1d", archs: int = 16, n_train: int | None = 256,
+                      epochs: int = 1, seed: int = 0, threads: int | None = 1, **kw: Any) -> Path:
+    """Train ``archs`` networks of ``task`` for ``epochs`` on ``n_train`` examples (None: the whole training set)
+    into the corpus folder ``out`` (created or resumed); ``kw``: any other ``BuildConfig`` field (backend, shard,
+    concurrency, timeout_s, ...)."""
+    cfg = BuildConfig(task=task, out=out, archs=archs, seed=seed, protocol=Protocol(epochs=epochs), n_train=n_train,
+                      threads=threads, **kw)
     run_build(prepare_build(cfg))
     return out
 
