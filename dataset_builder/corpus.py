@@ -18,10 +18,11 @@ import pyarrow.parquet as pq
 
 from narch.core.errors import NarchError
 from narch.core.files import atomic_write_bytes, fsync_dir, read_json
-from narch.dataset_builder.schema import CORPUS_SCHEMA_VERSION, KEY_COLUMNS, SCHEMA
+from narch.dataset_builder.schema import ADDED, CORPUS_SCHEMA_VERSION, KEY_COLUMNS, SCHEMA
 
 MANIFEST = "manifest.json"
 REPLACES_KEY = b"narch_replaces"
+_POLARS_SCHEMA = pl.from_arrow(SCHEMA.empty_table()).schema
 
 
 class CorpusError(NarchError, ValueError):
@@ -122,12 +123,26 @@ def check_part(path: Path) -> list[str]:
         schema = pq.ParquetFile(path).schema_arrow  # opens the footer: truncated files fail here
     except (OSError, pa.ArrowException) as e:
         raise CorpusError(f"{path}: corrupt part file ({type(e).__name__}: {str(e)[:120]})") from None
-    if not schema.remove_metadata().equals(SCHEMA):
+    if not _conforms(schema.remove_metadata()):
         want, got = set(SCHEMA.names), set(schema.names)
-        detail = f"missing {sorted(want - got)}, extra {sorted(got - want)}" if want != got else "column types differ"
+        detail = f"missing {sorted(want - got - ADDED)}, extra {sorted(got - want)}" if want != got else \
+            "column types differ"
         raise CorpusError(f"{path}: schema differs from corpus schema v{CORPUS_SCHEMA_VERSION} ({detail})")
     replaces = (schema.metadata or {}).get(REPLACES_KEY)
     return json.loads(replaces) if replaces else []
+
+
+def _conforms(schema: pa.Schema) -> bool:
+    """The corpus schema, or it without a trailing run of later-added columns (parts written before them)."""
+    n = len(schema)
+    return n >= len(SCHEMA) - len(ADDED) and schema.equals(pa.schema(list(SCHEMA)[:n]))
+
+
+def conform(table: pa.Table) -> pa.Table:
+    """A part's table with the later-added columns it lacks as nulls, in corpus-schema order."""
+    for field in list(SCHEMA)[table.num_columns:]:
+        table = table.append_column(field, pa.nulls(table.num_rows, type=field.type))
+    return table.cast(SCHEMA)
 
 
 def live_parts(corpus_dir: str | Path, *, skip_corrupt: bool = False) -> tuple[list[Path], list[Path]]:
@@ -151,8 +166,8 @@ def scan_corpus(corpus_dir: str | Path, *, skip_corrupt: bool = False) -> pl.Laz
     read_manifest(corpus_dir)
     good, _ = live_parts(corpus_dir, skip_corrupt=skip_corrupt)
     if not good:
-        return pl.LazyFrame(schema=pl.from_arrow(SCHEMA.empty_table()).schema)
-    return pl.scan_parquet([str(p) for p in good])
+        return pl.LazyFrame(schema=_POLARS_SCHEMA)
+    return pl.scan_parquet([str(p) for p in good], schema=_POLARS_SCHEMA, missing_columns="insert")
 
 
 def read_corpus(corpus_dir: str | Path, *, skip_corrupt: bool = False) -> pl.DataFrame:
@@ -167,7 +182,7 @@ def compact_corpus(corpus_dir: str | Path) -> tuple[int, Path | None]:
     parts, _ = live_parts(corpus_dir)
     if len(parts) < 2:
         return 0, None
-    table = pa.concat_tables([pq.read_table(p).cast(SCHEMA) for p in parts])
+    table = pa.concat_tables([conform(pq.read_table(p)) for p in parts])
     table = table.replace_schema_metadata({REPLACES_KEY: json.dumps([p.name for p in parts])})
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     path = Path(corpus_dir) / f"part-{stamp}-compact-{uuid.uuid4().hex[:8]}.parquet"

@@ -21,6 +21,27 @@ def percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
+def steps_by_epoch(steps: list[float], epochs: int) -> np.ndarray | None:
+    """Per-step times as an (epochs, steps per epoch) array; None when they do not split evenly."""
+    if epochs < 1 or not steps or len(steps) % epochs:
+        return None
+    return np.asarray(steps, dtype=np.float64).reshape(epochs, -1)
+
+
+def robust_train_time(steps: list[float], epochs: int, *, q: float = 10.0) -> float | None:
+    """The uncontended training time, estimated from per-step times of a run (warm-up included).
+
+    Every epoch runs the same sequence of batches (sizes differ only at the epoch's end), so position j of every
+    epoch is one measurement repeated ``epochs`` times: take its ``q``-th percentile over the epochs (the runs of
+    that step that no other process preempted or slowed) and sum over positions. Warm-up steps drop out (they are
+    slow in the first epoch only). Runs of one epoch fall back to the low percentile of all steps times their count.
+    """
+    grid = steps_by_epoch(steps, epochs)
+    if grid is None or epochs < 2:
+        return float(np.percentile(steps, q) * len(steps)) if steps else None
+    return float(np.percentile(grid, q, axis=0).sum() * epochs)
+
+
 def time_call_ms(fn: Callable[[], object], device: torch.device, *, warmup: int, repeats: int) -> float:
     """Median wall time of ``fn`` in milliseconds after ``warmup`` calls, synchronised on CUDA."""
     for _ in range(warmup):

@@ -73,6 +73,34 @@ COLUMNS: list[tuple[str, pa.DataType, str, str]] = [
     ("error", _S, "", "one-line error of a failed run"),
 ]
 
+# Columns added after schema v1 was first written, appended in order. Parts written before them still read
+# (the reader inserts them as nulls), so adding a column here does not orphan a corpus; removing or retyping one does
+# (that needs a CORPUS_SCHEMA_VERSION bump).
+ADDED_COLUMNS: list[tuple[str, pa.DataType, str, str]] = [
+    ("train_cpu_s", _F, "s", "CPU time of the process over the training epochs (all its threads; validation "
+     "excluded): what the run consumed, insensitive to time slices lost to other work"),
+    ("step_time_s_curve", _LF, "s", "wall time of every training step, the protocol's timing_warmup_steps "
+     "included (CUDA: events)"),
+    ("step_cpu_s_curve", _LF, "s", "process CPU time of every training step, warm-up included (null on CUDA)"),
+    ("train_steps", _I, "steps", "training steps of the run (warm-up included)"),
+    ("core_share", _F, "fraction", "train_cpu_s / (train_time_s x threads): the share of its cores the run got"),
+    ("load_avg_1m_before", _F, "processes", "host 1-minute load average when the run started"),
+    ("other_cpu_cores", _F, "cores", "mean number of cores busy with other work while it trained (host busy and "
+     "stolen CPU time minus this process's, per second of training; /proc/stat)"),
+    ("train_time_robust_s", _F, "s", "the time label: an estimate of the uncontended training time, robust to other "
+     "work (see TIME_LABEL and dataset_builder/measure.py robust_train_time)"),
+]
+COLUMNS = COLUMNS + ADDED_COLUMNS
+ADDED = frozenset(name for name, *_ in ADDED_COLUMNS)
+
+# Which column is the training-time label for each device kind, and why (the data card and `corpus info` say it).
+TIME_LABEL: dict[str, tuple[str, str]] = {
+    "cpu": ("train_time_robust_s", "a low percentile of per-step CPU times x steps: steps that another process "
+            "preempted or slowed are left out, so the label holds on a busy machine (benchmarks/timing_noise.py)"),
+    "cuda": ("train_time_s", "epochs timed between device synchronisations, steps with CUDA events: the GPU does "
+             "not share its time with other host processes"),
+}
+
 SCHEMA = pa.schema([pa.field(name, typ) for name, typ, _, _ in COLUMNS])
 UNITS = {name: unit for name, _, unit, _ in COLUMNS}
 STATUSES = ("ok", "failed_oom", "diverged", "timeout", "error")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +12,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from narch.dataset_builder.measure import cpu_train_memory_bytes, inference_latency_ms, percentile, sync
+from narch.dataset_builder.contention import CpuClock
+from narch.dataset_builder.measure import (
+    cpu_train_memory_bytes,
+    inference_latency_ms,
+    percentile,
+    robust_train_time,
+    sync,
+)
 from narch.dataset_builder.model import build_model, model_size_bytes
 from narch.dataset_builder.protocol import Protocol
 from narch.dataset_builder.tasks import TaskData
@@ -71,7 +79,9 @@ class RunRecord:
     val_acc_curve: list[float] = field(default_factory=list)
     train_loss_curve: list[float] = field(default_factory=list)
     epoch_time_s_curve: list[float] = field(default_factory=list)
-    step_times_s: list[float] = field(default_factory=list)
+    step_times_s: list[float] = field(default_factory=list)  # every step, warm-up included (wall; CUDA: events)
+    step_cpu_s: list[float] = field(default_factory=list)  # every step's process CPU time (CPU runs only)
+    warmup_steps: int = 0
     measures: dict[str, Any] = field(default_factory=dict)
 
     def to_columns(self) -> dict[str, Any]:
@@ -89,8 +99,11 @@ class RunRecord:
             "train_time_s": sum(epochs) if epochs else None,
             "epoch_time_p50_s": percentile(epochs, 50),
             "epoch_time_p90_s": percentile(epochs, 90),
-            "step_time_p50_s": percentile(self.step_times_s, 50),
-            "step_time_p90_s": percentile(self.step_times_s, 90),
+            "step_time_p50_s": percentile(self.step_times_s[self.warmup_steps:], 50),
+            "step_time_p90_s": percentile(self.step_times_s[self.warmup_steps:], 90),
+            "step_time_s_curve": self.step_times_s,
+            "step_cpu_s_curve": self.step_cpu_s or None,
+            "train_steps": len(self.step_times_s) or None,
             **self.measures,
         }
 
@@ -125,8 +138,11 @@ def _epoch(
     p: Protocol,
     gen: torch.Generator,
     step_times: list[float],
+    step_cpu: list[float],
+    deadline: float | None = None,
 ) -> float:
-    """One epoch; returns the mean training loss. Per-step times are wall times (synchronised on CUDA)."""
+    """One epoch; returns the mean training loss. Per-step times: wall (CUDA: events) and, on CPU, process CPU time.
+    ``deadline`` (a perf_counter reading) is checked after every step, so a time limit holds within an epoch."""
     model.train()
     n = len(data.y_train)
     perm = torch.randperm(n, generator=gen).to(data.x_train.device)
@@ -137,7 +153,7 @@ def _epoch(
         idx = perm[i : i + p.batch_size]
         if len(idx) == 1 and n > 1:  # batch-norm cannot train on one example at 1x1 spatial size
             continue
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if cuda:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
@@ -152,6 +168,9 @@ def _epoch(
             events.append((start, end))
         else:
             step_times.append(time.perf_counter() - t0)
+            step_cpu.append(time.process_time() - c0)
+        if deadline is not None and time.perf_counter() > deadline:
+            raise TimedOut(f"run passed its time limit after {len(step_times) + len(events)} steps")
     if cuda:
         torch.cuda.synchronize()
         step_times.extend(s.elapsed_time(e) / 1000 for s, e in events)
@@ -179,21 +198,26 @@ def train_network(
         sched = _onecycle(opt, p, p.epochs * steps_per_epoch)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        all_steps: list[float] = []
+        rec.warmup_steps = p.timing_warmup_steps
         t_start = time.perf_counter()
+        deadline = None if timeout_s is None else t_start + timeout_s
+        rec.measures["load_avg_1m_before"] = os.getloadavg()[0]
+        clock0, train_cpu = CpuClock.now(), 0.0
         telemetry.start()
         for _ in range(p.epochs):
             sync(device)
-            t0 = time.perf_counter()
-            loss = _epoch(model, opt, sched, data, p, gen, all_steps)
+            t0, c0 = time.perf_counter(), time.process_time()
+            loss = _epoch(model, opt, sched, data, p, gen, rec.step_times_s, rec.step_cpu_s, deadline)
             sync(device)
             rec.epoch_time_s_curve.append(time.perf_counter() - t0)
+            train_cpu += time.process_time() - c0
             rec.train_loss_curve.append(loss)
             rec.val_acc_curve.append(accuracy(model, data.x_val, data.y_val, p.eval_batch_size))
-            if timeout_s is not None and time.perf_counter() - t_start > timeout_s:
+            if deadline is not None and time.perf_counter() > deadline:
                 raise TimedOut(f"run passed its limit of {timeout_s:g} s after {len(rec.val_acc_curve)} epoch(s)")
         rec.measures.update(telemetry.stop().to_dict())
-        rec.step_times_s = all_steps[p.timing_warmup_steps :]
+        rec.measures.update(_timing_columns(rec, device, train_cpu, clock0, threads=torch.get_num_threads(),
+                                            epochs=p.epochs))
         rec.val_acc, rec.train_loss = rec.val_acc_curve[-1], rec.train_loss_curve[-1]
         rec.test_acc = accuracy(model, data.x_test, data.y_test, p.eval_batch_size)
         rec.measures["latency_bs1_ms"] = inference_latency_ms(model, data.x_test[:1], warmup=5, repeats=20)
@@ -211,6 +235,20 @@ def train_network(
     finally:
         telemetry.stop() if rec.status != "ok" else None
     return rec
+
+
+def _timing_columns(rec: RunRecord, device: torch.device, train_cpu_s: float, start: CpuClock, *, threads: int,
+                    epochs: int) -> dict[str, Any]:
+    """CPU time, core share, contention and the robust time label of a finished run (see schema.TIME_LABEL)."""
+    wall = sum(rec.epoch_time_s_curve)
+    if device.type == "cuda":
+        return {"train_time_robust_s": wall, "other_cpu_cores": CpuClock.now().other_cores_since(start)}
+    return {
+        "train_cpu_s": train_cpu_s,
+        "core_share": train_cpu_s / (wall * max(1, threads)) if wall > 0 else None,
+        "other_cpu_cores": CpuClock.now().other_cores_since(start),
+        "train_time_robust_s": robust_train_time(rec.step_cpu_s, epochs),
+    }
 
 
 def _peak_memory(model: nn.Module, data: DeviceData, p: Protocol) -> int:

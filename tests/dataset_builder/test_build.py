@@ -42,12 +42,13 @@ def test_more_archs_adds_only_new_rows(tmp_path: Path) -> None:
 
 
 def test_timeout_becomes_a_row(tmp_path: Path) -> None:
-    out = build_tiny(tmp_path / "c", archs=2, epochs=3, timeout_s=0.0)
+    out = build_tiny(tmp_path / "c", archs=2, epochs=3, timeout_s=1e-9)
     df = read_corpus(out)
     assert df.height == 2
     assert set(df["status"]) == {"timeout"}
-    assert all(len(c) == 1 for c in df["val_acc_curve"].to_list()), "the partial curve is kept"
-    assert all("limit" in e for e in df["error"].to_list())
+    assert all(len(c) == 0 for c in df["val_acc_curve"].to_list()), "the limit holds within the first epoch"
+    assert all("limit after 1 steps" in e for e in df["error"].to_list()), "checked after every step"
+    assert all(n == 1 for n in df["train_steps"].to_list()), "the steps it ran are kept"
 
 
 def test_divergence_becomes_a_record() -> None:

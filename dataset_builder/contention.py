@@ -1,0 +1,67 @@
+"""How much of the machine other work took while a run was timed, and a guard that waits for a quiet machine.
+
+A timing is only as good as the machine was quiet: the 1-minute load average is smoothed over a minute and counts
+waiting processes, so it cannot say what happened during a 2-second run. Instead, the host's busy CPU time
+(``/proc/stat`` through psutil: user, nice, system, irq, softirq and steal, i.e. time the hypervisor gave to other
+guests) is read before and after, this process's own CPU time is subtracted, and the rest divided by the wall time is
+the number of cores other work kept busy (``other_cpu_cores``). Jiffy resolution (10 ms) is plenty for runs of
+seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psutil
+
+QUIET_OTHER_CORES = 0.25  # other work below a quarter of a core: the run is timed on a quiet machine
+SAMPLE_S = 1.0  # how long the guard looks at the machine before it decides
+
+
+@dataclass(frozen=True, slots=True)
+class CpuClock:
+    """One reading: wall clock, the host's busy CPU seconds (all cores) and this process's CPU seconds."""
+
+    wall_s: float
+    host_busy_s: float
+    own_s: float
+
+    @staticmethod
+    def now() -> CpuClock:
+        t = psutil.cpu_times()
+        busy = t.user + t.nice + t.system + sum(getattr(t, k, 0.0) for k in ("irq", "softirq", "steal"))
+        return CpuClock(time.perf_counter(), busy, time.process_time())
+
+    def other_cores_since(self, start: CpuClock) -> float:
+        """Mean cores busy with other work between ``start`` and this reading (0 when no time passed)."""
+        wall = self.wall_s - start.wall_s
+        if wall <= 0:
+            return 0.0
+        other = (self.host_busy_s - start.host_busy_s) - (self.own_s - start.own_s)
+        return max(0.0, other / wall)
+
+
+def other_cores_now(sample_s: float = SAMPLE_S) -> float:
+    """Cores busy with other work over the next ``sample_s`` seconds (this process sleeps meanwhile)."""
+    start = CpuClock.now()
+    time.sleep(sample_s)
+    return CpuClock.now().other_cores_since(start)
+
+
+def wait_for_quiet(*, threshold_cores: float = QUIET_OTHER_CORES, max_wait_s: float = 3600.0,
+                   log: Callable[[str], None] | None = None) -> float:
+    """Sample until other work uses less than ``threshold_cores``; returns the last reading (may exceed the threshold
+    when ``max_wait_s`` ran out, which the caller reports)."""
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    t0 = time.perf_counter()
+    seen = other_cores_now()
+    while seen >= threshold_cores and time.perf_counter() - t0 < max_wait_s:
+        log(f"waiting for a quiet machine: other work uses {seen:.2f} cores (threshold {threshold_cores:g}), "
+            f"load {os.getloadavg()[0]:.2f}, waited {time.perf_counter() - t0:.0f} s")
+        time.sleep(5.0)
+        seen = other_cores_now()
+    return seen
