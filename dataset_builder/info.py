@@ -8,8 +8,9 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from narch.dataset_builder.contention import QUIET_OTHER_CORES
 from narch.dataset_builder.corpus import corrupt_parts, part_files, read_corpus, read_manifest
-from narch.dataset_builder.schema import COLUMNS
+from narch.dataset_builder.schema import COLUMNS, TIME_LABEL
 
 
 def _counts(df: pl.DataFrame, col: str) -> str:
@@ -56,6 +57,14 @@ def corpus_summary(corpus_dir: str | Path, *, console: Console, skip_corrupt: bo
             f"val_acc min/median/max: {f['val_min']} / {f['val_med']} / {f['val_max']}; "
             f"median train_time_s {f['t_med']}; median params {f['p_med']}"
         )
+    for kind in sorted(set(df["device_kind"].drop_nulls())) if df.height else []:
+        col, why = TIME_LABEL.get(kind, ("train_time_s", "no robust label for this device kind"))
+        timed = ok.filter(pl.col("device_kind") == kind)
+        contended = timed.filter(pl.col("other_cpu_cores") >= QUIET_OTHER_CORES).height
+        untimed = timed[col].null_count()
+        old = f"; {untimed} rows predate the label (null)" if untimed else ""
+        console.print(f"time label on {kind}: {col} ({why}); {contended} of {timed.height} ok rows timed while other "
+                      f"work used >= {QUIET_OTHER_CORES:g} cores{old}")
     table = Table(title="columns", show_lines=False)
     for name in ("column", "type", "unit", "non-null", "meaning"):
         table.add_column(name)
