@@ -87,16 +87,17 @@ ADDED_COLUMNS: list[tuple[str, pa.DataType, str, str]] = [
     ("load_avg_1m_before", _F, "processes", "host 1-minute load average when the run started"),
     ("other_cpu_cores", _F, "cores", "mean number of cores busy with other work while it trained (host busy and "
      "stolen CPU time minus this process's, per second of training; /proc/stat)"),
-    ("train_time_robust_s", _F, "s", "the time label: an estimate of the uncontended training time, robust to other "
-     "work (see TIME_LABEL and dataset_builder/measure.py robust_train_time)"),
+    ("train_time_robust_s", _F, "s", "the CPU time label: an estimate of the uncontended training time that leaves "
+     "out preempted steps (see TIME_LABEL and dataset_builder/measure.py robust_train_time)"),
 ]
 COLUMNS = COLUMNS + ADDED_COLUMNS
 ADDED = frozenset(name for name, *_ in ADDED_COLUMNS)
 
 # Which column is the training-time label for each device kind, and why (the data card and `corpus info` say it).
 TIME_LABEL: dict[str, tuple[str, str]] = {
-    "cpu": ("train_time_robust_s", "a low percentile of per-step CPU times x steps: steps that another process "
-            "preempted or slowed are left out, so the label holds on a busy machine (benchmarks/timing_noise.py)"),
+    "cpu": ("train_time_robust_s", "per step position, a low percentile of CPU times over epochs: preempted steps "
+            "and warm-up drop out; it does not undo a shared core's slowdown or the host's drift, so time on a quiet "
+            "machine (results/timing/README.md)"),
     "cuda": ("train_time_s", "epochs timed between device synchronisations, steps with CUDA events: the GPU does "
              "not share its time with other host processes"),
 }
