@@ -65,3 +65,38 @@ def wait_for_quiet(*, threshold_cores: float = QUIET_OTHER_CORES, max_wait_s: fl
         time.sleep(5.0)
         seen = other_cores_now()
     return seen
+
+
+class TimingGuard:
+    """Watches a build's timings: looks at the machine before the first run and reads each run's own contention
+    figure after it (free: the run measured it); warns when other work competed, or, with ``wait``, holds the next
+    run until the machine is quiet. Counts the runs timed under contention for the build's summary."""
+
+    def __init__(self, *, wait: bool, threshold_cores: float = QUIET_OTHER_CORES,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.wait = wait
+        self.threshold = threshold_cores
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.contended = 0
+
+    def _settle(self, seen: float, when: str) -> None:
+        if seen < self.threshold:
+            return
+        if self.wait:
+            seen = wait_for_quiet(threshold_cores=self.threshold, log=self.log)
+            if seen >= self.threshold:
+                self.log(f"warning: the machine did not become quiet ({seen:.2f} cores of other work); timing anyway")
+        else:
+            self.log(f"warning: other work uses {seen:.2f} cores {when}; training times will carry it "
+                     f"(other_cpu_cores); wait for a quiet machine to time cleanly")
+
+    def before_first(self) -> None:
+        """Look at the machine for a second before anything is timed."""
+        self._settle(other_cores_now(), "before timing")
+
+    def after(self, row: dict[str, object]) -> None:
+        """Read the run's contention; warn or wait before the next run."""
+        seen = row.get("other_cpu_cores")
+        if isinstance(seen, float) and seen >= self.threshold:
+            self.contended += 1
+            self._settle(other_cores_now(), f"(the last run saw {seen:.2f})")
