@@ -68,3 +68,22 @@ def test_parts_written_before_the_timing_columns_still_read(tmp_path: Path) -> N
     assert df.columns == SCHEMA.names
     write_part(out, [df.row(0, named=True)])  # a new part beside an old one: compaction-safe reading still works
     assert read_corpus(out).height == new.height + 2
+
+
+def test_guard_warns_counts_and_waits_for_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    from narch.dataset_builder import contention
+
+    readings = iter([0.9, 1.2, 0.8, 0.1])  # before the first run; then after a contended run, until quiet
+    monkeypatch.setattr(contention, "other_cores_now", lambda sample_s=1.0: next(readings))
+    monkeypatch.setattr(contention.time, "sleep", lambda s: None)
+    logs: list[str] = []
+    warn = contention.TimingGuard(wait=False, log=logs.append)
+    warn.before_first()
+    assert warn.contended == 0 and "warning: other work uses 0.90 cores before timing" in logs[-1]
+    warn.after({"other_cpu_cores": 0.05})
+    assert warn.contended == 0
+    waiter = contention.TimingGuard(wait=True, log=logs.append)
+    waiter.after({"other_cpu_cores": 0.6})
+    assert waiter.contended == 1
+    assert sum("waiting for a quiet machine" in m for m in logs) == 1, "saw 1.2, waited through 0.8 until 0.1"
+    assert next(readings, None) is None, "it stopped looking once the machine was quiet"
