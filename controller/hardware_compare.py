@@ -3,7 +3,7 @@ winner's roofline training time and reward on every target, with its predicted a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,9 @@ import polars as pl
 from narch.controller import report
 from narch.controller.env import Evaluation
 from narch.controller.report import SearchOutcome
+from narch.controller.search import RunResult
 from narch.controller.session import Log, SearchConfig, Setup, prepare, quiet, run_strategies
-from narch.core.files import atomic_savefig, atomic_write_text
+from narch.core.files import atomic_savefig, atomic_write_text, publish_dir
 from narch.core.tables import markdown_table
 from narch.hardware.catalogue import get_device
 from narch.search_space import Network
@@ -54,29 +55,35 @@ def _cross_evaluate(winners: dict[str, tuple[Network, Evaluation]], setups: dict
 
 def compare_hardware(cfg: SearchConfig, setup: Setup, *, log: Log = quiet) -> HardwareComparison:
     """Search for each of ``cfg.hardware_compare`` with the predictor of ``setup``; write
-    ``out/hardware_compare/`` (table, Parquet, plot, per-target searches) and return it."""
+    ``out/hardware_compare/`` (table, Parquet, plot, per-target searches) and return it. The searches run first;
+    the folder is then written beside its place and swapped in as a unit (``publish_dir``), so a crash leaves the
+    previous comparison or this one, never a mix."""
     out = cfg.out / "hardware_compare"
-    out.mkdir(parents=True, exist_ok=True)
     seeds = cfg.compare_seeds or cfg.seeds
     setups: dict[str, Setup] = {}
-    searches: dict[str, SearchOutcome] = {}
+    runs: dict[str, list[RunResult]] = {}
     winners: dict[str, tuple[Network, Evaluation]] = {}
     for target in cfg.hardware_compare:
         s = prepare(cfg, hardware=target, loaded=setup.loaded)
         setups[target] = s
         log(f"hardware {target}: time threshold {s.reward.time.threshold:.3g} s ({s.objectives.time_label})")
-        results = run_strategies(cfg, s, (cfg.compare_strategy,), seeds, log=log)
-        searches[target] = report.write_search(
-            out / target, results, budget=cfg.budget, size_ref=s.reward.size.threshold or 1.0,
-            time_ref=s.reward.time.threshold or 1.0, best_k=max(5, cfg.verify_top),
-            title=f"{cfg.compare_strategy} on {target}")
-        best = max((e for r in results for e in r.history), key=lambda e: e.reward)
+        runs[target] = run_strategies(cfg, s, (cfg.compare_strategy,), seeds, log=log)
+        best = max((e for r in runs[target] for e in r.history), key=lambda e: e.reward)
         winners[target] = (Network.from_json(best.arch_json), best)
     df = _cross_evaluate(winners, setups)
-    report.write_parquet(out / "hardware_compare.parquet", df)
-    result = HardwareComparison(out, df, searches, out / "hardware_compare.png")
-    atomic_write_text(out / "hardware_compare.md", markdown_table(result.shown) + "\n")
-    _plot(df, list(setups), result.plot)
+    searches: dict[str, SearchOutcome] = {}
+    with publish_dir(out) as tmp:
+        for target, s in setups.items():
+            written = report.write_search(
+                tmp / target, runs[target], budget=cfg.budget, size_ref=s.reward.size.threshold or 1.0,
+                time_ref=s.reward.time.threshold or 1.0, best_k=max(5, cfg.verify_top),
+                title=f"{cfg.compare_strategy} on {target}")
+            searches[target] = replace(written, folder=out / target,
+                                       plots=tuple(out / target / p.name for p in written.plots))
+        report.write_parquet(tmp / "hardware_compare.parquet", df)
+        result = HardwareComparison(out, df, searches, out / "hardware_compare.png")
+        atomic_write_text(tmp / "hardware_compare.md", markdown_table(result.shown) + "\n")
+        _plot(df, list(setups), tmp / result.plot.name)
     return result
 
 

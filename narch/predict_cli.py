@@ -96,6 +96,10 @@ def leaderboard_cmd(
         raise fail(message(e)) from None
     for t, fam in frozen.items():
         OUT.print(f"frozen {t}: {fam} -> {out}/frozen", highlight=False)
+    if frozen:
+        from narch.predictors.artefacts import artefact_digest
+
+        OUT.print(f"{out}/frozen sha256 {artefact_digest(out / 'frozen')}", highlight=False)
 
 
 def task_descriptors(manifest: dict[str, Any], task: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -119,6 +123,8 @@ def predict_cmd(
     n_train: Annotated[int | None, typer.Option(help="training-set size")] = None,
     epochs: Annotated[int | None, typer.Option(help="training epochs")] = None,
     batch_size: Annotated[int | None, typer.Option(help="training batch size")] = None,
+    expect_sha256: Annotated[str | None, typer.Option(
+        help="refuse the artefact unless its sha256 (its manifest's, printed when it was frozen) is this")] = None,
     plugin: Plugins = None,
 ) -> None:
     """Print every target's prediction of a frozen predictor for one network."""
@@ -128,7 +134,7 @@ def predict_cmd(
     try:
         load_plugins(plugin)
         net = resolve_network(arch)
-        art = load_artefact(predictor)
+        art = load_artefact(predictor, expect_sha256=expect_sha256)
         d = task_descriptors(art.manifest, task, {"n_train": n_train, "epochs": epochs, "batch_size": batch_size})
         preds = art.predict_networks([net], d)
     except USER_ERRORS as e:

@@ -39,7 +39,9 @@ class Predictor(Protocol):
 
     Payloads written by ``save`` must load without running code: JSON, numpy ``.npy`` (allow_pickle=False),
     torch state dicts (``torch.load(weights_only=True)``) or a library's own text format.
-    ``predictors/artefacts.py`` hashes every payload name ``save`` returns and refuses pickles on load.
+    ``predictors/artefacts.py`` hashes every payload name ``save`` returns and refuses pickles and unlisted files on
+    load; ``load`` reads payloads through ``predictors.payloads`` (``read_npy``, ``read_text``, ``read_json``,
+    ``load_torch_state``), which refuse links and check headers first.
 
     ``predict`` returns values in the column's units (``target.inverse`` applied), one per row, float64.
 

@@ -13,7 +13,6 @@ way, and the artefact records that it was named.
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -132,7 +131,8 @@ def _row_of(board: pl.DataFrame | None, target: str, family: str) -> dict[str, A
 def freeze(rows: pl.DataFrame, targets: Sequence[str], *, out: Path, corpus: str | Path, command: str,
            board: pl.DataFrame | None = None, family: str | None = None,
            trials: Callable[[str], int] = lambda _: 0) -> dict[str, str]:
-    """Freeze one predictor per target into ``out`` (replacing what was there) and return target -> family.
+    """Freeze one predictor per target into ``out`` and return target -> family; the old ``out`` stays until the
+    new one is complete (``save_artefact`` publishes it as a unit), so a crash during the refit leaves it.
 
     The candidates are the top ``CANDIDATES`` of ``board`` under the declared rule, or the one ``family`` named
     (for every target it models); each is tuned with ``trials(family)`` Optuna trials on all of the target's rows
@@ -160,8 +160,7 @@ def freeze(rows: pl.DataFrame, targets: Sequence[str], *, out: Path, corpus: str
         return {}
     allrows = pl.concat(used, how="vertical_relaxed")
     allrows = allrows.unique(subset=[c for c in FINGERPRINT_COLUMNS if c in allrows.columns], maintain_order=True)
-    if out.exists():
-        shutil.rmtree(out)
+    # save_artefact swaps the new folder in only once it is written and loads: until then ``out`` is the old one
     save_artefact(out, fitted, fingerprint=corpus_fingerprint(allrows), metrics=metrics,
                   extra={"corpus": str(corpus), "command": command, "descriptors": typical_task(allrows)})
     return {t: p.name for t, p in fitted.items()}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 from narch.core.files import atomic_write_json
 from narch.predictors.base import PREDICTORS
 from narch.predictors.features import GLOBAL
+from narch.predictors.payloads import read_json
 from narch.predictors.tabular import TabularPredictor, load_array, save_arrays
 
 
@@ -31,7 +31,7 @@ class MeanPredictor(TabularPredictor):
         return ["mean.json"]
 
     def _load(self, folder: Path, state: Mapping[str, Any]) -> None:
-        self.mean_ = float(json.loads((folder / "mean.json").read_text())["mean"])
+        self.mean_ = float(read_json(folder / "mean.json")["mean"])
 
 
 class _Monotone(TabularPredictor):

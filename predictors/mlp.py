@@ -16,6 +16,7 @@ import polars as pl
 from narch.core.files import atomic_write_bytes
 from narch.predictors.base import PREDICTORS, Target
 from narch.predictors.features import FeatureSpec
+from narch.predictors.payloads import load_torch_state
 from narch.predictors.tabular import TabularPredictor, load_array, save_arrays
 
 REPORT_EVERY = 10  # epochs between intermediate reports
@@ -116,11 +117,10 @@ class MLPPredictor(TabularPredictor):
         return ["mlp.pt", *save_arrays(folder, {"mu": self.mu_, "sd": self.sd_, "ystat": self.ystat_})]
 
     def _load(self, folder: Path, state: Mapping[str, Any]) -> None:
-        import torch
 
         self.mu_, self.sd_ = load_array(folder, "mu"), load_array(folder, "sd")
         self.ystat_ = load_array(folder, "ystat")
         hp = self._hp()
         self.model_ = _net(self.mu_.size, int(hp["hidden"]), int(hp["layers"]), float(hp["dropout"]))
-        self.model_.load_state_dict(torch.load(folder / "mlp.pt", weights_only=True))
+        self.model_.load_state_dict(load_torch_state(folder / "mlp.pt"))
         self.model_.eval()

@@ -18,6 +18,7 @@ import polars as pl
 from narch.core.files import atomic_write_text
 from narch.predictors.base import PREDICTORS, Target
 from narch.predictors.features import FeatureSpec, network_features, row_features
+from narch.predictors.payloads import read_text
 from narch.predictors.roofline_time import RooflineTimePredictor, terms_for
 from narch.predictors.tabular import TargetError
 
@@ -106,5 +107,5 @@ class RooflineBoostPredictor:
         obj.target = Target.of(config["target"])
         obj.spec = FeatureSpec.from_dict(config["feature_spec"])
         obj.roof_ = RooflineTimePredictor.load(folder, config["roofline"])
-        obj.booster_ = lgb.Booster(model_str=(folder / "residual_gbdt.txt").read_text())
+        obj.booster_ = lgb.Booster(model_str=read_text(folder / "residual_gbdt.txt"))
         return obj

@@ -18,6 +18,7 @@ from narch.core.errors import NarchError
 from narch.core.files import atomic_write_bytes
 from narch.predictors.base import Target
 from narch.predictors.features import FeatureSpec, network_features, row_features
+from narch.predictors.payloads import read_npy
 from narch.search_space import Network
 
 
@@ -128,4 +129,5 @@ def save_arrays(folder: Path, arrays: Mapping[str, np.ndarray]) -> list[str]:
 
 
 def load_array(folder: Path, key: str) -> np.ndarray:
-    return np.load(folder / f"{key}.npy", allow_pickle=False)
+    """A numeric array saved by ``save_arrays`` (header checked against the file's size before allocating)."""
+    return read_npy(folder / f"{key}.npy")

@@ -14,6 +14,7 @@ import numpy as np
 
 from narch.core.files import atomic_write_text
 from narch.predictors.base import PREDICTORS
+from narch.predictors.payloads import read_text
 from narch.predictors.tabular import TabularPredictor, load_array, save_arrays
 
 
@@ -125,4 +126,4 @@ class GradientBoostedPredictor(TabularPredictor):
     def _load(self, folder: Path, state: Mapping[str, Any]) -> None:
         import lightgbm as lgb
 
-        self.booster_ = lgb.Booster(model_str=(folder / "gbdt.txt").read_text())
+        self.booster_ = lgb.Booster(model_str=read_text(folder / "gbdt.txt"))

@@ -1,4 +1,8 @@
-"""Atomic writes and checksums: every result and artefact file goes through here (temp file, fsync, rename)."""
+"""Atomic writes and checksums: every result file and artefact folder goes through here.
+
+A file: temp file in the same folder, fsync, rename (``atomic_write_bytes`` and its wrappers). A folder written as a
+unit (a frozen predictor): ``publish_dir``, whose protocol is in its docstring.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -103,3 +109,134 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+# Siblings of a published folder ``P`` (all in P's parent; see ``publish_dir``).
+_TMP, _NEW, _OLD = ".tmp-", ".new-", ".old-"
+
+
+def _sibling(path: Path, kind: str, tag: str) -> Path:
+    return path.with_name(f".{path.name}{kind}{tag}")
+
+
+def _siblings(path: Path, kind: str) -> list[Path]:
+    """The ``kind`` siblings of ``path``, oldest first (by mtime; at most one of a kind is expected)."""
+    prefix = f".{path.name}{kind}"
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(prefix)]
+    except FileNotFoundError:
+        return []
+    found = [path.parent / n for n in names]
+    return sorted(found, key=lambda p: (p.lstat().st_mtime_ns, p.name))
+
+
+def _remove(path: Path) -> None:
+    """Delete a file, a link (not its target) or a folder tree; gone already is fine."""
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    elif path.exists():
+        shutil.rmtree(path)
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file and folder under ``root`` (payload writers need not have)."""
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(dirpath))
+
+
+@contextmanager
+def _publish_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on publishing ``path`` (``.P.lock`` beside it; released when the holder dies)."""
+    import fcntl
+
+    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _recover(path: Path) -> None:
+    """Finish or undo an interrupted publish of ``path``; the caller holds the publish lock."""
+    for tmp in _siblings(path, _TMP):
+        _remove(tmp)  # never verified: a crash while it was being written
+    new = _siblings(path, _NEW)
+    for stale in new[:-1]:
+        _remove(stale)
+    if new:  # complete and verified: roll forward
+        if path.exists() or path.is_symlink():
+            os.rename(path, _sibling(path, _OLD, uuid.uuid4().hex[:12]))
+        os.rename(new[-1], path)
+    elif not (path.exists() or path.is_symlink()) and (old := _siblings(path, _OLD)):
+        os.rename(old[-1], path)  # nothing newer is complete: roll back
+    for old in _siblings(path, _OLD):
+        _remove(old)
+    fsync_dir(path.parent)
+
+
+def recover_dir(path: str | Path) -> bool:
+    """Finish or undo a publish of ``path`` that a crash interrupted; False (and nothing touched, no lock file
+    made) when none is pending. Readers call it when ``path`` is missing, as SQLite replays a hot journal."""
+    path = Path(path)
+    if not any(_siblings(path, kind) for kind in (_TMP, _NEW, _OLD)):
+        return False
+    with _publish_lock(path):
+        _recover(path)
+    return True
+
+
+@contextmanager
+def publish_dir(path: str | Path, *, verify: Callable[[Path], Any] | None = None) -> Iterator[Path]:
+    """Build a folder as a unit and swap it in for ``path``: the old one stays until the new one is complete.
+
+    Yields an empty temporary sibling to write into; when the ``with`` body returns, ``verify(tmp)`` runs (it
+    raises to refuse), and the folder is published. An exception anywhere deletes the temporary and leaves ``path``
+    as it was. Protocol, for ``P`` in folder ``D`` (every step a rename within ``D``, atomic on POSIX):
+
+    1. lock ``D/.P.lock`` (flock; released when the holder dies), then recover (below);
+    2. write ``D/.P.tmp-<id>/``, verify it, fsync its files and folders;
+    3. rename it to ``D/.P.new-<id>/`` (complete and verified);
+    4. rename ``P`` (if any) to ``D/.P.old-<id>/``;
+    5. rename ``.P.new-<id>`` to ``P``; fsync ``D``;
+    6. delete ``.P.old-<id>``.
+
+    A non-empty folder cannot be replaced by a rename, hence 4-5 with a moment between them when ``P`` is absent.
+    Recovery (at every publish, and in ``recover_dir`` for readers that find ``P`` missing) deletes every ``.tmp-``
+    (incomplete), renames a ``.new-`` into place (moving a present ``P`` aside first), renames an ``.old-`` back
+    when ``P`` is missing and nothing is new, then deletes every ``.old-``. So after a crash at any moment, ``P`` is
+    either the old folder or the new one, complete, once recovery has run. Writers of one ``P`` are serialised by
+    the lock (hold it only while writing: do long computations before entering).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{path}: exists and is not a folder")
+    tag = uuid.uuid4().hex[:12]
+    tmp, new, old = (_sibling(path, kind, tag) for kind in (_TMP, _NEW, _OLD))
+    with _publish_lock(path):
+        _recover(path)
+        tmp.mkdir()
+        try:
+            yield tmp
+            if verify is not None:
+                verify(tmp)
+            _fsync_tree(tmp)
+            os.rename(tmp, new)
+            if path.exists() or path.is_symlink():
+                os.rename(path, old)
+            os.rename(new, path)
+            fsync_dir(path.parent)
+        except BaseException:
+            _remove(tmp)
+            _remove(new)
+            if old.exists() and not path.exists():
+                os.rename(old, path)
+            raise
+        _remove(old)

@@ -12,11 +12,13 @@ A plugin's tests subclass it and name the family (optuna's ``SamplerTestCase`` p
 The family is fitted with its ``test_params`` on a tiny real corpus (``narch.testing.corpus``; override
 ``corpus_rows`` to use another) and must give one finite float64 prediction per row, the same predictions under the
 same seed, a JSON-able config, and a save/load round trip through the artefact format (``narch.predictors.artefacts``)
-that keeps every prediction, the fast ``Network`` path, and refuses changed bytes and pickles. Imports pytest.
+that keeps every prediction, the fast ``Network`` path, and refuses changed bytes and pickles of every protocol.
+Imports pytest.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 from pathlib import Path
@@ -131,12 +133,16 @@ class PredictorTestCase:
         files = manifest["entries"][target.name]["files"]
         rel = sorted(files)[0]
         path = folder / rel
-        # A pickle behind the original name, its sha256 updated so only the pickle rule can refuse it.
+        # A pickle behind the original name, its sha256 updated so only the pickle rule can refuse it: every
+        # protocol (0 and 1 have no header), and for an .npy also an array of objects.
+        pickles = [pickle.dumps({"payload": [1, 2.5]}, protocol=p) for p in range(pickle.HIGHEST_PROTOCOL + 1)]
         if path.suffix == ".npy":
-            np.save(path, np.array([{"x": 1}], dtype=object), allow_pickle=True)
-        else:
-            path.write_bytes(pickle.dumps({"payload": 1}, protocol=4))
-        files[rel] = sha256_file(path)
-        (folder / "manifest.json").write_text(json.dumps(manifest))
-        with pytest.raises(ArtefactError, match="pickle"):
-            load_artefact(folder)
+            buf = io.BytesIO()
+            np.save(buf, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+            pickles.append(buf.getvalue())
+        for data in pickles:
+            path.write_bytes(data)
+            files[rel] = sha256_file(path)
+            (folder / "manifest.json").write_text(json.dumps(manifest))
+            with pytest.raises(ArtefactError, match="pickle"):
+                load_artefact(folder)

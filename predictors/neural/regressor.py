@@ -24,6 +24,7 @@ from narch.core.files import atomic_write_bytes
 from narch.predictors.base import Target
 from narch.predictors.neural.data import NetInputs, SideFeatures, networks_inputs, rows_inputs
 from narch.predictors.neural.training import TrainConfig, TrainReport, train_model
+from narch.predictors.payloads import load_torch_state
 from narch.search_space import Network
 
 WEIGHTS = "weights.pt"
@@ -219,7 +220,7 @@ class NeuralPredictor:
         obj.y_mean, obj.y_std = float(state["y_mean"]), float(state["y_std"])
         obj.aux_stats = [(float(m), float(s)) for m, s in state.get("aux_stats", [])]
         model = obj._build(obj.side.dim, 1 + len(obj.aux_targets))
-        model.load_state_dict(torch.load(folder / WEIGHTS, weights_only=True, map_location="cpu"))
+        model.load_state_dict(load_torch_state(folder / WEIGHTS))
         obj.model = model.eval()
         if state.get("train"):
             obj.report = TrainReport(**state["train"])
