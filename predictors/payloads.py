@@ -21,6 +21,7 @@ import json
 import math
 import os
 import pickletools
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -118,8 +119,8 @@ def check_payload(path: Path) -> None:
     elif head.startswith(ZIP_MAGIC):
         return  # torch's zip format: its pickle is read only by load_torch_state (weights_only)
     elif is_pickle(head, whole=st.st_size <= len(head)):
-        proto = f"protocol {head[1]} header" if head[:1] == b"\x80" else "opcodes"
-        raise ArtefactError(f"{path}: pickle payloads are refused (starts with a pickle {proto})")
+        how = f"a pickle protocol {head[1]} header" if head[:1] == b"\x80" else "bytes that parse as pickle opcodes"
+        raise ArtefactError(f"{path}: pickle payloads are refused (it starts with {how})")
     elif path.suffix == ".npy":
         check_npy(path, st.st_size)  # not an .npy at all: refused naming the problem
 
@@ -151,6 +152,15 @@ def read_json(path: Path) -> Any:
         raise ArtefactError(f"{path}: malformed JSON ({one_line(e)})") from None
 
 
+def _torch_reason(e: BaseException) -> str:
+    """The line of a torch.load error that says what was refused (its first lines are advice)."""
+    for line in str(e).splitlines():
+        if "WeightsUnpickler error:" in line:
+            reason = line.split("WeightsUnpickler error:", 1)[1].strip()
+            return reason.split(". Please use")[0]
+    return re.sub(r"\x1b\[[0-9;]*m", "", one_line(e))
+
+
 def load_torch_state(path: Path) -> dict[str, Any]:
     """A torch state dict through ``torch.load(weights_only=True)`` on the CPU; a file holding anything but
     tensors and plain containers (a ``__reduce__`` object, say) is refused in one line."""
@@ -162,7 +172,7 @@ def load_torch_state(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
     except (pickle.UnpicklingError, RuntimeError, OSError, ValueError, EOFError, AttributeError) as e:
-        raise ArtefactError(f"{path}: refused by torch's weights-only loader ({one_line(e)})") from None
+        raise ArtefactError(f"{path}: refused by torch's weights-only loader ({_torch_reason(e)})") from None
     if not isinstance(state, dict):
         raise ArtefactError(f"{path}: holds a {type(state).__name__}, not a state dict")
     return state
