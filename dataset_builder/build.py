@@ -186,8 +186,11 @@ def run_build(pb: PreparedBuild, on_progress: ProgressFn | None = None) -> Build
     ctx = run_context(pb, data)
     t0 = time.perf_counter()
 
-    def record(row: dict[str, Any]) -> None:
-        summary.add(row)
+    def record(row: dict[str, Any] | None) -> None:
+        if row is None:  # stored meanwhile by another build into this folder: nothing trained here
+            summary.skipped += 1
+        else:
+            summary.add(row)
         summary.wall_s = time.perf_counter() - t0
         if on_progress:
             on_progress(summary, row)

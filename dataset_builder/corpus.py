@@ -1,27 +1,43 @@
-"""The Parquet corpus: manifest.json plus part files written atomically; the only module that writes Parquet."""
+"""The Parquet corpus: manifest.json plus part files written atomically; the only module that writes Parquet.
+
+The live parts are the folder's ``*.parquet`` files less those a merged part covers (its key-value metadata lists
+them, as a Delta/Iceberg commit lists the files it removes); while a compaction runs its journal
+(``_compaction.json``, see compaction.py) names the merged part, and readers list the folder again when the journal
+changed under them or a part vanished (a seqlock), so a reader never sees old and merged parts together and keeps
+working while a compaction deletes what it merged. Every part read is checked against the manifest: schema, task
+and protocol hash (from the row-group statistics, a scan of the two columns where they do not settle it).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import socket
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from narch.core.errors import NarchError
-from narch.core.files import atomic_write_bytes, fsync_dir, read_json
+from narch.core.files import atomic_write_bytes, read_json
+from narch.dataset_builder.protocol import protocol_digest
 from narch.dataset_builder.schema import ADDED, CORPUS_SCHEMA_VERSION, KEY_COLUMNS, SCHEMA
 
 MANIFEST = "manifest.json"
-REPLACES_KEY = b"narch_replaces"
+REPLACES_KEY = b"narch_replaces"  # a merged part's metadata: the part names it covers (JSON list)
+JOURNAL = "_compaction.json"  # the last compaction: state (running, done, rolled_back), seq, merged, replaces
+KEY_PART = re.compile(r"part-[0-9a-f]{16}-[0-9a-f]{16}\.parquet")  # key_part_name's names: rewritten by retries
+_TRIES = 5  # listings of a folder that a compaction keeps changing, before giving up
+T = TypeVar("T")
 _POLARS_SCHEMA = pl.from_arrow(SCHEMA.empty_table()).schema
 
 
@@ -57,6 +73,12 @@ def read_manifest(corpus_dir: str | Path) -> Manifest:
         raise CorpusError(
             f"{path}: corpus schema version {version!r} is not supported (this reader reads {CORPUS_SCHEMA_VERSION})"
         )
+    if not isinstance(d.get("protocol"), dict):
+        raise CorpusError(f"{path}: the protocol is not a JSON object")
+    digest = protocol_digest(d["protocol"])
+    if d.get("protocol_hash") != digest:
+        raise CorpusError(f"{path}: the protocol does not match its protocol_hash {d.get('protocol_hash')!r} (it "
+                          f"hashes to {digest!r}): the manifest was edited")
     try:
         return Manifest(**d)
     except TypeError as e:
@@ -81,9 +103,18 @@ def open_corpus(corpus_dir: str | Path, manifest: Manifest) -> None:
 def create_corpus(corpus_dir: str | Path, manifest: Manifest) -> None:
     """Create the folder and its manifest (atomically) unless it exists; call open_corpus first."""
     path = Path(corpus_dir)
+    made = [p for p in (path, *path.parents) if not p.exists()]  # what this call creates, deepest first
     path.mkdir(parents=True, exist_ok=True)
     if not (path / MANIFEST).exists():
-        atomic_write_bytes(path / MANIFEST, lambda f: f.write(manifest.to_json().encode()))
+        try:
+            atomic_write_bytes(path / MANIFEST, lambda f: f.write(manifest.to_json().encode()))
+        except BaseException:  # disk full, read-only, Ctrl-C: leave no empty corpus folder behind
+            for p in made:
+                try:
+                    p.rmdir()
+                except OSError:  # not empty (another writer's): keep it
+                    break
+            raise
 
 
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
@@ -98,6 +129,11 @@ def key_part_name(key: tuple[Any, ...]) -> str:
     """The part name of the one run with this key (KEY_COLUMNS order): rewriting it replaces, never duplicates."""
     digest = hashlib.sha256(json.dumps([str(k) for k in key]).encode()).hexdigest()[:16]
     return f"part-{key[0]}-{digest}.parquet"
+
+
+def run_lock_path(corpus_dir: str | Path, key: tuple[Any, ...]) -> Path:
+    """The advisory lock a writer holds while it trains and writes the run with this key (not a part)."""
+    return Path(corpus_dir) / f"_{key_part_name(key).removesuffix('.parquet')}.lock"
 
 
 def write_part(corpus_dir: str | Path, rows: list[dict[str, Any]], *, name: str | None = None) -> Path:
@@ -121,6 +157,8 @@ def check_part(path: Path) -> list[str]:
     """Raise CorpusError naming the part when it is unreadable or its schema differs; return the parts it replaces."""
     try:
         schema = pq.ParquetFile(path).schema_arrow  # opens the footer: truncated files fail here
+    except FileNotFoundError:
+        raise  # gone since the folder was listed (a compaction deleted it): the caller lists again
     except (OSError, pa.ArrowException) as e:
         raise CorpusError(f"{path}: corrupt part file ({type(e).__name__}: {str(e)[:120]})") from None
     if not _conforms(schema.remove_metadata()):
@@ -128,8 +166,13 @@ def check_part(path: Path) -> list[str]:
         detail = f"missing {sorted(want - got - ADDED)}, extra {sorted(got - want)}" if want != got else \
             "column types differ"
         raise CorpusError(f"{path}: schema differs from corpus schema v{CORPUS_SCHEMA_VERSION} ({detail})")
-    replaces = (schema.metadata or {}).get(REPLACES_KEY)
-    return json.loads(replaces) if replaces else []
+    try:
+        replaces = json.loads((schema.metadata or {}).get(REPLACES_KEY, b"[]"))
+    except ValueError:
+        replaces = None
+    if not isinstance(replaces, list) or not all(isinstance(n, str) for n in replaces):
+        raise CorpusError(f"{path}: malformed {REPLACES_KEY.decode()} metadata (expected a list of part names)")
+    return replaces
 
 
 def _conforms(schema: pa.Schema) -> bool:
@@ -145,68 +188,181 @@ def conform(table: pa.Table) -> pa.Table:
     return table.cast(SCHEMA)
 
 
-def live_parts(corpus_dir: str | Path, *, skip_corrupt: bool = False) -> tuple[list[Path], list[Path]]:
-    """(readable parts, corrupt parts). Parts a compacted part replaces (left by a crash mid-compaction) are dropped."""
-    good, bad, replaced = [], [], set()
-    for p in part_files(corpus_dir):
+@dataclass(frozen=True)
+class Listing:
+    """One consistent view of a corpus folder's parts."""
+
+    live: list[Path]  # the parts to read
+    hidden: list[Path]  # parts a merged part covers (left by a crash or a late writer): never read
+    corrupt: list[tuple[Path, str]]  # unreadable or of another schema, with the reason (only with skip_corrupt)
+    covered: frozenset[str]  # every part name the merged parts cover
+
+
+def read_journal(corpus_dir: str | Path, data: bytes | None = None) -> dict[str, Any] | None:
+    """The compaction journal (``data``: its bytes, already read), checked; None when no compaction ever ran."""
+    path = Path(corpus_dir) / JOURNAL
+    if data is None:
+        data = _journal_bytes(path.parent)
+    if data is None:
+        return None
+    try:
+        j = json.loads(data)
+        ok = j["state"] in ("running", "done", "rolled_back") and isinstance(j["seq"], int)
+        ok = ok and all(_plain_part_name(n) for n in [j["merged"], *j.get("replaces", [])])
+    except (ValueError, TypeError, KeyError):
+        ok = False
+    if not ok:
+        raise CorpusError(f"{path}: malformed compaction journal (expected state, seq, merged and part names)")
+    return j
+
+
+def _plain_part_name(name: object) -> bool:
+    return isinstance(name, str) and name.endswith(".parquet") and Path(name).name == name and name[0] not in "./"
+
+
+def _journal_bytes(corpus_dir: Path) -> bytes | None:
+    try:
+        return (corpus_dir / JOURNAL).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _names(corpus_dir: Path, journal: bytes | None) -> list[str]:
+    """Part names in the folder; a running compaction's merged part is added when it exists by the end of the
+    listing (the parts it replaces may be gone from the listing already)."""
+    names = {p.name for p in corpus_dir.glob("*.parquet")}
+    j = read_journal(corpus_dir, journal)
+    if j is not None and j["state"] == "running" and (corpus_dir / j["merged"]).exists():
+        names.add(j["merged"])
+    return sorted(names)
+
+
+def _consistent(corpus_dir: Path, view: Callable[[list[str]], T]) -> T:
+    """``view(names)`` over one consistent listing: listed again when the compaction journal changed meanwhile or a
+    part vanished (FileNotFoundError) before it was read."""
+    for attempt in range(_TRIES):
+        before = _journal_bytes(corpus_dir)
         try:
-            replaced.update(check_part(p))
-            good.append(p)
-        except CorpusError:
-            if not skip_corrupt:
-                raise
-            bad.append(p)
-    return [p for p in good if p.name not in replaced], bad
+            out = view(_names(corpus_dir, before))
+        except FileNotFoundError:
+            out = None
+        if out is not None and _journal_bytes(corpus_dir) == before:
+            return out
+        time.sleep(0.01 * 2**attempt)
+    raise CorpusError(f"{corpus_dir}: the parts changed under {_TRIES} listings in a row (compactions running?)")
+
+
+def list_parts(corpus_dir: str | Path, manifest: Manifest | None = None, *, skip_corrupt: bool = False) -> Listing:
+    """The live, hidden and corrupt parts, consistently. With ``manifest`` every live part's task and protocol hash
+    are checked against it (a foreign part raises CorpusError naming it, with or without ``skip_corrupt``)."""
+    d = Path(corpus_dir)
+
+    def view(names: list[str]) -> Listing:
+        good, corrupt, covered = [], [], set()
+        for p in (d / n for n in names):
+            try:
+                covered.update(check_part(p))
+                good.append(p)
+            except CorpusError as e:
+                if not skip_corrupt:
+                    raise
+                corrupt.append((p, str(e)))
+        live = [p for p in good if p.name not in covered]
+        if manifest is not None:
+            for p in live:
+                check_origin(p, manifest)
+        return Listing(live, [p for p in good if p.name in covered], corrupt, frozenset(covered))
+
+    return _consistent(d, view)
+
+
+def _allowed(manifest: Manifest) -> dict[str, set[str]]:
+    """Values the rows of a corpus may hold: its task, its protocol hash (an import's per-budget hashes too)."""
+    budgets = manifest.protocol.get("budget_protocol_hashes")
+    hashes = {manifest.protocol_hash, *(budgets.values() if isinstance(budgets, dict) else ())}
+    return {"task": {manifest.task}, "protocol_hash": hashes}
+
+
+def _distinct(path: Path, meta: pq.FileMetaData, column: str) -> set[str]:
+    """Distinct non-null values of a string column: from the row-group statistics, by a scan of the column where
+    they do not settle it (min differs from max, or no statistics)."""
+    values: set[str] = set()
+    for i in range(meta.num_row_groups):
+        rg = meta.row_group(i)
+        chunks = [rg.column(j) for j in range(rg.num_columns) if rg.column(j).path_in_schema == column]
+        stats = chunks[0].statistics if chunks else None
+        if stats is not None and stats.has_null_count and stats.null_count == rg.num_rows:
+            continue
+        if stats is None or not stats.has_min_max or stats.min != stats.max:
+            return {v for v in pq.read_table(path, columns=[column])[column].unique().to_pylist() if v is not None}
+        values.add(stats.min)
+    return values
+
+
+def check_origin(path: Path, manifest: Manifest) -> None:
+    """Raise CorpusError naming a part whose rows hold another task or protocol than the manifest (a foreign part
+    copied in); rows without a task or protocol hash (null) are not foreign."""
+    meta = pq.ParquetFile(path).metadata
+    for column, allowed in _allowed(manifest).items():
+        foreign = _distinct(path, meta, column) - allowed
+        if foreign:
+            raise CorpusError(f"{path}: a foreign part: it holds {column} {sorted(foreign)[0]!r}, the corpus "
+                              f"{sorted(allowed)[0]!r}; move it out of the folder")
 
 
 def scan_corpus(corpus_dir: str | Path, *, skip_corrupt: bool = False) -> pl.LazyFrame:
-    """A lazy scan of every row: the manifest and each part's schema are checked now, parts a compacted part
-    replaces are left out (no duplicates after a crash), and a corrupt part raises CorpusError naming it unless
-    ``skip_corrupt`` (then it is left out)."""
-    read_manifest(corpus_dir)
-    good, _ = live_parts(corpus_dir, skip_corrupt=skip_corrupt)
+    """A lazy scan of every row: the manifest and each part's schema, task and protocol hash are checked now,
+    parts a merged part covers are left out (no duplicates after a crash), and a corrupt part raises CorpusError
+    naming it unless ``skip_corrupt`` (then it is left out; a foreign part is refused either way). The scan reads
+    the parts listed now: collect it soon, or use read_corpus, which scans again when a compaction deleted one."""
+    good = list_parts(corpus_dir, read_manifest(corpus_dir), skip_corrupt=skip_corrupt).live
     if not good:
         return pl.LazyFrame(schema=_POLARS_SCHEMA)
     return pl.scan_parquet([str(p) for p in good], schema=_POLARS_SCHEMA, missing_columns="insert")
 
 
 def read_corpus(corpus_dir: str | Path, *, skip_corrupt: bool = False) -> pl.DataFrame:
-    """All rows, eagerly: ``scan_corpus(...).collect()``."""
-    return scan_corpus(corpus_dir, skip_corrupt=skip_corrupt).collect()
+    """All rows, eagerly: ``scan_corpus(...).collect()``, scanned again when a compaction deleted a part between
+    the scan and the collect."""
+    return _collect(corpus_dir, skip_corrupt=skip_corrupt)
 
 
-def compact_corpus(corpus_dir: str | Path) -> tuple[int, Path | None]:
-    """Merge every part into one, atomically; the merged part names the parts it replaces, so a crash before they
-    are deleted leaves readers (scan_corpus) with no duplicates. Returns (parts merged, new part)."""
-    read_manifest(corpus_dir)
-    parts, _ = live_parts(corpus_dir)
-    if len(parts) < 2:
-        return 0, None
-    table = pa.concat_tables([conform(pq.read_table(p)) for p in parts])
-    table = table.replace_schema_metadata({REPLACES_KEY: json.dumps([p.name for p in parts])})
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    path = Path(corpus_dir) / f"part-{stamp}-compact-{uuid.uuid4().hex[:8]}.parquet"
-    atomic_write_bytes(path, lambda f: pq.write_table(table, f, compression="zstd"))
-    for p in parts:
-        p.unlink()
-    fsync_dir(Path(corpus_dir))
-    return len(parts), path
+def _collect(corpus_dir: str | Path, *, skip_corrupt: bool, columns: tuple[str, ...] | None = None) -> pl.DataFrame:
+    for attempt in range(_TRIES):
+        lf = scan_corpus(corpus_dir, skip_corrupt=skip_corrupt)
+        try:
+            return (lf if columns is None else lf.select(columns)).collect()
+        except FileNotFoundError:
+            time.sleep(0.01 * 2**attempt)
+    raise CorpusError(f"{corpus_dir}: parts were deleted under {_TRIES} reads in a row (compactions running?)")
 
 
 def corrupt_parts(corpus_dir: str | Path) -> list[tuple[Path, str]]:
     """Parts that fail check_part, with the reason."""
-    out = []
-    for p in part_files(corpus_dir):
-        try:
-            check_part(p)
-        except CorpusError as e:
-            out.append((p, str(e)))
-    return out
+    return list_parts(corpus_dir, skip_corrupt=True).corrupt
 
 
 def existing_keys(corpus_dir: str | Path, *, skip_corrupt: bool = False) -> set[tuple[Any, ...]]:
     """Keys (arch, task, n_train, protocol, seed, device kind) already in the corpus, whatever their status."""
     if not (Path(corpus_dir) / MANIFEST).exists():
         return set()
-    keys = scan_corpus(corpus_dir, skip_corrupt=skip_corrupt).select(KEY_COLUMNS).collect()
-    return set(keys.iter_rows())
+    return set(_collect(corpus_dir, skip_corrupt=skip_corrupt, columns=KEY_COLUMNS).iter_rows())
+
+
+def holds_key(corpus_dir: str | Path, key: tuple[Any, ...]) -> bool:
+    """Whether the run with this key (KEY_COLUMNS order) is stored, whatever its status: its own part, or a row of
+    a merged or imported part. What a writer holding the run's lock checks just before it trains."""
+    d = Path(corpus_dir)
+    if (d / key_part_name(key)).exists():
+        return True
+    filters = [(c, "==", v) for c, v in zip(KEY_COLUMNS, key, strict=True)]
+
+    def holds(p: Path) -> bool:
+        try:
+            return pq.read_table(p, columns=list(KEY_COLUMNS), filters=filters).num_rows > 0
+        except FileNotFoundError:
+            raise
+        except (OSError, pa.ArrowException):
+            return False  # a corrupt part is not read (and a reader refuses or skips it)
+
+    return _consistent(d, lambda names: any(holds(d / n) for n in names if not KEY_PART.fullmatch(n)))

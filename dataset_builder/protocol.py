@@ -41,9 +41,14 @@ class Protocol:
     @property
     def protocol_hash(self) -> str:
         """sha256 of the canonical JSON of the protocol (first 16 hex digits)."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return protocol_digest(self.to_dict())
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> Protocol:
         return Protocol(**d)
+
+
+def protocol_digest(protocol: dict[str, Any]) -> str:
+    """sha256 of a protocol's canonical JSON (sorted keys, no spaces), 16 hex digits: a manifest's protocol_hash."""
+    text = json.dumps(protocol, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -146,15 +146,22 @@ def corpus_datacard(
 
 
 @corpus_app.command("compact")
-def corpus_compact(corpus: Annotated[Path, typer.Argument(help="corpus folder")]) -> None:
-    """Merge a corpus's part files into one (atomically; safe to interrupt)."""
-    from narch.dataset_builder.corpus import compact_corpus
+def corpus_compact(
+    corpus: Annotated[Path, typer.Argument(help="corpus folder")],
+    wait: Annotated[bool, typer.Option(help="wait for another compaction of this corpus (else stop at once)")] = True,
+) -> None:
+    """Merge a corpus's part files into one (safe to interrupt: the next compaction finishes or undoes it)."""
+    from narch.dataset_builder.compaction import compact_corpus
 
     try:
-        n, path = compact_corpus(corpus)
+        done = compact_corpus(corpus, wait=wait)
     except USER_ERRORS as e:
         raise fail(str(e)) from None
-    OUT.print(f"{corpus}: merged {n} parts into {path.name}" if path else f"{corpus}: nothing to compact")
+    for note in (done.recovered, f"deleted {done.removed} parts a merged part covers" if done.removed else ""):
+        if note:
+            OUT.print(f"{corpus}: {note}")
+    OUT.print(f"{corpus}: merged {done.merged} parts into {done.path.name}" if done.path else
+              f"{corpus}: nothing to compact")
 
 
 def main() -> None:

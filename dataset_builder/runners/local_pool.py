@@ -34,12 +34,12 @@ def _init(ctx: RunContext) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops handing out work
 
 
-def _run(item: PlannedNet) -> dict[str, Any]:
+def _run(item: PlannedNet) -> dict[str, Any] | None:
     assert _CTX is not None, "pool process was not initialised"
     return run_one(_CTX, item)
 
 
-def run_pool(ctx: RunContext, todo: list[PlannedNet], record: Callable[[dict[str, Any]], None]) -> None:
+def run_pool(ctx: RunContext, todo: list[PlannedNet], record: Callable[[dict[str, Any] | None], None]) -> None:
     """Run ``todo`` on ``ctx.concurrency`` processes; each row is recorded as it finishes. On Ctrl-C the runs in
     flight finish and are written, the rest are cancelled, and KeyboardInterrupt propagates."""
     if ctx.threads is None:
@@ -51,10 +51,10 @@ def run_pool(ctx: RunContext, todo: list[PlannedNet], record: Callable[[dict[str
         initializer=_init,
         initargs=(ctx,),
     )
-    futures: dict[Future[dict[str, Any]], PlannedNet] = {}
-    recorded: set[Future[dict[str, Any]]] = set()
+    futures: dict[Future[dict[str, Any] | None], PlannedNet] = {}
+    recorded: set[Future[dict[str, Any] | None]] = set()
 
-    def finish(fut: Future[dict[str, Any]]) -> None:
+    def finish(fut: Future[dict[str, Any] | None]) -> None:
         recorded.add(fut)
         try:
             row = fut.result()

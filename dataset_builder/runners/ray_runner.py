@@ -46,7 +46,7 @@ def _node_cpu_slots(cpus_per_task: float) -> int:
     return 1
 
 
-def train_one_network(ctx: RunContext, item: PlannedNet, cpus_per_task: float | None) -> dict[str, Any]:
+def train_one_network(ctx: RunContext, item: PlannedNet, cpus_per_task: float | None) -> dict[str, Any] | None:
     """The Ray task (its worker process is titled ray::train_one_network): train, write the part, return the row."""
     if cpus_per_task is not None:
         ctx = replace(ctx, concurrency=_node_cpu_slots(cpus_per_task))
@@ -83,7 +83,7 @@ def _one_line(e: BaseException) -> str:
 def run_ray(
     ctx: RunContext,
     todo: list[PlannedNet],
-    record: Callable[[dict[str, Any]], None],
+    record: Callable[[dict[str, Any] | None], None],
     *,
     address: str | None = None,
     num_cpus: int | None = None,

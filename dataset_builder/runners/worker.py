@@ -1,4 +1,9 @@
-"""One run in whatever process it lands in: task data cached per process, train, write the run's own part."""
+"""One run in whatever process it lands in: task data cached per process, train, write the run's own part.
+
+A run is trained under its key's advisory lock (corpus.run_lock_path; released when the holder dies), and only when
+the corpus does not hold it yet: two builds into one folder, or a retry racing a late first try, never train one
+network twice. A second build waits for the run the first one holds, then finds it stored.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,9 @@ from typing import Any
 import pyarrow.parquet as pq
 import torch
 
+from narch.core.locks import hold_lock
 from narch.core.provenance import now_iso
-from narch.dataset_builder.corpus import key_part_name, write_part
+from narch.dataset_builder.corpus import holds_key, key_part_name, run_lock_path, write_part
 from narch.dataset_builder.protocol import Protocol
 from narch.dataset_builder.tasks import TaskData, load_task
 from narch.dataset_builder.train import DeviceData, train_network
@@ -49,6 +55,10 @@ class RunContext:
         """Where the run of ``arch_id`` writes its part (the same path on every try)."""
         return self.out / key_part_name(self.key(arch_id))
 
+    def lock_path(self, arch_id: str) -> Path:
+        """The lock held while the run of ``arch_id`` is trained and written."""
+        return run_lock_path(self.out, self.key(arch_id))
+
 
 _DATA: dict[tuple[Any, ...], DeviceData] = {}
 
@@ -70,8 +80,16 @@ def _device_columns(kind: str) -> dict[str, Any]:
     return describe_device(kind).to_dict()
 
 
-def run_one(ctx: RunContext, item: PlannedNet) -> dict[str, Any]:
-    """Train and measure one network, write its row as the run's own part (atomic, named by key); return the row."""
+def run_one(ctx: RunContext, item: PlannedNet) -> dict[str, Any] | None:
+    """Train and measure one network, write its row as the run's own part (atomic, named by key); return the row.
+    None when the corpus already holds the run (another build or an earlier try stored it): nothing is trained."""
+    with hold_lock(ctx.lock_path(item.net.arch_id)):
+        if holds_key(ctx.out, ctx.key(item.net.arch_id)):
+            return None
+        return _train_and_write(ctx, item)
+
+
+def _train_and_write(ctx: RunContext, item: PlannedNet) -> dict[str, Any]:
     if ctx.threads:
         torch.set_num_threads(ctx.threads)
     dd = device_data(ctx)
@@ -86,14 +104,22 @@ def run_one(ctx: RunContext, item: PlannedNet) -> dict[str, Any]:
     return row
 
 
-def record_failure(ctx: RunContext, item: PlannedNet, error: str) -> dict[str, Any]:
+def record_failure(ctx: RunContext, item: PlannedNet, error: str) -> dict[str, Any] | None:
     """A run whose process failed (died, or raised outside train_network): keep its part if it got written before
-    the failure, else write an error row, so the network is in the corpus exactly once either way."""
+    the failure, else write an error row, so the network is in the corpus exactly once either way (None: a merged
+    part holds it). Under the run's lock, so an error row never lands over another build's finished run."""
+    with hold_lock(ctx.lock_path(item.net.arch_id)):
+        return _record_failure(ctx, item, error)
+
+
+def _record_failure(ctx: RunContext, item: PlannedNet, error: str) -> dict[str, Any] | None:
     path = ctx.part_path(item.net.arch_id)
     if path.exists():
         rows = pq.read_table(path).to_pylist()
         if rows:
             return rows[0]
+    if holds_key(ctx.out, ctx.key(item.net.arch_id)):
+        return None
     row = {
         **ctx.base,
         "arch_id": item.net.arch_id,

@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from narch.dataset_builder.compaction import compact_corpus
 from narch.dataset_builder.corpus import (
     MANIFEST,
     CorpusError,
@@ -22,6 +23,7 @@ from narch.dataset_builder.corpus import (
     scan_corpus,
     write_part,
 )
+from narch.dataset_builder.protocol import protocol_digest
 from narch.dataset_builder.schema import COLUMNS, SCHEMA
 
 REQUIRED = [
@@ -47,10 +49,10 @@ REQUIRED = [
 ]
 
 
-def _manifest(task: str = "mnist1d", protocol_hash: str = "abc") -> Manifest:
-    return Manifest(
-        task=task, protocol={"epochs": 1}, protocol_hash=protocol_hash, search_space_version="1.1", builder_version="0"
-    )
+def _manifest(task: str = "mnist1d", epochs: int = 1) -> Manifest:
+    protocol = {"epochs": epochs}
+    return Manifest(task=task, protocol=protocol, protocol_hash=protocol_digest(protocol), search_space_version="1.1",
+                    builder_version="0")
 
 
 def test_schema_has_the_columns_later_issues_rely_on() -> None:
@@ -124,39 +126,44 @@ def test_open_corpus_refuses_other_task_and_protocol(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="holds task 'mnist1d'"):
         open_corpus(tmp_path, _manifest(task="digits"))
     with pytest.raises(CorpusError, match="another protocol"):
-        open_corpus(tmp_path, _manifest(protocol_hash="other"))
+        open_corpus(tmp_path, _manifest(epochs=2))
     open_corpus(tmp_path, _manifest())
 
 
 def test_compact_merges_parts_and_keeps_rows(tiny_corpus: Path, tmp_path: Path) -> None:
-    from narch.dataset_builder.corpus import compact_corpus
-
     corpus = tmp_path / "c"
     shutil.copytree(tiny_corpus, corpus)
     before = read_corpus(corpus).sort("arch_id")
-    n, merged = compact_corpus(corpus)
-    assert n == 6 and merged is not None and part_files(corpus) == [merged]
+    done = compact_corpus(corpus)
+    assert done.merged == 6 and done.path is not None and part_files(corpus) == [done.path]
     after = read_corpus(corpus).sort("arch_id")
     assert after.equals(before)
     assert pl.read_parquet(f"{corpus}/*.parquet").height == 6
-    assert compact_corpus(corpus) == (0, None)
+    again = compact_corpus(corpus)
+    assert (again.merged, again.path, again.recovered, again.removed) == (0, None, "", 0)
+    assert sorted(p.name for p in corpus.iterdir()) == ["_compaction.json", MANIFEST, done.path.name]
 
 
-def test_crash_mid_compaction_leaves_no_duplicates(tiny_corpus: Path, tmp_path: Path) -> None:
+def test_crash_mid_compaction_leaves_no_duplicates_now_or_after_the_next(tiny_corpus: Path, tmp_path: Path) -> None:
     import pyarrow.parquet as pq
-
-    from narch.dataset_builder.corpus import compact_corpus
 
     corpus = tmp_path / "c"
     shutil.copytree(tiny_corpus, corpus)
     saved = {p.name: p.read_bytes() for p in part_files(corpus)}
-    _, merged = compact_corpus(corpus)
+    merged = compact_corpus(corpus).path
     for name, data in saved.items():  # as if the process died before deleting the merged parts
         (corpus / name).write_bytes(data)
     assert merged is not None and pq.read_schema(merged).metadata
     df = read_corpus(corpus)
     assert df.height == 6 and df["arch_id"].n_unique() == 6
     assert scan_corpus(corpus).select(pl.len()).collect().item() == 6  # the lazy scan drops them too
+    done = compact_corpus(corpus)  # deletes what the merged part covers instead of saying "nothing to compact"
+    assert done.removed == 6 and done.path is None and part_files(corpus) == [merged]
+    write_part(corpus, [{**df.row(0, named=True), "arch_id": "0123456789abcdef"}])  # the next build's network
+    assert compact_corpus(corpus).merged == 2
+    df = read_corpus(corpus)
+    assert df.height == 7 and df["arch_id"].n_unique() == 7
+    assert pl.read_parquet(f"{corpus}/*.parquet").height == 7  # a plain glob too: nothing hidden is left
 
 
 def test_scan_is_lazy_and_read_is_its_collect(tiny_corpus: Path, tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from narch.dataset_builder.build import BuildConfig, prepare_build, run_context
-from narch.dataset_builder.corpus import part_files, read_corpus
+from narch.dataset_builder.compaction import compact_corpus
+from narch.dataset_builder.corpus import create_corpus, part_files, read_corpus, write_part
 from narch.dataset_builder.protocol import Protocol
 from narch.dataset_builder.runners.worker import record_failure, run_one
 from narch.dataset_builder.shards import Shard
@@ -46,14 +47,14 @@ def test_four_shards_in_one_folder_equal_one_build(tmp_path: Path) -> None:
     assert read_corpus(sharded).height == 8
 
 
-def test_a_retried_run_rewrites_its_own_part(tmp_path: Path) -> None:
+def test_a_retried_run_keeps_its_own_part(tmp_path: Path) -> None:
     cfg = BuildConfig(task="mnist1d", out=tmp_path / "c", archs=1, protocol=Protocol(epochs=1), n_train=128, threads=1)
     pb = prepare_build(cfg)
     ctx = run_context(pb, load_task("mnist1d", n_train=128))
     ctx.out.mkdir(parents=True)
     (item,) = pb.plan
     first = run_one(ctx, item)
-    run_one(ctx, item)  # the same run again, as a Ray retry after its worker died past the write
+    assert run_one(ctx, item) is None  # the same run again (a Ray retry after its worker died past the write)
     assert [p.name for p in part_files(ctx.out)] == [ctx.part_path(item.net.arch_id).name]
     kept = record_failure(ctx, item, "WorkerCrashedError: the worker died")  # the part exists: no error row over it
     assert kept["status"] == first["status"] == "ok"
@@ -62,3 +63,8 @@ def test_a_retried_run_rewrites_its_own_part(tmp_path: Path) -> None:
     failed = record_failure(ctx, item, "WorkerCrashedError: the worker died")
     assert failed["status"] == "error" and "died" in failed["error"]
     assert len(part_files(ctx.out)) == 1 and pq.read_table(part_files(ctx.out)[0]).num_rows == 1
+    create_corpus(ctx.out, pb.manifest)
+    write_part(ctx.out, [{"arch_id": "0" * 16, "status": "error"}])  # another run: two parts to merge
+    merged = compact_corpus(ctx.out).path
+    assert run_one(ctx, item) is None and record_failure(ctx, item, "late") is None  # the merged part holds it
+    assert part_files(ctx.out) == [merged]

@@ -1,0 +1,147 @@
+"""Compaction: merge a corpus's parts into one, correct under a crash at any moment and alongside readers, builds
+and other compactions.
+
+Ideas taken, and why:
+- A journal written before anything changes (SQLite's rollback journal; a Delta Lake commit naming the files it
+  removes): ``_compaction.json`` names the merged part and the parts it replaces. Every compaction starts with
+  recovery: when the journal says ``running``, a complete merged part rolls forward (the parts it replaces are
+  deleted), a missing one rolls back (nothing was replaced yet). Delta's full log of live files was not taken:
+  builds (shards, pool and Ray workers on other nodes) write parts without coordinating, and a plain glob of a
+  compacted folder must keep reading right (the data card's examples), so the folder stays the truth and the
+  journal only covers compaction.
+- Write-once names, and a merged part that lists what it covers (its Parquet key-value metadata; Iceberg's
+  manifests list live files the same way): readers hide covered parts, so old and merged parts are never read
+  together, even after a crash between the merged part's rename and the deletions. The list carries forward every
+  key-named part (a run's own part, which a late writer - a retry, a second build - may write again) through later
+  compactions, so such a late part stays hidden; the next compaction deletes it instead of merging it.
+- A seqlock on the journal (as SQLite's WAL readers check the index header): readers read it before and after
+  listing and list again when it changed or a part vanished (corpus.list_parts).
+- An advisory flock (``_compaction.lock``, released when the holder dies) serialises compactions: a second one
+  waits, or with ``wait=False`` says another compaction holds the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from narch.core.files import atomic_write_bytes, atomic_write_json, fsync_dir
+from narch.core.locks import LockBusy, hold_lock
+from narch.dataset_builder.corpus import (
+    JOURNAL,
+    KEY_PART,
+    REPLACES_KEY,
+    CorpusError,
+    Listing,
+    Manifest,
+    check_part,
+    conform,
+    list_parts,
+    read_journal,
+    read_manifest,
+)
+
+LOCK = "_compaction.lock"
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What a compaction did."""
+
+    merged: int  # parts merged into ``path``
+    path: Path | None  # the new part; None when there was nothing to compact
+    recovered: str = ""  # what recovery did with an interrupted compaction, if it found one
+    removed: int = 0  # covered parts deleted (a crash's leftovers, late writers)
+
+
+def compact_corpus(corpus_dir: str | Path, *, wait: bool = True) -> Compaction:
+    """Finish or roll back an interrupted compaction, delete covered parts, then merge every live part into one.
+    Holds the corpus's compaction lock throughout; ``wait`` False raises CorpusError when another holds it."""
+    d = Path(corpus_dir)
+    manifest = read_manifest(d)
+    try:
+        with hold_lock(d / LOCK, wait=wait):
+            return _compact(d, manifest)
+    except LockBusy:
+        raise CorpusError(f"{d}: another compaction holds the lock ({LOCK}); try again when it has finished") from None
+
+
+def recover(corpus_dir: Path) -> str:
+    """Finish (merged part complete) or roll back (merged part missing) the compaction a journal says is running;
+    what was done, or "" when none was. The caller holds the compaction lock."""
+    j = read_journal(corpus_dir)
+    if j is None or j["state"] != "running":
+        return ""
+    merged = corpus_dir / j["merged"]
+    for tmp in corpus_dir.glob(f".{merged.name}.*.tmp"):  # the merged part's temp file, if it died writing it
+        tmp.unlink(missing_ok=True)
+    try:
+        check_part(merged)
+        complete = True
+    except (CorpusError, FileNotFoundError):
+        complete = False
+    if complete:
+        gone = [n for n in j["replaces"] if _unlink(corpus_dir / n)]
+        note = f"finished an interrupted compaction ({len(gone)} replaced parts deleted)"
+    else:
+        merged.unlink(missing_ok=True)
+        note = "rolled back an interrupted compaction (its merged part was never complete)"
+    fsync_dir(corpus_dir)
+    _journal(corpus_dir, {"state": "done" if complete else "rolled_back", "seq": j["seq"], "merged": j["merged"]})
+    return note
+
+
+def _compact(d: Path, manifest: Manifest) -> Compaction:
+    note = recover(d)
+    listing = list_parts(d, manifest)
+    removed = sum(_unlink(p) for p in listing.hidden)
+    if removed:
+        fsync_dir(d)
+    if len(listing.live) < 2:
+        return Compaction(0, None, note, removed)
+    table = pa.concat_tables([conform(pq.read_table(p)) for p in listing.live])
+    replaces = [p.name for p in listing.live]
+    table = table.replace_schema_metadata({REPLACES_KEY: json.dumps(_covers(listing))})
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    name = f"part-{stamp}-compact-{uuid.uuid4().hex[:8]}.parquet"
+    last = read_journal(d)
+    seq = 1 + (last["seq"] if last else 0)
+    _journal(d, {"state": "running", "seq": seq, "merged": name, "replaces": replaces})
+    path = d / name
+    try:
+        atomic_write_bytes(path, lambda f: pq.write_table(table, f, compression="zstd"))
+    except BaseException:  # disk full, Ctrl-C: nothing was replaced; undo now rather than at the next compaction
+        path.unlink(missing_ok=True)
+        _journal(d, {"state": "rolled_back", "seq": seq, "merged": name})
+        raise
+    for p in listing.live:
+        p.unlink(missing_ok=True)
+    fsync_dir(d)
+    _journal(d, {"state": "done", "seq": seq, "merged": name})
+    return Compaction(len(replaces), path, note, removed)
+
+
+def _covers(listing: Listing) -> list[str]:
+    """What the new merged part covers: every part it merges, and the key-named parts the merged ones cover (a late
+    writer may write those again; other names are written once)."""
+    return sorted({p.name for p in listing.live} | {n for n in listing.covered if KEY_PART.fullmatch(n)})
+
+
+def _journal(d: Path, entry: dict[str, Any]) -> None:
+    atomic_write_json(d / JOURNAL, entry, indent=None)
+
+
+def _unlink(path: Path) -> bool:
+    """Delete a file; whether it was there."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
