@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from narch.core.checks import check_float, shown
 from narch.core.errors import NarchError
 
 KINDS = ("linear", "mnas_soft", "mnas_hard")
@@ -124,35 +125,53 @@ def _unknown(d: Mapping[str, Any], known: set[str], where: str) -> None:
                                     f"{', '.join(sorted(known))})")
 
 
+def _table(d: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    v = d.get(key, {})
+    if not isinstance(v, Mapping):
+        name = f"{where}.{key}" if where else key
+        raise RewardConfigError(f"reward config: {name} must be a table, got {shown(v)}")
+    return v
+
+
 def _number(d: Mapping[str, Any], key: str, where: str, default: float, *, nonneg: bool = False) -> float:
+    """A finite number (NaN and the infinities are refused: they would make every reward NaN)."""
+    return check_float(f"reward config: {where}.{key}", d.get(key, default), low=0 if nonneg else None,
+                       error=RewardConfigError)
+
+
+def _numbers(d: Mapping[str, Any], key: str, where: str, default: list[float]) -> tuple[float, ...]:
+    """A list of finite numbers >= 0 (a string or a single number is refused, never split or wrapped)."""
     v = d.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise RewardConfigError(f"reward config: {where}.{key} must be a number, got {v!r}")
-    if nonneg and v < 0:
-        raise RewardConfigError(f"reward config: {where}.{key} must be >= 0, got {v}")
-    return float(v)
+    if not isinstance(v, list):
+        raise RewardConfigError(f"reward config: {where}.{key} must be a list of numbers, got {shown(v)}")
+    return tuple(check_float(f"reward config: {where}.{key}[{i}]", x, low=0, error=RewardConfigError)
+                 for i, x in enumerate(v))
+
+
+def _string(d: Mapping[str, Any], key: str, where: str, default: str) -> str:
+    v = d.get(key, default)
+    if not isinstance(v, str):
+        raise RewardConfigError(f"reward config: {where}.{key} must be a string, got {shown(v)}")
+    return v
 
 
 def _penalty(d: Any, where: str, unit: str, extra: set[str]) -> Penalty:
-    if not isinstance(d, dict):
-        raise RewardConfigError(f"reward config: {where} must be a table, got {d!r}")
+    if not isinstance(d, Mapping):
+        raise RewardConfigError(f"reward config: {where} must be a table, got {shown(d)}")
     tkey = f"threshold_{unit}"
     _unknown(d, _PEN | {tkey} | extra, where)
     t = d.get(tkey, "median")
     if t == "median":
         threshold = None
     else:
-        threshold = _number(d, tkey, where, 0.0, nonneg=True)
-        if threshold == 0:
-            raise RewardConfigError(f"reward config: {where}.{tkey} must be > 0 (or \"median\"), got 0")
-    knees = tuple(float(x) for x in d.get("knees", [1.0]))
-    slopes = tuple(float(x) for x in d.get("slopes", [1.0] * len(knees)))
+        threshold = check_float(f"reward config: {where}.{tkey} (or \"median\")", t, low=0, low_open=True,
+                                error=RewardConfigError)
+    knees = _numbers(d, "knees", where, [1.0])
+    slopes = _numbers(d, "slopes", where, [1.0] * len(knees))
     if len(knees) != len(slopes) or not knees:
         raise RewardConfigError(f"reward config: {where}.knees and {where}.slopes need the same non-zero length")
-    if any(k < 0 for k in knees) or list(knees) != sorted(knees):
-        raise RewardConfigError(f"reward config: {where}.knees must be >= 0 and ascending, got {list(knees)}")
-    if any(s < 0 for s in slopes):
-        raise RewardConfigError(f"reward config: {where}.slopes must be >= 0, got {list(slopes)}")
+    if list(knees) != sorted(knees):
+        raise RewardConfigError(f"reward config: {where}.knees must be ascending, got {list(knees)}")
     alpha = _number(d, "alpha", where, 0.0) if "alpha" in d else None
     beta = _number(d, "beta", where, 0.0) if "beta" in d else None
     return Penalty(threshold, _number(d, "weight", where, 1.0, nonneg=True), knees, slopes, alpha, beta)
@@ -160,18 +179,20 @@ def _penalty(d: Any, where: str, unit: str, extra: set[str]) -> Penalty:
 
 def parse_reward(doc: Mapping[str, Any]) -> RewardConfig:
     """A RewardConfig from a parsed TOML document; every broken rule raises RewardConfigError."""
+    if not isinstance(doc, Mapping):
+        raise RewardConfigError(f"reward config: must be a table, got {shown(doc)}")
     _unknown(doc, _TOP, "")
-    r = doc.get("reward", {})
-    g = doc.get("guard", {})
+    r = _table(doc, "reward", "")
+    g = _table(doc, "guard", "")
     _unknown(r, _REWARD, "reward")
     _unknown(g, _GUARD, "guard")
-    kind = r.get("kind", "linear")
+    kind = _string(r, "kind", "reward", "linear")
     if kind not in KINDS:
         raise RewardConfigError(f"reward config: reward.kind must be one of {', '.join(KINDS)}, got {kind!r}")
     size = _penalty(r.get("size", {}), "reward.size", "bytes", set())
     time_d = r.get("time", {})
     time = _penalty(time_d, "reward.time", "s", {"source", "device"})
-    source = time_d.get("source", "predictor")
+    source = _string(time_d, "source", "reward.time", "predictor")
     if source not in TIME_SOURCES:
         raise RewardConfigError(f"reward config: reward.time.source must be one of {TIME_SOURCES}, got {source!r}")
     w_acc = _number(r, "w_acc", "reward", 1.0, nonneg=True)
@@ -182,22 +203,30 @@ def parse_reward(doc: Mapping[str, Any]) -> RewardConfig:
         raise RewardConfigError(f"reward config: reward.w_acc must be > 0 for kind {kind!r} (it multiplies)")
     mask = g.get("mask_out_of_range", False)
     if not isinstance(mask, bool):
-        raise RewardConfigError(f"reward config: guard.mask_out_of_range must be true or false, got {mask!r}")
+        raise RewardConfigError(f"reward config: guard.mask_out_of_range must be true or false, got {shown(mask)}")
     return RewardConfig(
-        kind=kind, w_acc=w_acc, accuracy=str(r.get("accuracy", "val_acc")), size=size, time=time,
-        time_source=source, device=str(time_d.get("device", "local")),
+        kind=kind, w_acc=w_acc, accuracy=_string(r, "accuracy", "reward", "val_acc"), size=size, time=time,
+        time_source=source, device=_string(time_d, "device", "reward.time", "local"),
         lambda_std=_number(g, "lambda_std", "guard", 0.0, nonneg=True), mask_out_of_range=mask,
     )
 
 
 def load_reward(path: Path | None) -> RewardConfig:
-    """Parse a reward TOML file (None: the defaults)."""
+    """Parse a reward TOML file (None: the defaults); every error names the file."""
     if path is None:
         return RewardConfig()
     try:
-        doc = tomllib.loads(Path(path).read_text())
+        doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
-        raise RewardConfigError(f"reward config {path}: not valid TOML: {e}") from None
+        raise RewardConfigError(f"{path}: reward config is not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise RewardConfigError(f"{path}: reward config is not UTF-8 text (byte {e.start}: {e.reason})") from None
+    except (ValueError, RecursionError) as e:  # an integer of thousands of digits, arrays nested thousands deep
+        why = "nested too deeply" if isinstance(e, RecursionError) else str(e).split(":")[0].lower()
+        raise RewardConfigError(f"{path}: reward config cannot be parsed ({why})") from None
     except OSError as e:
-        raise RewardConfigError(f"reward config {path}: cannot read: {e.strerror}") from None
-    return parse_reward(doc)
+        raise RewardConfigError(f"{path}: reward config cannot be read: {e.strerror}") from None
+    try:
+        return parse_reward(doc)
+    except RewardConfigError as e:
+        raise RewardConfigError(f"{path}: {e}") from None

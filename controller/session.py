@@ -17,6 +17,7 @@ from narch.controller.env import Moves, RangeGuard
 from narch.controller.objectives import TIME_TARGET, Objectives, Scorer, TaskContext, corpus_medians
 from narch.controller.reward import RewardConfig, load_reward
 from narch.controller.search import RunResult, known_strategies, run_one
+from narch.core.checks import check_int, check_out_folder
 from narch.search_space import Network, deepest, resolve_network
 
 MEASURED = "measured"
@@ -52,6 +53,19 @@ class SearchConfig:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     strategy_seeds: dict[str, int] = field(default_factory=dict)  # fewer seeds for a slow strategy (e.g. tpe=3)
     command: str = ""
+
+    def __post_init__(self) -> None:
+        """Counts checked now, before the predictor, the corpus or torch load."""
+        for name in ("budget", "seeds", "episode_len", "batch"):
+            check_int(f"--{name.replace('_', '-')}", getattr(self, name), low=1)
+        check_int("--verify-top", self.verify_top, low=0)
+        if self.compare_seeds is not None:
+            check_int("--compare-seeds", self.compare_seeds, low=1)
+        for strategy, n in self.strategy_seeds.items():
+            check_int(f"--strategy-seeds {strategy}", n, low=1)
+        check_out_folder("--out", self.out)
+        if self.verify_corpus is not None:
+            check_out_folder("--verify-corpus", self.verify_corpus)
 
 
 @dataclass(frozen=True)

@@ -10,18 +10,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from narch.core.checks import check_float, check_int, check_out_folder
+from narch.core.errors import SettingError
 from narch.core.provenance import builder_version, git_rev, now_iso
 from narch.dataset_builder.corpus import Manifest, create_corpus, existing_keys, open_corpus
 from narch.dataset_builder.protocol import Protocol
-from narch.dataset_builder.runners.worker import RunContext, record_failure, run_one
 from narch.dataset_builder.shards import Shard
-from narch.dataset_builder.tasks import TaskData, check_cifar_dir, describe_task, load_task
+from narch.dataset_builder.tasks import TASKS, TaskData, TaskError, check_cifar_dir, describe_task, load_task
 from narch.hardware.device import resolve_device
-from narch.search_space import LIMITS, SEARCH_SPACE_VERSION, PlannedNet, load_networks, plan_networks, validate
+from narch.search_space import LIMITS, SEARCH_SPACE_VERSION, Network, PlannedNet, load_networks, plan_networks, validate
+
+if TYPE_CHECKING:  # the worker imports torch: a config is checked (and refused) before torch loads
+    from narch.dataset_builder.runners.worker import RunContext
 
 BACKENDS = ("local", "ray")
+DEVICES = ("cpu", "cuda", "auto")
+MAX_THREADS = 1024  # far above any host's cores: a larger count is a typo, not a setting
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,27 @@ class BuildConfig:
     concurrency: int = 1  # trainings at once on the device (local processes, or Ray's GPU fraction 1/N)
     ray_address: str | None = None
     ray_num_cpus: int | None = None
+
+    def __post_init__(self) -> None:
+        """Every setting checked now, so a bad one fails the command at once instead of becoming a stored row."""
+        if self.task not in TASKS:
+            raise TaskError(f"task {self.task!r} is unknown (known: {', '.join(TASKS)})")
+        check_int("--archs", self.archs, low=1)
+        check_int("--seed", self.seed, low=0)
+        if self.device not in DEVICES:
+            raise SettingError(f"--device {self.device!r} is not one of {', '.join(DEVICES)}")
+        if self.backend not in BACKENDS:
+            raise SettingError(f"--backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
+        check_int("--concurrency", self.concurrency, low=1)
+        if self.n_train is not None:
+            check_int("--n-train", self.n_train, low=1)
+        if self.threads is not None:
+            check_int("--threads", self.threads, low=1, high=MAX_THREADS)
+        if self.timeout_s is not None:
+            check_float("--timeout-s", self.timeout_s, low=0, low_open=True)
+        if self.ray_num_cpus is not None:
+            check_int("--ray-num-cpus", self.ray_num_cpus, low=1)
+        check_out_folder("--out", self.out)
 
 
 @dataclass
@@ -74,22 +101,16 @@ class PreparedBuild:
     plan: list[PlannedNet]
     manifest: Manifest
     device_kind: str
+    duplicates: int = 0  # networks of the --archs-from file that repeat an earlier one (dropped: trained once)
 
 
 def prepare_build(cfg: BuildConfig) -> PreparedBuild:
     """Validate task, device, networks and corpus compatibility; raises before writing anything."""
     if cfg.task == "cifar10":
         check_cifar_dir(cfg.data_dir)
+    plan, duplicates = _plan(cfg)  # a bad network file fails before the data, torch or Ray load
     data = load_task(cfg.task, n_train=cfg.n_train, data_dir=cfg.data_dir, data_seed=cfg.protocol.data_seed)
     kind = _check_backend(cfg)
-    if cfg.archs_from is not None:
-        plan = [PlannedNet(n) for n in load_networks(cfg.archs_from)]
-    else:
-        if cfg.archs < 1:
-            raise ValueError(f"--archs must be >= 1, got {cfg.archs}")
-        plan = plan_networks(cfg.archs, cfg.seed)
-    if cfg.shard is not None:
-        plan = cfg.shard.select(plan)
     for item in plan:
         validate(item.net, limits=LIMITS, input_shape=data.input_shape, n_classes=data.n_classes)
     manifest = Manifest(
@@ -102,28 +123,39 @@ def prepare_build(cfg: BuildConfig) -> PreparedBuild:
         data_dir=None if cfg.data_dir is None else str(cfg.data_dir),
     )
     open_corpus(cfg.out, manifest)
-    return PreparedBuild(cfg, plan, manifest, kind)
+    return PreparedBuild(cfg, plan, manifest, kind, duplicates)
+
+
+def _plan(cfg: BuildConfig) -> tuple[list[PlannedNet], int]:
+    """The planned networks of this shard, and how many repeats of the --archs-from file were left out."""
+    duplicates = 0
+    if cfg.archs_from is not None:
+        nets = load_networks(cfg.archs_from)
+        first: dict[str, Network] = {}
+        for n in nets:
+            first.setdefault(n.arch_id, n)
+        duplicates = len(nets) - len(first)
+        plan = [PlannedNet(n) for n in first.values()]
+    else:
+        plan = plan_networks(cfg.archs, cfg.seed)
+    return (plan if cfg.shard is None else cfg.shard.select(plan)), duplicates
 
 
 def _check_backend(cfg: BuildConfig) -> str:
     """Check backend options; the device kind runs will use."""
-    if cfg.backend not in BACKENDS:
-        raise ValueError(f"--backend {cfg.backend!r} is not one of {', '.join(BACKENDS)}")
-    if cfg.concurrency < 1:
-        raise ValueError(f"--concurrency must be >= 1, got {cfg.concurrency}")
     if cfg.backend != "ray":
         if cfg.ray_address is not None or cfg.ray_num_cpus is not None:
-            raise ValueError("--address and --ray-num-cpus need --backend ray")
+            raise SettingError("--address and --ray-num-cpus need --backend ray")
         return resolve_device(cfg.device)
     from narch.dataset_builder.runners.ray_runner import import_ray
 
     import_ray()
-    if cfg.ray_num_cpus is not None and (cfg.ray_num_cpus < 1 or cfg.ray_address is not None):
-        raise ValueError("--ray-num-cpus must be >= 1 and sizes a local cluster (not one given by --address)")
+    if cfg.ray_num_cpus is not None and cfg.ray_address is not None:
+        raise SettingError("--ray-num-cpus sizes a local cluster (not one given by --address)")
     if cfg.device == "auto":
-        raise ValueError("--backend ray needs --device cpu or cuda (the cluster's GPUs decide, not this host's)")
+        raise SettingError("--backend ray needs --device cpu or cuda (the cluster's GPUs decide, not this host's)")
     if cfg.device == "cpu" and cfg.concurrency > 1:
-        raise ValueError("--concurrency with --backend ray shares a GPU; on CPU each task takes --threads CPUs and "
+        raise SettingError("--concurrency with --backend ray shares a GPU; on CPU each task takes --threads CPUs and "
                          "Ray runs as many as the nodes have (size a local cluster with --ray-num-cpus)")
     if cfg.ray_address is None:  # a local cluster: this host's devices are the cluster's
         return resolve_device(cfg.device)
@@ -135,6 +167,8 @@ ProgressFn = Callable[[BuildSummary, dict[str, Any] | None], None]
 
 def run_context(pb: PreparedBuild, data: TaskData) -> RunContext:
     """What every run of this build shares (computed once, in this process)."""
+    from narch.dataset_builder.runners.worker import RunContext
+
     cfg, p = pb.config, pb.config.protocol
     base = {
         **describe_task(data),
@@ -167,6 +201,8 @@ def run_context(pb: PreparedBuild, data: TaskData) -> RunContext:
 
 def run_build(pb: PreparedBuild, on_progress: ProgressFn | None = None) -> BuildSummary:
     """Train every planned network not yet in the corpus; Ctrl-C stops cleanly between atomic writes."""
+    from narch.dataset_builder.runners.worker import record_failure, run_one
+
     cfg, p = pb.config, pb.config.protocol
     data = load_task(cfg.task, n_train=cfg.n_train, data_dir=cfg.data_dir, data_seed=p.data_seed)
     create_corpus(cfg.out, pb.manifest)

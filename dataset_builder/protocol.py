@@ -7,6 +7,9 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from narch.core.checks import check_float, check_int
+from narch.core.errors import SettingError
+
 
 @dataclass(frozen=True, slots=True)
 class Protocol:
@@ -26,14 +29,16 @@ class Protocol:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "latency_batch_n"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"protocol {name} must be >= 1, got {getattr(self, name)}")
+            check_int(f"protocol {name}", getattr(self, name), low=1)
+        check_int("protocol data_seed", self.data_seed, low=0)
+        check_int("protocol timing_warmup_steps", self.timing_warmup_steps, low=0)
         if self.optimizer != "adamw":
-            raise ValueError(f"protocol optimizer {self.optimizer!r} is not supported (adamw)")
+            raise SettingError(f"protocol optimizer {self.optimizer!r} is not supported (adamw)")
         if self.schedule != "onecycle":
-            raise ValueError(f"protocol schedule {self.schedule!r} is not supported (onecycle)")
-        if not self.lr > 0:
-            raise ValueError(f"protocol lr must be > 0, got {self.lr}")
+            raise SettingError(f"protocol schedule {self.schedule!r} is not supported (onecycle)")
+        check_float("protocol lr", self.lr, low=0, low_open=True)
+        check_float("protocol weight_decay", self.weight_decay, low=0)
+        check_float("protocol warmup_frac", self.warmup_frac, low=0, high=1, high_open=True)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from narch.console import ERR, OUT, fail
-from narch.core.errors import NarchError
+from narch.console import ERR, OUT, guarded
+from narch.core.checks import check_out_folder
+from narch.core.errors import SettingError
 from narch.hardware_cli import hardware_app, roofline_cmd
 from narch.import_cli import import_cmd
 from narch.predict_cli import leaderboard_cmd, predict_cmd
@@ -29,11 +30,11 @@ app.command("import")(import_cmd)
 app.command("leaderboard")(leaderboard_cmd)
 app.command("predict")(predict_cmd)
 app.command("search")(search_cmd)
-# ValueError: protocol, build options and shards that are out of range; FileNotFoundError: an output folder missing.
-USER_ERRORS = (NarchError, ValueError, FileNotFoundError)
+RESUME_BUILD = "finished runs are saved; rerun the same command to resume"
 
 
 @app.command()
+@guarded(resume=RESUME_BUILD)
 def build(
     task: Annotated[str, typer.Option(help="mnist1d, digits or cifar10")] = "mnist1d",
     archs: Annotated[int, typer.Option(help="networks to plan (sampled and edited)")] = 16,
@@ -62,31 +63,31 @@ def build(
     from narch.dataset_builder.protocol import Protocol
     from narch.dataset_builder.shards import Shard
 
-    try:
-        proto = Protocol(epochs=epochs, batch_size=batch_size, lr=lr)
-        cfg = BuildConfig(
-            task=task,
-            out=out,
-            archs=archs,
-            seed=seed,
-            protocol=proto,
-            archs_from=archs_from,
-            device=device,
-            n_train=n_train,
-            data_dir=data_dir,
-            threads=threads,
-            timeout_s=timeout_s,
-            skip_corrupt=skip_corrupt,
-            shard=None if shard is None else Shard.parse(shard),
-            backend=backend,
-            concurrency=concurrency,
-            ray_address=address,
-            ray_num_cpus=ray_num_cpus,
-        )
-        prepared = prepare_build(cfg)
-        summary = run_with_progress(prepared, console=ERR, show=not quiet)
-    except USER_ERRORS as e:
-        raise fail(str(e)) from None
+    proto = Protocol(epochs=epochs, batch_size=batch_size, lr=lr)
+    cfg = BuildConfig(
+        task=task,
+        out=out,
+        archs=archs,
+        seed=seed,
+        protocol=proto,
+        archs_from=archs_from,
+        device=device,
+        n_train=n_train,
+        data_dir=data_dir,
+        threads=threads,
+        timeout_s=timeout_s,
+        skip_corrupt=skip_corrupt,
+        shard=None if shard is None else Shard.parse(shard),
+        backend=backend,
+        concurrency=concurrency,
+        ray_address=address,
+        ray_num_cpus=ray_num_cpus,
+    )
+    prepared = prepare_build(cfg)
+    if prepared.duplicates:
+        ERR.print(f"{archs_from}: {prepared.duplicates} repeated network(s) left out (each is trained once)",
+                  markup=False, highlight=False, soft_wrap=True)
+    summary = run_with_progress(prepared, console=ERR, show=not quiet)
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary.statuses.items())) or "none"
     rate = summary.done / summary.wall_s * 3600 if summary.wall_s else 0.0
     OUT.print(
@@ -94,11 +95,12 @@ def build(
         f"{summary.planned} planned; {rate:.0f} networks/hour"
     )
     if summary.interrupted:
-        ERR.print("interrupted: finished runs are saved; rerun the same command to resume")
+        ERR.print(f"interrupted: {RESUME_BUILD}")
         raise typer.Exit(130)
 
 
 @corpus_app.command("info")
+@guarded
 def corpus_info(
     corpus: Annotated[Path, typer.Argument(help="corpus folder")],
     skip_corrupt: Annotated[bool, typer.Option(help="summarise the readable parts when some are corrupt")] = False,
@@ -106,13 +108,11 @@ def corpus_info(
     """Summarise a corpus: rows by status, tasks, devices, columns with units."""
     from narch.dataset_builder.info import corpus_summary
 
-    try:
-        corpus_summary(corpus, console=OUT, skip_corrupt=skip_corrupt)
-    except USER_ERRORS as e:
-        raise fail(str(e)) from None
+    corpus_summary(corpus, console=OUT, skip_corrupt=skip_corrupt)
 
 
 @app.command()
+@guarded(resume="finished stages are saved; rerun the same command to resume")
 def run(
     out: Annotated[Path, typer.Option(help="run folder (resumes when it exists)")] = Path("runs/quick"),
     preset: Annotated[str, typer.Option(help="quick (~10 min on 2 cores), full (hours) or smoke (seconds)")] = "quick",
@@ -120,17 +120,13 @@ def run(
     """The whole pipeline: corpus → leaderboard → search → hardware → verify → report (resumable)."""
     from narch.pipeline.run import run_pipeline
 
-    try:
-        run_pipeline(out, preset=preset, console=ERR)
-    except KeyboardInterrupt:
-        ERR.print("interrupted: finished stages are saved; rerun the same command to resume")
-        raise typer.Exit(130) from None
-    except USER_ERRORS as e:
-        raise fail(str(e)) from None
+    check_out_folder("--out", out)
+    run_pipeline(out, preset=preset, console=ERR)
     OUT.print(f"report: {out / 'report.html'} and {out / 'report.md'}")
 
 
 @corpus_app.command("datacard")
+@guarded
 def corpus_datacard(
     corpora: Annotated[list[Path], typer.Argument(help="corpus folders")],
     out: Annotated[Path, typer.Option(help="data card to write")] = Path("results/DATACARD.md"),
@@ -138,14 +134,15 @@ def corpus_datacard(
     """Write a data card: columns with units, protocol, hardware, noise floor, caveats, how to load."""
     from narch.dataset_builder.datacard import write_datacard
 
-    try:
-        path = write_datacard(corpora, out, command="narch corpus datacard " + " ".join(sys.argv[3:]))
-    except USER_ERRORS as e:
-        raise fail(str(e)) from None
+    if out.is_dir():
+        raise SettingError(f"{out}: --out is a folder, not a data card file")
+    check_out_folder("--out's folder", out.parent)
+    path = write_datacard(corpora, out, command="narch corpus datacard " + " ".join(sys.argv[3:]))
     OUT.print(f"written: {path}")
 
 
 @corpus_app.command("compact")
+@guarded
 def corpus_compact(
     corpus: Annotated[Path, typer.Argument(help="corpus folder")],
     wait: Annotated[bool, typer.Option(help="wait for another compaction of this corpus (else stop at once)")] = True,
@@ -153,10 +150,7 @@ def corpus_compact(
     """Merge a corpus's part files into one (safe to interrupt: the next compaction finishes or undoes it)."""
     from narch.dataset_builder.compaction import compact_corpus
 
-    try:
-        done = compact_corpus(corpus, wait=wait)
-    except USER_ERRORS as e:
-        raise fail(str(e)) from None
+    done = compact_corpus(corpus, wait=wait)
     for note in (done.recovered, f"deleted {done.removed} parts a merged part covers" if done.removed else ""):
         if note:
             OUT.print(f"{corpus}: {note}")

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from narch.console import OUT, fail, message
-from narch.core.errors import NarchError
+from narch.console import OUT, guarded
+from narch.core.checks import check_float, check_int, check_out_folder
 
 hardware_app = typer.Typer(no_args_is_help=True, help="Device micro-benchmark and measured-vs-roofline reports.")
 
@@ -27,6 +27,7 @@ def task_shape(task: str) -> tuple[tuple[int, ...], int, int]:
 
 
 @hardware_app.command("bench")
+@guarded
 def bench(
     quick: Annotated[bool, typer.Option(help="small buffers and few repeats (for tests; not cached)")] = False,
     cache: Annotated[bool | None, typer.Option(help="write the per-host cache (default: unless --quick)")] = None,
@@ -37,6 +38,7 @@ def bench(
     """Measure matmul FLOP/s, stream bandwidth and per-op launch overhead; cache them for `local`."""
     from narch.hardware.bench import run_bench, save_bench, summary_lines
 
+    check_out_folder("--out", out)
     result = run_bench(quick=quick)
     paths = save_bench(result, results_dir=out, cache=cache)
     for line in summary_lines(result):
@@ -45,6 +47,7 @@ def bench(
 
 
 @hardware_app.command("compare")
+@guarded
 def compare(
     corpus: Annotated[Path, typer.Option(help="corpus folder (Parquet parts)")],
     out: Annotated[Path, typer.Option(help="report folder")] = Path("results/hardware/compare"),
@@ -57,17 +60,18 @@ def compare(
     from narch.hardware.compare import compare_rows
     from narch.hardware.compare_report import write_report
 
-    try:
-        rows = with_task_shapes(read_corpus(corpus))
-        report = compare_rows(rows, name=str(corpus), train_frac=train_frac, seed=seed)
-    except NarchError as e:
-        raise fail(str(e)) from None
+    check_float("--train-frac", train_frac, low=0, low_open=True, high=1, high_open=True)
+    check_int("--seed", seed, low=0)
+    check_out_folder("--out", out)
+    rows = with_task_shapes(read_corpus(corpus))
+    report = compare_rows(rows, name=str(corpus), train_frac=train_frac, seed=seed)
     paths = write_report(report, out)
     for line in report.summary_lines():
         OUT.print(line, highlight=False)
     OUT.print("written: " + ", ".join(str(p) for p in paths), highlight=False)
 
 
+@guarded
 def roofline_cmd(
     arch: Annotated[str, typer.Option(help="seed network name or a JSON file holding one network")],
     task: Annotated[str, typer.Option(help="mnist1d, digits or cifar10")] = "mnist1d",
@@ -85,18 +89,19 @@ def roofline_cmd(
     from narch.hardware.roofline import roofline_run
     from narch.search_space import resolve_network
 
-    try:
-        net = resolve_network(arch)
-        shape, n_classes, default_n = task_shape(task)
-        n = n_train or default_n
-        costs = step_costs(net, shape, n_classes, batch_size)
-        runs = [
-            roofline_run(net, shape, n_classes, batch_size=batch_size, n_train=n, epochs=epochs, device=d.strip(),
-                         precision=precision, threads=threads)
-            for d in devices.split(",") if d.strip()
-        ]
-    except (NarchError, ValueError) as e:  # ValueError: batch size, epochs, precision, unknown task
-        raise fail(message(e)) from None
+    for name, value in (("--batch-size", batch_size), ("--epochs", epochs), ("--n-train", n_train),
+                        ("--threads", threads)):
+        if value is not None:
+            check_int(name, value, low=1)
+    net = resolve_network(arch)
+    shape, n_classes, default_n = task_shape(task)
+    n = n_train or default_n
+    costs = step_costs(net, shape, n_classes, batch_size)
+    runs = [
+        roofline_run(net, shape, n_classes, batch_size=batch_size, n_train=n, epochs=epochs, device=d.strip(),
+                     precision=precision, threads=threads)
+        for d in devices.split(",") if d.strip()
+    ]
     OUT.print(
         f"{arch} on {task} {shape}: {costs.params:,} params, {costs.flops_fwd / 1e6:.3f} MFLOP forward/sample, "
         f"{costs.flops_train_step / 1e9:.3f} GFLOP and {costs.bytes_train_step / 1e6:.1f} MB per step "

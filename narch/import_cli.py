@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from narch.console import OUT, fail
-from narch.core.errors import NarchError
+from narch.console import OUT, fail, guarded
+from narch.core.checks import check_out_folder
 
 
 class ImportKind(StrEnum):
@@ -25,6 +25,7 @@ def _counts(d: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "none"
 
 
+@guarded
 def import_cmd(
     kind: Annotated[ImportKind, typer.Argument(help="which public corpus")],
     out: Annotated[
@@ -44,16 +45,14 @@ def import_cmd(
     """Import a public corpus into the corpus schema (checks everything before writing anything)."""
     from narch.dataset_builder.importers import prepare_import, run_import
 
+    check_out_folder("--out", out)
     device_list = None
     if devices is not None:
         device_list = [d.strip() for d in devices.split(",") if d.strip()]
         if not device_list:
             raise fail("--devices is empty")
-    try:
-        preps = prepare_import(kind.value, out, src=src, dataset=dataset, devices=device_list)
-        run_import(preps)
-    except (NarchError, ValueError, OSError) as e:  # ValueError: options and sources; OSError: unwritable --out
-        raise fail(str(e)) from None
+    preps = prepare_import(kind.value, out, src=src, dataset=dataset, devices=device_list)
+    run_import(preps)
     for p in preps:
         state = "already imported, nothing written" if p.done else "written"
         OUT.print(

@@ -9,32 +9,41 @@ from typing import Annotated, Any
 
 import typer
 
-from narch.console import ERR, OUT, Plugins, fail, load_plugins, message
-from narch.core.errors import NarchError
-
-# ValueError / FileNotFoundError: option values and folders the leaderboard and predict commands check
-USER_ERRORS = (NarchError, ValueError, FileNotFoundError)
+from narch.console import ERR, OUT, Plugins, guarded, load_plugins
+from narch.core.checks import check_int
+from narch.core.errors import SettingError
 
 
-def _csv(text: str | None) -> tuple[str, ...] | None:
+def _csv(text: str | None, option: str) -> tuple[str, ...] | None:
     if text is None:
         return None
     items = tuple(s.strip() for s in text.split(",") if s.strip())
     if not items:
-        raise ValueError(f"empty list {text!r}")
+        raise SettingError(f"{option}: empty list {text!r}")
     return items
 
 
-def _pairs(text: str | None) -> dict[str, str]:
+def _pairs(text: str | None, option: str) -> dict[str, str]:
     out = {}
-    for item in _csv(text) or ():
+    for item in _csv(text, option) or ():
         key, sep, value = item.partition("=")
         if not sep or not key or not value:
-            raise ValueError(f"expected NAME=VALUE, got {item!r}")
+            raise SettingError(f"{option}: expected NAME=VALUE, got {item!r}")
         out[key.strip()] = value.strip()
     return out
 
 
+def _int(text: str, option: str) -> int:
+    """An integer of a list option ('all' is the whole pool, -1)."""
+    if text == "all":
+        return -1
+    try:
+        return int(text)
+    except ValueError:
+        raise SettingError(f"{option}: {text[:40]!r} is not an integer") from None
+
+
+@guarded
 def leaderboard_cmd(
     corpus: Annotated[Path, typer.Option(help="corpus folder")],
     out: Annotated[Path, typer.Option(help="output folder (leaderboard.md, parquet, plots, splits, frozen/)")],
@@ -65,35 +74,32 @@ def leaderboard_cmd(
     from narch.predictors.leaderboard_report import build_leaderboard
     from narch.predictors.leaderboard_report import refreeze as redo
 
-    try:
-        load_plugins(plugin)
-        size_list = tuple(int(s) for s in _csv(sizes) or ()) or SIZES
-        cfg = LeaderboardConfig(
-            corpus=corpus, out=out, targets=_csv(target) or (), predictors=_csv(predictors), seeds=seeds,
-            trials=trials, sizes=size_list, include_all=not no_all, max_test=max_test, quick=quick, freeze=freeze,
-            command=shlex.join(["narch", *sys.argv[1:]]), where=_pairs(where),
-            family_trials={k: int(v) for k, v in _pairs(family_trials).items()},
-            family_sizes={k: tuple(-1 if x == "all" else int(x) for x in v.split(":")) for k, v in
-                          _pairs(family_sizes).items()},
-        )
-        if not corpus.is_dir():
-            raise FileNotFoundError(f"{corpus}: no such corpus folder")
-        if refreeze and freeze_family:
-            raise ValueError("--refreeze and --freeze-family exclude each other")
-        if refreeze:
-            frozen = redo(cfg)
-        elif freeze_family:
-            frozen = freeze_with(cfg, load_rows(cfg), family=freeze_family)
-        else:
-            plan = plan_leaderboard(cfg)
-            with Progress(TextColumn("[bold]leaderboard"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          TextColumn("{task.description}"), console=ERR) as bar:
-                tid = bar.add_task("", total=plan.total_cells)
-                res, _ = build_leaderboard(cfg, plan, progress=lambda d, k: bar.update(tid, advance=k, description=d))
-            OUT.print(f"{out}/leaderboard.md written ({res.cells.height} cells, {res.wall_s:.0f} s)", highlight=False)
-            frozen = res.frozen
-    except USER_ERRORS as e:
-        raise fail(message(e)) from None
+    load_plugins(plugin)
+    size_list = tuple(_int(s, "--sizes") for s in _csv(sizes, "--sizes") or ()) or SIZES
+    cfg = LeaderboardConfig(
+        corpus=corpus, out=out, targets=_csv(target, "--target") or (), predictors=_csv(predictors, "--predictors"),
+        seeds=seeds, trials=trials, sizes=size_list, include_all=not no_all, max_test=max_test, quick=quick,
+        freeze=freeze, command=shlex.join(["narch", *sys.argv[1:]]), where=_pairs(where, "--where"),
+        family_trials={k: _int(v, "--family-trials") for k, v in _pairs(family_trials, "--family-trials").items()},
+        family_sizes={k: tuple(_int(x, "--family-sizes") for x in v.split(":")) for k, v in
+                      _pairs(family_sizes, "--family-sizes").items()},
+    )
+    if not corpus.is_dir():
+        raise FileNotFoundError(f"{corpus}: no such corpus folder")
+    if refreeze and freeze_family:
+        raise SettingError("--refreeze and --freeze-family exclude each other")
+    if refreeze:
+        frozen = redo(cfg)
+    elif freeze_family:
+        frozen = freeze_with(cfg, load_rows(cfg), family=freeze_family)
+    else:
+        plan = plan_leaderboard(cfg)
+        with Progress(TextColumn("[bold]leaderboard"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TextColumn("{task.description}"), console=ERR) as bar:
+            tid = bar.add_task("", total=plan.total_cells)
+            res, _ = build_leaderboard(cfg, plan, progress=lambda d, k: bar.update(tid, advance=k, description=d))
+        OUT.print(f"{out}/leaderboard.md written ({res.cells.height} cells, {res.wall_s:.0f} s)", highlight=False)
+        frozen = res.frozen
     for t, fam in frozen.items():
         OUT.print(f"frozen {t}: {fam} -> {out}/frozen", highlight=False)
     if frozen:
@@ -110,12 +116,13 @@ def task_descriptors(manifest: dict[str, Any], task: str | None, overrides: dict
         from narch.hardware_cli import TASK_N_TRAIN
 
         if task not in TASK_SHAPES:
-            raise ValueError(f"task {task!r} is unknown (known: {', '.join(TASK_SHAPES)})")
+            raise SettingError(f"task {task!r} is unknown (known: {', '.join(TASK_SHAPES)})")
         shape, n_classes = TASK_SHAPES[task]
         d |= {"input_shape": list(shape), "n_classes": n_classes, "n_train": TASK_N_TRAIN.get(task, 1000)}
     return d | {k: v for k, v in overrides.items() if v is not None}
 
 
+@guarded
 def predict_cmd(
     predictor: Annotated[Path, typer.Option(help="predictor artefact folder (e.g. a leaderboard's frozen/)")],
     arch: Annotated[str, typer.Option(help="seed network name or a JSON file holding one network")],
@@ -131,14 +138,15 @@ def predict_cmd(
     from narch.predictors.artefacts import load_artefact
     from narch.search_space import resolve_network
 
-    try:
-        load_plugins(plugin)
-        net = resolve_network(arch)
-        art = load_artefact(predictor, expect_sha256=expect_sha256)
-        d = task_descriptors(art.manifest, task, {"n_train": n_train, "epochs": epochs, "batch_size": batch_size})
-        preds = art.predict_networks([net], d)
-    except USER_ERRORS as e:
-        raise fail(message(e)) from None
+    overrides = {"n_train": n_train, "epochs": epochs, "batch_size": batch_size}
+    for k, v in overrides.items():
+        if v is not None:
+            check_int(f"--{k.replace('_', '-')}", v, low=1)
+    load_plugins(plugin)
+    net = resolve_network(arch)
+    art = load_artefact(predictor, expect_sha256=expect_sha256)
+    d = task_descriptors(art.manifest, task, overrides)
+    preds = art.predict_networks([net], d)
     OUT.print(f"{net.arch_id} ({len(net)} layers) under {d}", highlight=False)
     for t, v in preds.items():
         fam = art.manifest["entries"][t]["predictor"]

@@ -9,13 +9,14 @@ from typing import Annotated
 
 import typer
 
-from narch.console import ERR, OUT, Plugins, fail, load_plugins, message
+from narch.console import ERR, OUT, Plugins, fail, guarded, load_plugins
 
 
 def _split(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
+@guarded
 def search_cmd(
     predictor: Annotated[Path, typer.Option(help="frozen predictor folder (DIR/frozen)")],
     out: Annotated[Path, typer.Option(help="report folder")],
@@ -46,21 +47,13 @@ def search_cmd(
     from narch.controller.run import execute
     from narch.controller.search import known_strategies
     from narch.controller.session import SearchConfig
-    from narch.core.errors import NarchError
 
-    try:
-        load_plugins(plugin)
-    except NarchError as e:
-        raise fail(str(e)) from None
+    load_plugins(plugin)
     strategies = tuple(known_strategies()) if strategy == "all" else _split(strategy)
     try:
         per_seeds = {k.strip(): int(v) for k, v in (x.split("=", 1) for x in _split(strategy_seeds))}
     except ValueError:
         raise fail(f"--strategy-seeds must look like tpe=3,local=5, got {strategy_seeds!r}") from None
-    if seeds < 1:
-        raise fail(f"--seeds must be >= 1, got {seeds}")
-    if verify_top < 0:
-        raise fail(f"--verify-top must be >= 0, got {verify_top}")
     cfg = SearchConfig(
         predictor=predictor, out=out, strategies=strategies, budget=budget, seeds=seeds, reward=reward,
         hardware=hardware, corpus=corpus, start=start, episode_len=episode_len, batch=batch, verify_top=verify_top,
@@ -69,10 +62,7 @@ def search_cmd(
         strategy_seeds=per_seeds,
         command="narch " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
-    try:
-        summary = execute(cfg, log=lambda s: ERR.print(s, markup=False, highlight=False, soft_wrap=True))
-    except (NarchError, ValueError, FileNotFoundError) as e:  # the session's checks of options and files
-        raise fail(message(e)) from None
+    summary = execute(cfg, log=lambda s: ERR.print(s, markup=False, highlight=False, soft_wrap=True))
     for row in summary.final.iter_rows(named=True):
         OUT.print(f"{row['strategy']:>10}: final best reward {row['final_best_mean']:.4f} "
                   f"± {row['ci95']:.4f} (95 % CI, {row['seeds']} seeds)", highlight=False)

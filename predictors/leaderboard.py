@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from narch.core.checks import check_float, check_int, check_out_folder
+from narch.core.errors import SettingError
 from narch.dataset_builder.corpus import read_corpus
 from narch.predictors.base import PREDICTORS, Predictor, Target
 from narch.predictors.families import load_families, supports
@@ -61,10 +63,22 @@ class LeaderboardConfig:
         return allowed is None or size in allowed or (size == largest and -1 in allowed)
 
     def __post_init__(self) -> None:
-        if self.seeds < 1:
-            raise ValueError(f"--seeds must be >= 1, got {self.seeds}")
-        if self.trials < 0:
-            raise ValueError(f"--trials must be >= 0, got {self.trials}")
+        """Every count checked now, before the corpus is read."""
+        check_int("--seeds", self.seeds, low=1)
+        check_int("--trials", self.trials, low=0)
+        check_int("--max-test", self.max_test, low=1)
+        check_float("test_frac", self.test_frac, low=0, low_open=True, high=1, high_open=True)
+        if not self.sizes:
+            raise SettingError("--sizes is empty")
+        for n in self.sizes:
+            check_int("--sizes", n, low=1)
+        for family, n in self.family_trials.items():
+            check_int(f"--family-trials {family}", n, low=0)
+        for family, sizes in self.family_sizes.items():
+            for n in sizes:
+                if n != -1:  # -1: the whole pool ('all')
+                    check_int(f"--family-sizes {family}", n, low=1)
+        check_out_folder("--out", self.out)
 
 
 @dataclass

@@ -19,7 +19,10 @@ def load_networks(path: str | Path) -> list[Network]:
     p = Path(path)
     if not p.is_file():
         raise SpecError(f"{p}: no such file")
-    text = p.read_text()
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{p}: not UTF-8 text (byte {e.start}: {e.reason})") from None
     if p.suffix == ".jsonl":
         nets = []
         for n, line in enumerate(text.splitlines(), start=1):

@@ -13,3 +13,7 @@ class NarchError(Exception):
 
 class PluginError(NarchError, ImportError):
     """A plugin (entry point or ``--plugin`` module) that cannot be imported, or an artefact whose plugin is absent."""
+
+
+class SettingError(NarchError, ValueError):
+    """A setting of a command (an option, a config field) that breaks a rule: checked before any work starts."""

@@ -42,6 +42,10 @@ def atomic_write_bytes(path: str | Path, write: Callable[[IO[bytes]], Any]) -> N
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:  # disk full, read-only, no permission: name the file meant, not the temp file (or none)
+        if e.errno is None:
+            raise
+        raise OSError(e.errno, e.strerror, str(path)) from e  # OSError picks the errno's subclass
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
@@ -88,6 +92,10 @@ def parse_json(text: str, *, error: type[Exception], what: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise error(f"{what}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    except RecursionError:
+        raise error(f"{what}: JSON nested too deeply to parse") from None
+    except ValueError as e:  # a number of thousands of digits (Python's int conversion limit)
+        raise error(f"{what}: unreadable JSON ({str(e).split(':')[0].lower()})") from None
 
 
 def read_json(path: str | Path, *, error: type[Exception], missing: str = "no such file") -> Any:

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from narch.cli import app
-from narch.dataset_builder.corpus import MANIFEST, part_files
+from narch.dataset_builder.corpus import MANIFEST, part_files, read_corpus
 from narch.search_space import SEEDS
 
 runner = CliRunner()
@@ -115,8 +115,23 @@ def test_corpus_info_summarises(tiny_corpus: Path) -> None:
 def test_seed_networks_are_valid_arch_files(tmp_path: Path) -> None:
     f = tmp_path / "ok.jsonl"
     f.write_text(SEEDS["tiny"].to_json() + "\n")
-    res = runner.invoke(
-        app,
-        ["build", "--archs-from", str(f), "--out", str(tmp_path / "c"), "--epochs", "1", "--n-train", "128", "--quiet"],
-    )
+    out = tmp_path / "c"
+    res = runner.invoke(app, ["build", "--archs-from", str(f), "--out", str(out), "--epochs", "1", "--n-train", "128",
+                              "--threads", "1", "--quiet"])
     assert res.exit_code == 0, res.output
+    assert f"{out}: 1 trained (ok 1), 0 already present, 1 planned" in res.stdout
+    rows = read_corpus(out)
+    assert rows.select("arch_id", "status", "arch_json").rows() == [
+        (SEEDS["tiny"].arch_id, "ok", SEEDS["tiny"].to_json())]
+
+
+def test_repeated_networks_in_an_arch_file_are_trained_once_and_reported(tmp_path: Path) -> None:
+    f = tmp_path / "nets.jsonl"
+    f.write_text((SEEDS["tiny"].to_json() + "\n") * 3)
+    out = tmp_path / "c"
+    res = runner.invoke(app, ["build", "--archs-from", str(f), "--out", str(out), "--epochs", "1", "--n-train", "128",
+                              "--threads", "1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert f"{f}: 2 repeated network(s) left out (each is trained once)" in res.stderr
+    assert f"{out}: 1 trained (ok 1), 0 already present, 1 planned" in res.stdout
+    assert read_corpus(out)["arch_id"].to_list() == [SEEDS["tiny"].arch_id]

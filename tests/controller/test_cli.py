@@ -48,7 +48,8 @@ def test_verify_top_trains_for_real_and_records_lineage(frozen: Path, tmp_path: 
 @pytest.mark.parametrize(
     ("toml", "needle"),
     [("[reward]\nbogus = 1\n", "unknown key 'reward.bogus'"),
-     ("[reward.size]\nthreshold_bytes = -5\n", "threshold_bytes must be >= 0"),
+     ("[reward.size]\nthreshold_bytes = -5\n", 'r.toml: reward config: reward.size.threshold_bytes (or "median") '
+      "must be a finite number > 0, got -5"),
      ("[reward]\nw_acc = 0\n[reward.size]\nweight = 0\n[reward.time]\nweight = 0\n", "all zero")],
 )
 def test_reward_config_errors_are_one_line_and_non_zero(frozen: Path, tmp_path: Path, toml: str, needle: str) -> None:

@@ -64,13 +64,25 @@ def test_toml_file_round_trip(tmp_path: Path) -> None:
     [
         ({"reward": {"w_acc": 1.0, "colour": 3}}, "unknown key 'reward.colour'"),
         ({"rewards": {}}, "unknown key 'rewards'"),
-        ({"reward": {"size": {"threshold_bytes": -1}}}, "reward.size.threshold_bytes must be >= 0"),
-        ({"reward": {"time": {"threshold_s": -0.5}}}, "reward.time.threshold_s must be >= 0"),
+        ({"reward": {"size": {"threshold_bytes": -1}}}, 'threshold_bytes (or "median") must be a finite number > 0'),
+        ({"reward": {"time": {"threshold_s": -0.5}}}, 'reward.time.threshold_s (or "median") must be a finite number'),
+        ({"reward": {"time": {"threshold_s": 0}}}, "must be a finite number > 0, got 0"),
         ({"reward": {"w_acc": 0, "size": {"weight": 0}, "time": {"weight": 0}}}, "all zero"),
         ({"reward": {"kind": "exotic"}}, "reward.kind must be one of"),
-        ({"reward": {"size": {"slopes": [-1.0]}}}, "reward.size.slopes must be >= 0"),
+        ({"reward": {"size": {"slopes": [-1.0]}}}, "reward.size.slopes[0] must be a finite number >= 0, got -1.0"),
         ({"reward": {"time": {"source": "oracle"}}}, "reward.time.source must be one of"),
-        ({"guard": {"lambda_std": -1}}, "guard.lambda_std must be >= 0"),
+        ({"guard": {"lambda_std": -1}}, "guard.lambda_std must be a finite number >= 0, got -1"),
+        ({"reward": {"size": {"knees": 5}}}, "reward.size.knees must be a list of numbers, got 5"),
+        ({"reward": {"size": {"knees": [True]}}}, "reward.size.knees[0] must be a number, got True"),
+        ({"reward": {"size": {"knees": "123"}}}, "reward.size.knees must be a list of numbers, got '123'"),
+        ({"reward": {"size": {"knees": [2.0, 1.0], "slopes": [1, 1]}}}, "reward.size.knees must be ascending"),
+        ({"reward": {"time": {"slopes": [float("inf")]}}}, "reward.time.slopes[0] must be a finite number >= 0"),
+        ({"reward": {"w_acc": float("nan")}}, "reward.w_acc must be a finite number >= 0, got nan"),
+        ({"reward": {"size": {"threshold_bytes": float("inf")}}}, "must be a finite number > 0, got inf"),
+        ({"reward": {"size": {"alpha": float("-inf")}}}, "reward.size.alpha must be a finite number, got -inf"),
+        ({"reward": {"accuracy": 5}}, "reward.accuracy must be a string, got 5"),
+        ({"reward": 5}, "reward must be a table, got 5"),
+        ({"guard": [1]}, "guard must be a table, got [1]"),
     ],
 )
 def test_config_errors_are_one_line_and_name_the_key(doc: dict, needle: str) -> None:
@@ -85,3 +97,23 @@ def test_bad_toml_is_one_line(tmp_path: Path) -> None:
     f.write_text("[reward\nw_acc = ")
     with pytest.raises(RewardConfigError, match="not valid TOML"):
         load_reward(f)
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (b"[reward.size]\nknees = 5\n", "r.toml: reward config: reward.size.knees must be a list of numbers"),
+        (b"[reward]\nw_acc = nan\n", "r.toml: reward config: reward.w_acc must be a finite number"),
+        (b"\xff\xfe[reward]\n", "r.toml: reward config is not UTF-8 text"),
+        (b"[reward]\nw_acc = " + b"9" * 5000 + b"\n", "r.toml: reward config cannot be parsed (exceeds the limit"),
+        (b"x = " + b"[" * 100_000 + b"\n", "r.toml: reward config cannot be parsed (nested too deeply)"),
+    ],
+    ids=["knees-int", "nan", "utf8", "huge-int", "deep"],
+)
+def test_file_errors_name_the_file_in_one_line(tmp_path: Path, body: bytes, needle: str) -> None:
+    f = tmp_path / "r.toml"
+    f.write_bytes(body)
+    with pytest.raises(RewardConfigError) as e:
+        load_reward(f)
+    msg = str(e.value)
+    assert msg.startswith(str(f)) and needle in msg and "\n" not in msg

@@ -38,7 +38,8 @@ def test_moves_carry_lineage_into_the_history() -> None:
     edges = [(e.parent_arch_id, e.move) for e in r.history[1:]]
     assert all(p is not None and m is not None for p, m in edges)
     known = {e.arch_id: e.arch_json for e in r.history}
+    # a random walk queries every step, so each network's parent was queried before it
+    assert all(e.parent_arch_id in known for e in r.history[1:]), [e.parent_arch_id for e in r.history]
     for e in r.history[1:]:
-        if e.parent_arch_id in known:
-            child = apply_move(Network.from_json(known[e.parent_arch_id]), Move.from_json(e.move))  # type: ignore[arg-type]
-            assert child.arch_id == e.arch_id
+        child = apply_move(Network.from_json(known[e.parent_arch_id]), Move.from_json(e.move))  # type: ignore[arg-type,index]
+        assert child.arch_id == e.arch_id

@@ -100,6 +100,8 @@ def test_killing_a_worker_loses_nothing(tmp_path: Path, ray_cluster: None) -> No
     assert not psutil.pid_exists(killed) or psutil.Process(killed).status() == psutil.STATUS_ZOMBIE
     df = read_corpus(out)
     assert df.height == 8 and df["arch_id"].n_unique() == 8, "every planned network exactly once"
-    assert set(df["status"]) <= {"ok", "error"}
+    # Ray retries the task of a killed worker (MAX_RETRIES): the killed run is trained again, never stored as an
+    # error row (an "error" here would be a kill that got recorded as the network's result)
+    assert "error" not in set(df["status"]), df.select("arch_id", "status", "error").to_dicts()
     rerun = build_tiny(out, archs=8, epochs=2, n_train=1024, seed=4, backend="ray")
     assert read_corpus(rerun).height == 8

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from narch.hardware import telemetry
 from narch.hardware.telemetry import NullTelemetry, NvmlTelemetry, open_telemetry
 
 
@@ -64,11 +66,15 @@ def test_energy_counter_delta_and_sampled_stats() -> None:
     assert rep.gpu_mem_used_bytes_max == 5 * 2**30 and rep.samples >= 2
 
 
-def test_without_energy_counter_power_is_integrated() -> None:
+def test_without_energy_counter_power_is_integrated(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter([10.0, 12.5])  # start, stop: 2.5 s elapsed
+    monkeypatch.setattr(telemetry, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
     t = NvmlTelemetry(FakeNvml(energy=False), handle=None, interval_s=0.001)
     t.start()
     rep = t.stop()
-    assert rep.energy_j is not None and rep.energy_j >= 0
+    assert 200 <= rep.power_w_mean <= 202 and rep.samples >= 2
+    assert rep.energy_j == pytest.approx(rep.power_w_mean * 2.5)  # mean sampled power x elapsed time
+    assert 500 <= rep.energy_j <= 505
 
 
 def test_cpu_gets_null_telemetry() -> None:

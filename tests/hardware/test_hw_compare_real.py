@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
+import statistics
+import struct
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from narch.cli import app
+from narch.dataset_builder.corpus import read_corpus
 
 runner = CliRunner()
 
@@ -22,7 +26,21 @@ def test_build_then_compare(tmp_path: Path) -> None:
     res = runner.invoke(app, ["hardware", "compare", "--corpus", str(corpus), "--out", str(out)])
     assert res.exit_code == 0, res.output
     data = json.loads((out / "report.json").read_text())
-    assert len(data["rows"]["arch_id"]) == 12
-    for key in ("raw_test", "calibrated_test"):
-        assert 0 <= data["metrics"][key]["median_ape_pct"] < 1000
-    assert (out / "roofline.png").stat().st_size > 10_000
+    rows, metrics = data["rows"], data["metrics"]
+    assert len(rows["arch_id"]) == 12
+    # every measured time is the corpus's own (6 significant digits in the report)
+    measured = dict(read_corpus(corpus).select("arch_id", "train_time_s").iter_rows())
+    assert rows["measured_s"] == pytest.approx([measured[a] for a in rows["arch_id"]], rel=1e-5)
+    # the 50/50 split of architectures, and each error row judged on its own side of it
+    assert sum(rows["train"]) == 6
+    assert (metrics["calibrated_train"]["n"], metrics["calibrated_test"]["n"], metrics["raw_all"]["n"]) == (6, 6, 12)
+    assert all(r > 0 and math.isfinite(c) for r, c in zip(rows["raw_s"], rows["calibrated_s"], strict=True))
+    for key, col, train in (("raw_test", "raw_s", False), ("calibrated_test", "calibrated_s", False),
+                            ("calibrated_train", "calibrated_s", True)):
+        ape = [abs(p - m) / m * 100 for p, m, t in zip(rows[col], rows["measured_s"], rows["train"], strict=True)
+               if t == train]
+        assert metrics[key]["median_ape_pct"] == pytest.approx(statistics.median(ape), rel=1e-3, abs=1e-3), key
+    png = (out / "roofline.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", png[16:24])
+    assert width >= 400 and height >= 200, (width, height)

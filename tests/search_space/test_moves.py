@@ -331,10 +331,13 @@ def test_vocab_limits_are_respected() -> None:
     vocab = MoveVocab(allow_remove=False)
     assert not any(m.kind == MoveKind.REMOVE for m, _ in legal_moves(RES, vocab))
     # mnist1d_cnn already downsamples by 8; under max_downsample=8 no stride-2 conv or pool can be inserted.
-    vocab = MoveVocab(max_downsample=8)
-    for m, _ in legal_moves(SEEDS["mnist1d_cnn"], vocab):
-        if m.kind == MoveKind.INSERT:
-            assert m.layer is not None and m.layer.stride == 1
+    def inserts(max_downsample: int) -> list[Move]:
+        legal = legal_moves(SEEDS["mnist1d_cnn"], MoveVocab(max_downsample=max_downsample))
+        return [m for m, _ in legal if m.kind == MoveKind.INSERT]
+
+    capped = inserts(8)
+    assert capped and all(m.layer is not None and m.layer.stride == 1 for m in capped)
+    assert any(m.layer is not None and m.layer.stride == 2 for m in inserts(64))  # the cap is what removes them
 
 
 def test_single_layer_network_cannot_be_removed_to_nothing() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -14,6 +15,7 @@ from narch.search_space import (
     Op,
     PlanConfig,
     SamplerBounds,
+    SpecError,
     apply_move,
     infer_shapes,
     legal_moves,
@@ -81,9 +83,14 @@ def test_edits_reproduce_from_their_parent(seed: int) -> None:
 
 def test_edit_children_respect_the_vocabulary_limits() -> None:
     vocab = MoveVocab()
-    for p in plan_networks(80, 2):
-        if p.parent_arch_id is not None:
-            infer_shapes(p.net, limits=vocab.limits())
+    children = [p.net for p in plan_networks(80, 2) if p.parent_arch_id is not None]
+    assert len(children) >= 20  # p_edit = 0.5: about 40 of 80
+    for net in children:
+        assert len(net.layers) <= vocab.max_layers
+        assert len(infer_shapes(net, limits=vocab.limits())) == len(net.layers)  # raises SpecError past a limit
+    deepest = max(children, key=lambda n: len(n.layers))
+    with pytest.raises(SpecError, match="layers"):  # the check bites: one layer fewer allowed is refused
+        infer_shapes(deepest, limits=replace(vocab.limits(), max_layers=len(deepest.layers) - 1))
 
 
 def test_p_edit_extremes() -> None:
