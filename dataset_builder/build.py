@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from narch.core.checks import check_float, check_int, check_out_folder
 from narch.core.errors import SettingError
 from narch.core.provenance import builder_version, git_rev, now_iso
+from narch.dataset_builder.contention import TimingGuard
 from narch.dataset_builder.corpus import Manifest, create_corpus, existing_keys, open_corpus
 from narch.dataset_builder.protocol import Protocol
 from narch.dataset_builder.shards import Shard
@@ -51,6 +52,7 @@ class BuildConfig:
     concurrency: int = 1  # trainings at once on the device (local processes, or Ray's GPU fraction 1/N)
     ray_address: str | None = None
     ray_num_cpus: int | None = None
+    wait_quiet: bool = False  # hold each timed run until other work leaves the cores (dataset_builder/contention.py)
 
     def __post_init__(self) -> None:
         """Every setting checked now, so a bad one fails the command at once instead of becoming a stored row."""
@@ -83,6 +85,7 @@ class BuildSummary:
     done: int = 0
     failed: int = 0
     interrupted: bool = False
+    contended: int = 0  # runs timed while other work used a quarter of a core or more
     wall_s: float = 0.0
     statuses: dict[str, int] = field(default_factory=dict)
 
@@ -241,11 +244,16 @@ def run_build(pb: PreparedBuild, on_progress: ProgressFn | None = None) -> Build
 
             run_pool(ctx, todo, record)
         else:
+            guard = TimingGuard(wait=cfg.wait_quiet)
+            guard.before_first()
             for item in todo:
                 try:
                     row = run_one(ctx, item)
                 except Exception as e:  # outside train_network (cost model, writing): a row, never a dead build
                     row = record_failure(ctx, item, f"{type(e).__name__}: {e}")
+                if row is not None:
+                    guard.after(row)
+                summary.contended = guard.contended
                 record(row)
     except KeyboardInterrupt:
         summary.interrupted = True

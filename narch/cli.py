@@ -56,6 +56,8 @@ def build(
     concurrency: Annotated[int, typer.Option(help="trainings at once on the device (processes; Ray: GPU share)")] = 1,
     address: Annotated[str | None, typer.Option(help="Ray cluster address (default: start a local one)")] = None,
     ray_num_cpus: Annotated[int | None, typer.Option(help="CPUs of the local Ray cluster (default: all)")] = None,
+    wait_quiet: Annotated[bool, typer.Option(help="hold each run until other work leaves the cores (clean timings)")]
+    = False,
 ) -> None:
     """Train networks for real and append them to a Parquet corpus (resumes by default)."""
     from narch.dataset_builder.build import BuildConfig, prepare_build
@@ -82,6 +84,7 @@ def build(
         concurrency=concurrency,
         ray_address=address,
         ray_num_cpus=ray_num_cpus,
+        wait_quiet=wait_quiet,
     )
     prepared = prepare_build(cfg)
     if prepared.duplicates:
@@ -94,6 +97,9 @@ def build(
         f"{cfg.out}: {summary.done} trained ({statuses}), {summary.skipped} already present, "
         f"{summary.planned} planned; {rate:.0f} networks/hour"
     )
+    if summary.contended:
+        ERR.print(f"warning: {summary.contended} run(s) were timed while other work used the cores (see their "
+                  "other_cpu_cores); --wait-quiet times on a quiet machine", markup=False, highlight=False)
     if summary.interrupted:
         ERR.print(f"interrupted: {RESUME_BUILD}")
         raise typer.Exit(130)
