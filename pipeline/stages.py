@@ -19,7 +19,8 @@ from typing import Any, Generic, Protocol, TypeVar
 import polars as pl
 from rich.console import Console
 
-from narch.core.files import atomic_write_bytes, atomic_write_json
+from narch.core.errors import NarchError
+from narch.core.files import atomic_write_bytes, atomic_write_json, read_json
 from narch.core.provenance import now_iso
 from narch.pipeline.sections import Section
 
@@ -132,6 +133,13 @@ class RunContext:
         return out
 
 
+class StageError(NarchError, ValueError):
+    """A run folder whose stage marker cannot be read; the message names the marker."""
+
+
+_MARKER_KEYS = {"config_hash", "output", "started_at", "finished_at", "wall_s"}
+
+
 def _paths(out: Path, i: int, stage: Stage[Any]) -> tuple[Path, Path]:
     return out / "stages" / f"{i:02d}-{stage.name}.json", out / "stages" / f"{i:02d}-{stage.name}"
 
@@ -140,8 +148,10 @@ def _resume(stage: Stage[Any], marker: Path, folder: Path, ctx: RunContext) -> S
     """The earlier run's record when its marker matches the stage's config (and is of this format)."""
     if not marker.exists():
         return None
-    d = json.loads(marker.read_text())
-    if d.get("config_hash") != stage.config_hash or "output" not in d:
+    d = read_json(marker, error=StageError)
+    if not isinstance(d, dict):
+        raise StageError(f"{marker}: not a stage marker (a JSON object); delete it to run the stage again")
+    if d.get("config_hash") != stage.config_hash or not set(d) >= _MARKER_KEYS:  # another config or format
         return None
     return StageRecord(stage.name, d["config_hash"], stage.load(d["output"], folder, ctx), d["started_at"],
                        d["finished_at"], d["wall_s"])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Callable
+
 import pytest
 import typer
 
-from narch.console import fail, message
+from narch.console import EXPECTED, GUARDED, fail, guarded, message
 from narch.controller.reward import RewardConfigError
 from narch.core.errors import NarchError
 from narch.dataset_builder.corpus import CorpusError
@@ -46,3 +49,52 @@ def test_fail_prints_one_line_and_exits_2(capsys: pytest.CaptureFixture[str]) ->
     err = capsys.readouterr().err
     assert err.startswith("narch: error: corpus x") and len(err.strip().splitlines()) == 1
     assert fail("boom", code=3).exit_code == 3
+
+
+def _raises(exc: BaseException) -> Callable[[], None]:
+    def command() -> None:
+        raise exc
+
+    return command
+
+
+@pytest.mark.parametrize(
+    ("exc", "line"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device", "/c/p.parquet"), "/c/p.parquet: no space left on device"),
+        (OSError(errno.EROFS, "Read-only file system", "/ro/m.json"), "/ro/m.json: read-only file system"),
+        (OSError(errno.EACCES, "Permission denied", "/p"), "/p: permission denied"),
+        (OSError(errno.ENOTDIR, "Not a directory", "f/sub"), "f/sub: not a folder (a part of the path is a file)"),
+        (OSError(errno.ENOSPC, "No space left on device"), "no space left on device"),
+        (FileNotFoundError("corpus x: no such folder"), "corpus x: no such folder"),
+        (RecursionError("maximum recursion depth"), "input nested too deeply to process (Python's recursion limit)"),
+        (KeyError("device 'b300' is unknown"), "device 'b300' is unknown"),
+        (ValueError("--seeds must be >= 1, got 0\nsecond line"), "--seeds must be >= 1, got 0 second line"),
+    ],
+)
+def test_guarded_turns_expected_failures_into_one_line(capsys: pytest.CaptureFixture[str], exc: BaseException,
+                                                       line: str) -> None:
+    expected = isinstance(exc, EXPECTED)
+    with pytest.raises(typer.Exit if expected else KeyError) as info:
+        guarded(_raises(exc))()
+    if not expected:  # a KeyError that is no NarchError is a bug: its traceback stays
+        return
+    assert info.value.exit_code == 2  # type: ignore[union-attr]
+    err = capsys.readouterr().err
+    assert err == f"narch: error: {line}\n"
+
+
+def test_guarded_keeps_bugs_and_debug_tracebacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(TypeError):
+        guarded(_raises(TypeError("a bug")))()
+    monkeypatch.setenv("NARCH_DEBUG", "1")
+    with pytest.raises(OSError):
+        guarded(_raises(OSError(errno.ENOSPC, "No space left on device")))()
+
+
+def test_guarded_ctrl_c_exits_130_with_the_resume_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(typer.Exit) as info:
+        guarded(resume="finished runs are saved")(_raises(KeyboardInterrupt()))()
+    assert info.value.exit_code == 130
+    assert capsys.readouterr().err == "interrupted: finished runs are saved\n"
+    assert getattr(guarded(_raises(KeyboardInterrupt())), GUARDED)

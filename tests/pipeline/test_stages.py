@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
+import pytest
 from rich.console import Console
 
 from narch.pipeline.report import render_markdown
 from narch.pipeline.sections import Figure, Section, Table, Text
-from narch.pipeline.stages import SAVED, RunContext, Stage, load_output, loader, run_stages
+from narch.pipeline.stages import SAVED, RunContext, Stage, StageError, load_output, loader, run_stages
 
 
 @dataclass(frozen=True)
@@ -65,3 +66,16 @@ def test_markdown_renders_sections_with_relative_figures(tmp_path: Path) -> None
     md = render_markdown(records, title="T", prov={"git_rev": "abc", "extra_key": 1}, root=tmp_path)
     assert "## Toy" in md and "3 things." in md and "| a | b |" in md and "![plot](plot.png)" in md
     assert "- git_rev: `abc`" in md and "- extra_key: `1`" in md
+
+
+def test_an_unreadable_marker_is_refused_naming_it(tmp_path: Path) -> None:
+    stages = [Stage("toy", lambda ctx: _toy(ctx.out), loader(Toy), {"k": 1})]
+    marker = tmp_path / "stages" / "00-toy.json"
+    marker.parent.mkdir()
+    for text, why in (("{", "malformed JSON"), ("[" * 200_000, "nested too deeply"), ("[1]", "not a stage marker")):
+        marker.write_text(text)
+        with pytest.raises(StageError, match=why) as e:
+            run_stages(stages, RunContext(tmp_path, Console(quiet=True)))
+        assert str(e.value).startswith(str(marker))
+    marker.write_text(json.dumps({"config_hash": stages[0].config_hash}))  # an older format: the stage runs again
+    assert isinstance(run_stages(stages, RunContext(tmp_path, Console(quiet=True)))[0].output, Toy)
