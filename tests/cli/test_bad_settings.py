@@ -4,6 +4,8 @@ traceback, nothing written, and no work started (each case fails before data, to
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +179,14 @@ def test_bad_setting_is_one_line_and_writes_nothing(inputs: Path, argv: list[str
     for e in expect:
         assert e.format(d=inputs) in line, line
     assert _snapshot(inputs) == before, "a refused command wrote nothing"
+
+
+def test_a_bad_build_setting_fails_before_torch_or_ray_load(tmp_path: Path) -> None:
+    code = ("import sys, runpy\n"
+            f"sys.argv = ['narch', 'build', '--threads', '-1', '--out', {str(tmp_path / 'c')!r}]\n"
+            "try:\n    runpy.run_module('narch.cli', run_name='__main__')\n"
+            "except SystemExit as e:\n    print(e.code, 'torch' in sys.modules, 'ray' in sys.modules)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert res.stdout.split() == ["2", "False", "False"], (res.stdout, res.stderr)
+    assert res.stderr.strip() == "narch: error: --threads must be in 1..1024, got -1"
+    assert not (tmp_path / "c").exists()
