@@ -249,7 +249,9 @@ def run_build(pb: PreparedBuild, on_progress: ProgressFn | None = None) -> Build
             for item in todo:
                 try:
                     row = run_one(ctx, item)
-                except Exception as e:  # outside train_network (cost model, writing): a row, never a dead build
+                except OSError:  # the corpus cannot be written (disk full, read-only): stop, never store the run as
+                    raise        # an error row that a rerun with room would then skip
+                except Exception as e:  # outside train_network (cost model): a row, never a dead build
                     row = record_failure(ctx, item, f"{type(e).__name__}: {e}")
                 if row is not None:
                     guard.after(row)

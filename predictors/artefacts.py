@@ -52,7 +52,7 @@ from narch.predictors.base import PREDICTORS, Predictor
 from narch.predictors.families import load_families, registered_family
 from narch.predictors.features import FEATURES_VERSION
 from narch.predictors.manifest_schema import FORMAT, FORMAT_VERSION, MANIFEST, check_manifest, check_name, check_rel
-from narch.predictors.payloads import ArtefactError, check_payload, one_line
+from narch.predictors.payloads import ArtefactError, check_payload, one_line, regular_file
 from narch.search_space import Network
 
 MAX_MANIFEST_BYTES = 16 << 20
@@ -110,14 +110,7 @@ def _read_manifest(folder: Path) -> tuple[dict[str, Any], str]:
     if not folder.exists():
         with contextlib.suppress(OSError):  # a read-only parent cannot be recovered: report what is missing
             recover_dir(folder)
-    try:
-        st = path.lstat()
-    except FileNotFoundError:
-        raise ArtefactError(f"{path}: no manifest (is {folder} a predictor artefact?)") from None
-    except OSError as e:
-        raise ArtefactError(f"{path}: cannot be read ({one_line(e)})") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise ArtefactError(f"{path}: is not a regular file (a link or a folder); refused")
+    st = regular_file(path, missing=f"no manifest (is {folder} a predictor artefact?)")
     if st.st_size > MAX_MANIFEST_BYTES:
         raise ArtefactError(f"{path}: {st.st_size:,} bytes, more than a manifest may hold ({MAX_MANIFEST_BYTES:,})")
     try:

@@ -46,12 +46,12 @@ def one_line(e: BaseException) -> str:
     return text[0] if text else type(e).__name__
 
 
-def regular_file(path: Path) -> os.stat_result:
-    """``lstat`` of a payload that must be a regular file (not a link, folder, pipe or device)."""
+def regular_file(path: Path, *, missing: str = "payload is missing") -> os.stat_result:
+    """``lstat`` of an artefact file that must be a regular file (not a link, folder, pipe or device)."""
     try:
         st = path.lstat()
     except FileNotFoundError:
-        raise ArtefactError(f"{path}: payload is missing") from None
+        raise ArtefactError(f"{path}: {missing}") from None
     except OSError as e:
         raise ArtefactError(f"{path}: cannot be read ({one_line(e)})") from None
     if stat.S_ISLNK(st.st_mode):
