@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from narch.core.locks import hold_lock
+
 
 def fsync_dir(path: Path) -> None:
     """Make a rename in ``path`` durable (a no-op where directories cannot be opened)."""
@@ -160,15 +162,10 @@ def _fsync_tree(root: Path) -> None:
 
 @contextmanager
 def _publish_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on publishing ``path`` (``.P.lock`` beside it; released when the holder dies)."""
-    import fcntl
-
-    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    """An exclusive advisory lock on publishing ``path`` (``.P.lock`` beside it, removed on release; released when
+    the holder dies)."""
+    with hold_lock(path.with_name(f".{path.name}.lock")):
         yield
-    finally:
-        os.close(fd)
 
 
 def _recover(path: Path) -> None:

@@ -264,4 +264,4 @@ def test_save_refuses_a_pickle_payload_and_keeps_the_old_artefact(saved: Path, t
     with pytest.raises(ArtefactError, match="pickle"):
         save_artefact(folder, {"val_acc": Pickling()}, fingerprint="test")  # type: ignore[dict-item]
     assert artefact_digest(folder) == before
-    assert sorted(os.listdir(tmp_path)) == [".frozen.lock", "frozen"]  # the temporary sibling is gone
+    assert sorted(os.listdir(tmp_path)) == ["frozen"]  # the temporary sibling and the lock are gone
