@@ -69,19 +69,6 @@ class Hogs:
                 p.kill()
 
 
-def probe_s(reps: int = 5) -> float:
-    """CPU time of a fixed small conv forward+backward (the best of ``reps``): how fast this core runs right now."""
-    torch.manual_seed(0)
-    x, conv = torch.randn(64, 16, 40), torch.nn.Conv1d(16, 32, 5, padding=2)
-    best = float("inf")
-    for _ in range(reps):
-        c0 = time.process_time()
-        for _ in range(5):
-            conv(x).relu().sum().backward()
-        best = min(best, time.process_time() - c0)
-    return best
-
-
 def candidates(rec: RunRecord, epochs: int) -> dict[str, float | None]:
     """Every candidate label of one run (seconds)."""
     cols = rec.to_columns()
@@ -153,13 +140,12 @@ def main() -> None:
             try:
                 t0 = time.perf_counter()
                 for i, net in enumerate(nets):
-                    before = probe_s()
                     rec = train_network(net, data, p, seed=0)
-                    probe = min(before, probe_s())
                     if rec.status != "ok":
                         raise SystemExit(f"network {i} ({net.arch_id}) failed: {rec.error}")
                     runs.append({"net": i, "arch_id": net.arch_id, "repeat": rep, "condition": condition,
-                                 "other_cpu_cores": rec.measures.get("other_cpu_cores"), "probe_s": probe,
+                                 "other_cpu_cores": rec.measures.get("other_cpu_cores"),
+                                 "probe_s": rec.measures.get("speed_probe_s"),
                                  "labels": candidates(rec, args.epochs)})
                 print(f"repeat {rep} {condition}: {time.perf_counter() - t0:.1f} s, other work "
                       f"{statistics.median(r['other_cpu_cores'] for r in runs[-len(nets):]):.2f} cores", flush=True)

@@ -86,6 +86,7 @@ class BuildSummary:
     failed: int = 0
     interrupted: bool = False
     contended: int = 0  # runs timed while other work used a quarter of a core or more
+    retimed: int = 0  # runs trained again because other work competed (--wait-quiet)
     wall_s: float = 0.0
     statuses: dict[str, int] = field(default_factory=dict)
 
@@ -248,14 +249,14 @@ def run_build(pb: PreparedBuild, on_progress: ProgressFn | None = None) -> Build
             guard.before_first()
             for item in todo:
                 try:
-                    row = run_one(ctx, item)
+                    row = run_one(ctx, item, retime=guard.retime)
                 except OSError:  # the corpus cannot be written (disk full, read-only): stop, never store the run as
                     raise        # an error row that a rerun with room would then skip
                 except Exception as e:  # outside train_network (cost model): a row, never a dead build
                     row = record_failure(ctx, item, f"{type(e).__name__}: {e}")
                 if row is not None:
                     guard.after(row)
-                summary.contended = guard.contended
+                summary.contended, summary.retimed = guard.contended, guard.retimed
                 record(row)
     except KeyboardInterrupt:
         summary.interrupted = True

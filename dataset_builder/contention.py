@@ -78,6 +78,7 @@ class TimingGuard:
         self.threshold = threshold_cores
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.contended = 0
+        self.retimed = 0
 
     def _settle(self, seen: float, when: str) -> None:
         if seen < self.threshold:
@@ -93,6 +94,17 @@ class TimingGuard:
     def before_first(self) -> None:
         """Look at the machine for a second before anything is timed."""
         self._settle(other_cores_now(), "before timing")
+
+    def retime(self, row: dict[str, object]) -> bool:
+        """Whether to train the run again: with ``wait``, a run other work competed with is timed again once the
+        machine is quiet (its row is not written yet)."""
+        seen = row.get("other_cpu_cores")
+        if not (self.wait and isinstance(seen, float) and seen >= self.threshold):
+            return False
+        self.retimed += 1
+        self.log(f"the run of {row.get('arch_id')} saw {seen:.2f} cores of other work: timing it again when quiet")
+        self._settle(other_cores_now(), "")
+        return True
 
     def after(self, row: dict[str, object]) -> None:
         """Read the run's contention; warn or wait before the next run."""

@@ -42,6 +42,22 @@ def robust_train_time(steps: list[float], epochs: int, *, q: float = 10.0) -> fl
     return float(np.percentile(grid, q, axis=0).sum() * epochs)
 
 
+def speed_probe_s(reps: int = 3) -> float:
+    """CPU seconds of a fixed small conv forward+backward (the best of ``reps``, ~15 ms in all on one core): how fast
+    this core runs right now. A run records it before and after training (``speed_probe_s``), so a label can be put
+    on one host speed when the host drifts (results/timing/README.md)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 16, 40, generator=gen)  # its own generator: the training's random streams stay untouched
+    w = torch.randn(32, 16, 5, generator=gen).mul_(0.1).requires_grad_()
+    best = float("inf")
+    for _ in range(reps):
+        c0 = time.process_time()
+        for _ in range(5):
+            torch.nn.functional.conv1d(x, w, padding=2).relu().sum().backward()
+        best = min(best, time.process_time() - c0)
+    return best
+
+
 def time_call_ms(fn: Callable[[], object], device: torch.device, *, warmup: int, repeats: int) -> float:
     """Median wall time of ``fn`` in milliseconds after ``warmup`` calls, synchronised on CUDA."""
     for _ in range(warmup):

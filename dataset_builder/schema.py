@@ -89,6 +89,10 @@ ADDED_COLUMNS: list[tuple[str, pa.DataType, str, str]] = [
      "stolen CPU time minus this process's, per second of training; /proc/stat)"),
     ("train_time_robust_s", _F, "s", "the CPU time label: an estimate of the uncontended training time that leaves "
      "out preempted steps (see TIME_LABEL and dataset_builder/measure.py robust_train_time)"),
+    ("speed_probe_s", _F, "s", "CPU time of a fixed small conv forward+backward, the faster of before and after "
+     "training (measure.speed_probe_s): how fast the core ran, to put labels on one host speed (null on CUDA)"),
+    ("timing_tries", _I, "runs", "how many times the run was trained before its timing was kept (--wait-quiet "
+     "trains again when other work competed during the run)"),
 ]
 COLUMNS = COLUMNS + ADDED_COLUMNS
 ADDED = frozenset(name for name, *_ in ADDED_COLUMNS)

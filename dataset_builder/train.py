@@ -18,6 +18,7 @@ from narch.dataset_builder.measure import (
     inference_latency_ms,
     percentile,
     robust_train_time,
+    speed_probe_s,
     sync,
 )
 from narch.dataset_builder.model import build_model, model_size_bytes
@@ -202,6 +203,7 @@ def train_network(
         t_start = time.perf_counter()
         deadline = None if timeout_s is None else t_start + timeout_s
         rec.measures["load_avg_1m_before"] = os.getloadavg()[0]
+        probe0 = speed_probe_s() if device.type == "cpu" else None
         clock0, train_cpu = CpuClock.now(), 0.0
         telemetry.start()
         for _ in range(p.epochs):
@@ -218,6 +220,8 @@ def train_network(
         rec.measures.update(telemetry.stop().to_dict())
         rec.measures.update(_timing_columns(rec, device, train_cpu, clock0, threads=torch.get_num_threads(),
                                             epochs=p.epochs))
+        if probe0 is not None:
+            rec.measures["speed_probe_s"] = min(probe0, speed_probe_s())
         rec.val_acc, rec.train_loss = rec.val_acc_curve[-1], rec.train_loss_curve[-1]
         rec.test_acc = accuracy(model, data.x_test, data.y_test, p.eval_batch_size)
         rec.measures["latency_bs1_ms"] = inference_latency_ms(model, data.x_test[:1], warmup=5, repeats=20)

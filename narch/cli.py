@@ -97,6 +97,9 @@ def build(
         f"{cfg.out}: {summary.done} trained ({statuses}), {summary.skipped} already present, "
         f"{summary.planned} planned; {rate:.0f} networks/hour"
     )
+    if summary.retimed:
+        ERR.print(f"{summary.retimed} run(s) were trained again because other work competed while they were timed",
+                  markup=False, highlight=False)
     if summary.contended:
         ERR.print(f"warning: {summary.contended} run(s) were timed while other work used the cores (see their "
                   "other_cpu_cores); --wait-quiet times on a quiet machine", markup=False, highlight=False)

@@ -21,7 +21,7 @@ def test_every_ok_row_has_the_timing_columns(tiny_corpus: Path) -> None:
     ok = read_corpus(tiny_corpus).filter(pl.col("status") == "ok")
     assert ok.height > 0
     for col in ("train_cpu_s", "train_time_robust_s", "core_share", "other_cpu_cores", "load_avg_1m_before",
-                "train_steps", "step_cpu_s_curve", "step_time_s_curve"):
+                "train_steps", "step_cpu_s_curve", "step_time_s_curve", "speed_probe_s", "timing_tries"):
         assert ok[col].null_count() == 0, col
     assert (ok["train_cpu_s"] > 0).all() and (ok["core_share"] > 0).all() and (ok["core_share"] <= 1.05).all()
     assert (ok["train_time_robust_s"] > 0).all()
@@ -87,3 +87,22 @@ def test_guard_warns_counts_and_waits_for_quiet(monkeypatch: pytest.MonkeyPatch)
     assert waiter.contended == 1
     assert sum("waiting for a quiet machine" in m for m in logs) == 1, "saw 1.2, waited through 0.8 until 0.1"
     assert next(readings, None) is None, "it stopped looking once the machine was quiet"
+
+
+def test_wait_quiet_trains_a_contended_run_again_and_writes_only_the_kept_try(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from narch.dataset_builder import build, contention
+
+    class Strict(contention.TimingGuard):  # every run counts as contended, and the machine is quiet at once
+        def __init__(self, *, wait: bool) -> None:
+            super().__init__(wait=wait, threshold_cores=-1.0, log=lambda msg: None)
+
+    monkeypatch.setattr(build, "TimingGuard", Strict)
+    monkeypatch.setattr(contention, "wait_for_quiet", lambda **kw: 0.0)
+    out = build_tiny(tmp_path / "c", archs=2, wait_quiet=True)
+    df = read_corpus(out)
+    assert df.height == 2 and df["arch_id"].n_unique() == 2, "one row per run, whatever the tries"
+    assert df["timing_tries"].to_list() == [3, 3], "retimed up to the limit, the last try kept"
+    again = build_tiny(tmp_path / "d", archs=2)
+    assert read_corpus(again)["timing_tries"].to_list() == [1, 1], "without --wait-quiet a run is timed once"
+    assert (df["speed_probe_s"] > 0).all() and (read_corpus(again)["speed_probe_s"] > 0).all()
