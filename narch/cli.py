@@ -15,6 +15,7 @@ from narch.hardware_cli import hardware_app, roofline_cmd
 from narch.import_cli import import_cmd
 from narch.predict_cli import leaderboard_cmd, predict_cmd
 from narch.search_cli import search_cmd
+from narch.transfer_cli import transfer_cmd
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -30,6 +31,7 @@ app.command("import")(import_cmd)
 app.command("leaderboard")(leaderboard_cmd)
 app.command("predict")(predict_cmd)
 app.command("search")(search_cmd)
+app.command("transfer")(transfer_cmd)
 RESUME_BUILD = "finished runs are saved; rerun the same command to resume"
 
 
