@@ -99,9 +99,9 @@ ADDED = frozenset(name for name, *_ in ADDED_COLUMNS)
 
 # Which column is the training-time label for each device kind, and why (the data card and `corpus info` say it).
 TIME_LABEL: dict[str, tuple[str, str]] = {
-    "cpu": ("train_time_robust_s", "per step position, a low percentile of CPU times over epochs: preempted steps "
-            "and warm-up drop out; it does not undo a shared core's slowdown or the host's drift, so time on a quiet "
-            "machine (results/timing/README.md)"),
+    "cpu": ("train_time_robust_s", "per step position, the minimum of its CPU times over epochs: preempted steps "
+            "and warm-up drop out (the lowest seed-to-seed spread of the candidates measured); it does not undo a "
+            "shared core's slowdown or the host's drift, so time on a quiet machine (results/timing/README.md)"),
     "cuda": ("train_time_s", "epochs timed between device synchronisations, steps with CUDA events: the GPU does "
              "not share its time with other host processes"),
 }
