@@ -1,7 +1,9 @@
-"""The wheel installs one top-level package of ours (`narch`) plus the console script, whatever the folders are."""
+"""The wheel installs one top-level package of ours (`narch`) plus the console script, whatever the folders are, and
+ships the public per-architecture files that `narch import` reads."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -49,3 +51,24 @@ def test_wheel_holds_every_module_under_narch(wheel: Path) -> None:
     assert "narch/core/registry.py" in names
     ep = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "narch = narch.cli:main" in zipfile.ZipFile(wheel).read(ep).decode()
+
+
+def test_wheel_ships_the_public_data(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    data = ROOT / "narch" / "data" / "external"
+    files = [f for f in data.rglob("*") if f.is_file()]
+    assert "narch/data/external/nb201/nb201_test_accuracy_200ep.csv" in names and len(files) > 10
+    for f in files:
+        assert str(f.relative_to(ROOT)) in names, f"{f.relative_to(ROOT)} is missing from the wheel"
+
+
+def test_installed_wheel_finds_its_data(wheel: Path, tmp_path: Path) -> None:
+    """A non-editable install reads the files from its own package folder, not from a checkout."""
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(target),
+                    str(wheel)], check=True, capture_output=True, timeout=300)
+    code = "from narch.dataset_builder.importers.sources import SOURCES; print(SOURCES['nb101'].locate())"
+    env = {k: v for k, v in os.environ.items() if k != "NARCH_EXTERNAL_DIR"} | {"PYTHONPATH": str(target)}
+    res = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=300)
+    assert Path(res.stdout.strip()) == (target / "narch/data/external/nb101/nb101_1k_with_train_time.json").resolve()
