@@ -37,7 +37,10 @@ def import_cmd(
     ],
     src: Annotated[
         Path | None,
-        typer.Option(help="source file or folder (default: ../shared/data/external, relative to the repository)"),
+        typer.Option(
+            help="source file or folder (default: the public files shipped with the package, or $NARCH_EXTERNAL_DIR "
+            "when set)"
+        ),
     ] = None,
     dataset: Annotated[str | None, typer.Option(help="nb201: cifar10, cifar100 or ImageNet16-120")] = None,
     devices: Annotated[str | None, typer.Option(help="help-latency: comma-separated settings (default: all)")] = None,

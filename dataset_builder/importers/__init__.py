@@ -9,18 +9,19 @@ from narch.dataset_builder.importers.cells import (
     nb201_network,
 )
 from narch.dataset_builder.importers.kinds import KINDS, prepare_import, run_import
-from narch.dataset_builder.importers.sources import EXTERNAL_DIR, SourceError
+from narch.dataset_builder.importers.sources import EXTERNAL_ENV, SourceError, external_dir
 from narch.dataset_builder.importers.writer import PreparedImport, write_import
 
 __all__ = [
     "CELL_MAPPING_VERSION",
-    "EXTERNAL_DIR",
+    "EXTERNAL_ENV",
     "KINDS",
     "CellFormatError",
     "CellMapping",
     "PreparedImport",
     "SourceError",
     "UnmappableCell",
+    "external_dir",
     "nb101_network",
     "nb201_network",
     "prepare_import",

@@ -27,7 +27,7 @@ import polars as pl
 from narch.dataset_builder.importers.cells import CellFormatError, nb101_network
 from narch.dataset_builder.importers.collect import RowCollector
 from narch.dataset_builder.importers.nb101 import DESCRIPTORS, TRAINING
-from narch.dataset_builder.importers.sources import EXTERNAL_DIR, SourceError, check_file, check_range, read_csv_checked
+from narch.dataset_builder.importers.sources import SOURCES, SourceError, check_file, check_range, read_csv_checked
 from narch.dataset_builder.importers.sources import source_record as record
 from narch.dataset_builder.importers.writer import (
     PreparedImport,
@@ -46,6 +46,8 @@ GPUS = {
     "rtx3090": "NVIDIA GeForce RTX 3090",
     "titanxp": "NVIDIA TITAN Xp",
 }
+KNOWN = ("ecnas_4v_all_budgets", "ecnas_5v_4ep", *(f"ecnas_4v_{gpu}" for gpu in GPUS))
+"""The source keys of every known EC-NAS file (the packaged default imports them all)."""
 REQUIRED = [
     "module_hash",
     "epochs",
@@ -81,13 +83,15 @@ def classify(path: Path) -> EcnasFile:
     m = re.fullmatch(r"ecnas_4v_([a-z0-9]+)\.csv", name)
     if m and m.group(1) in GPUS:
         return EcnasFile(f"ecnas_4v_{m.group(1)}", GPUS[m.group(1)], all_rows=False, repeats=False)
-    known = ["ecnas_4v_quadro_rtx6000_all_budgets.csv", "ecnas_5v_4ep.csv", *(f"ecnas_4v_{g}.csv" for g in GPUS)]
+    known = [SOURCES[k].name for k in KNOWN]
     raise SourceError(f"{path}: not a known EC-NAS file, so which rows were measured is unknown (known: {known})")
 
 
 def source_files(src: Path | None) -> list[Path]:
-    """A file, or every known EC-NAS file in a folder (default: the shared ecnas folder)."""
-    src = EXTERNAL_DIR / "ecnas" if src is None else Path(src).expanduser()
+    """A file, every known EC-NAS file in a folder, or (``src`` None) every one in external_dir(), each checked."""
+    if src is None:
+        return sorted(SOURCES[k].locate() for k in KNOWN)
+    src = Path(src).expanduser()
     if src.is_dir():
         files = []
         for p in sorted(src.glob("ecnas_*.csv")):

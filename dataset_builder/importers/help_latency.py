@@ -23,7 +23,6 @@ from narch.dataset_builder.importers.collect import CellCache, RowCollector
 from narch.dataset_builder.importers.nb201 import DATASETS
 from narch.dataset_builder.importers.sources import (
     SOURCES,
-    check_file,
     check_range,
     csv_header,
     read_csv_checked,
@@ -75,12 +74,8 @@ TASK = "nb201-cifar100"
 
 
 def source_path(src: Path | None) -> Path:
-    """The latency CSV: ``src`` itself, the file inside a folder ``src``, or the shared default."""
-    default = SOURCES["help_latency"].default_path()
-    if src is None:
-        return check_file(default)
-    src = Path(src).expanduser()
-    return check_file(src / default.name if src.is_dir() else src)
+    """The latency CSV: ``src`` itself, the file inside a folder ``src``, or the packaged default."""
+    return SOURCES["help_latency"].locate(src)
 
 
 def settings_in(path: Path, wanted: list[str] | None) -> list[str]:

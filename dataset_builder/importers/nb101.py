@@ -17,7 +17,7 @@ from typing import Any
 
 from narch.dataset_builder.importers.cells import CellFormatError, nb101_network
 from narch.dataset_builder.importers.collect import RowCollector
-from narch.dataset_builder.importers.sources import SOURCES, SourceError, check_file, source_record
+from narch.dataset_builder.importers.sources import SOURCES, SourceError, source_record
 from narch.dataset_builder.importers.writer import (
     PreparedImport,
     already_imported,
@@ -91,9 +91,7 @@ def _load(path: Path) -> dict[str, list[Any]]:
 
 def prepare_nb101(out: Path, *, src: Path | None = None) -> PreparedImport:
     """Read, check and map the NAS-Bench-101 sample; nothing is written."""
-    default = SOURCES["nb101"].default_path()
-    path = default if src is None else Path(src).expanduser()
-    path = check_file(path / default.name if path.is_dir() else path)
+    path = SOURCES["nb101"].locate(src)
     d = _load(path)
     protocol: dict[str, Any] = {
         "benchmark": "NAS-Bench-101",

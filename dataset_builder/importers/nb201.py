@@ -80,12 +80,11 @@ def resolve_dataset(name: str) -> Nb201Dataset:
 
 
 def nb201_sources(src: Path | None) -> dict[int, Path]:
-    """Budget -> file: a folder gives both files, a file its own budget (told by its columns)."""
-    if src is None:
-        return {200: SOURCES["nb201_200ep"].default_path(), 12: SOURCES["nb201_12ep"].default_path()}
-    src = Path(src).expanduser()
-    if src.is_dir():
-        return {200: src / Path(SOURCES["nb201_200ep"].path).name, 12: src / Path(SOURCES["nb201_12ep"].path).name}
+    """Budget -> checked file: a folder (default: the packaged one) gives both files, a file its own budget (told by
+    its columns)."""
+    if src is None or Path(src).expanduser().is_dir():
+        return {200: SOURCES["nb201_200ep"].locate(src), 12: SOURCES["nb201_12ep"].locate(src)}
+    src = check_file(src)
     header = csv_header(src)
     if any(c.endswith("_val_acc") for c in header):
         return {12: src}
@@ -109,7 +108,7 @@ def prepare_nb201(
 ) -> PreparedImport:
     """Read, check and map NAS-Bench-201 accuracies for one data set; nothing is written."""
     ds = resolve_dataset(dataset)
-    paths = {e: check_file(p) for e, p in nb201_sources(src).items()}
+    paths = nb201_sources(src)
     frames = {e: _read(p, ds, e) for e, p in paths.items()}
     if len(frames) == 2 and not frames[200]["arch_str"].equals(frames[12]["arch_str"]):
         raise SourceError(f"{paths[200]} and {paths[12]}: the cell strings differ row by row (not the same index)")

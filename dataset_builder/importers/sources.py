@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -11,25 +13,55 @@ import polars as pl
 from narch.core.errors import NarchError
 from narch.core.files import sha256_file
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-EXTERNAL_DIR = REPO_ROOT / ".." / "shared" / "data" / "external"
-"""The shared external-data folder, relative to the repository (never the working directory)."""
+EXTERNAL_ENV = "NARCH_EXTERNAL_DIR"
+"""Set to a folder laid out like the packaged one (``nb201/``, ``nb101/``, ``ecnas/``) to read your own copies."""
 
 
 class SourceError(NarchError, ValueError):
     """A source file that is missing or not what an importer expects; the message names the file."""
 
 
+def _override() -> str | None:
+    return os.environ.get(EXTERNAL_ENV, "").strip() or None
+
+
+def external_dir() -> Path:
+    """The folder the public files are read from: ``$NARCH_EXTERNAL_DIR`` when set, else the copy shipped as
+    package data (``narch/data/external``, found through importlib.resources, so a non-editable install has it)."""
+    override = _override()
+    if override is not None:
+        return Path(override).expanduser().resolve()
+    return Path(str(files("narch.data") / "external"))
+
+
 @dataclass(frozen=True)
 class Source:
     """One upstream file, as listed in the external-data README."""
 
-    path: str  # relative to EXTERNAL_DIR
+    path: str  # relative to external_dir()
     upstream: str
     licence: str
 
-    def default_path(self) -> Path:
-        return (EXTERNAL_DIR / self.path).resolve()
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+    def locate(self, src: Path | None = None) -> Path:
+        """This file, checked: ``src`` itself when it is a file, the file of this name in a folder ``src``, or
+        (``src`` None) the one in ``external_dir()``. A missing file's error names the folder searched and the
+        upstream the file comes from."""
+        if src is None:
+            folder = external_dir()
+            which = f"${EXTERNAL_ENV}" if _override() is not None else "the packaged data folder"
+            advice = f"; set ${EXTERNAL_ENV} to a folder holding your own copy, or pass --src"
+            return check_file(folder / self.path, hint=f"searched {which} {folder}{self._origin()}{advice}")
+        src = Path(src).expanduser()
+        if not src.is_dir():
+            return check_file(src)
+        return check_file(src / self.name, hint=f"searched {src}{self._origin()}")
+
+    def _origin(self) -> str:
+        return f"; the file comes from {self.upstream}, licence {self.licence}"
 
 
 _ECNAS = "PedramBakh/EC-NAS-Bench"
@@ -61,11 +93,11 @@ SOURCES: dict[str, Source] = {
 }
 
 
-def check_file(path: Path) -> Path:
-    """The path, resolved; SourceError unless it is a readable file."""
+def check_file(path: Path, *, hint: str = "") -> Path:
+    """The path, resolved; SourceError unless it is a readable file (``hint`` is added to a missing file's error)."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise SourceError(f"{path}: no such file")
+        raise SourceError(f"{path}: no such file" + (f" ({hint})" if hint else ""))
     if not path.is_file():
         raise SourceError(f"{path}: not a file")
     return path.resolve()

@@ -1,11 +1,13 @@
-"""Importers of public corpora: cell mapping on hand-checked cells, each importer on the real shared files, and
-bad input through `narch import` (one-line error, non-zero exit, nothing written)."""
+"""Importers of public corpora: cell mapping on hand-checked cells, each importer on the real files shipped as
+package data, and bad input through `narch import` (one-line error, non-zero exit, nothing written)."""
 
 from __future__ import annotations
 
 import json
 import random
+import shutil
 from dataclasses import replace
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from narch.cli import app
 from narch.dataset_builder.corpus import read_corpus, read_manifest
 from narch.dataset_builder.importers import (
     CellFormatError,
+    SourceError,
     UnmappableCell,
     nb101_network,
     nb201_network,
@@ -25,15 +28,12 @@ from narch.dataset_builder.importers import (
     run_import,
 )
 from narch.dataset_builder.importers.nb101 import unpad
-from narch.dataset_builder.importers.sources import sha256_file
+from narch.dataset_builder.importers.sources import EXTERNAL_ENV, SOURCES, Source, external_dir, sha256_file
 from narch.dataset_builder.importers.writer import SIDECAR
 from narch.dataset_builder.model import build_model
 from narch.search_space import Layer, Network, add, avgpool, conv, maxpool
 
-EXTERNAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "external"
-needs_data = pytest.mark.skipif(
-    not (EXTERNAL / "README.md").is_file(), reason=f"shared external data not found at {EXTERNAL.resolve()}"
-)
+EXTERNAL = Path(str(files("narch.data") / "external"))  # the public files, shipped with the package
 runner = CliRunner()
 ALL_CONV3 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 ALL_SKIP = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
@@ -159,7 +159,6 @@ def nb201_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@needs_data
 def test_nb201_import(nb201_corpus: Path) -> None:
     df = read_corpus(nb201_corpus)
     counts = dict(df.group_by("epochs").len().iter_rows())
@@ -189,7 +188,6 @@ def test_nb201_import(nb201_corpus: Path) -> None:
     assert meta["skipped"] == {"zero_output": 2 * 341}
 
 
-@needs_data
 def test_nb201_rerun_is_a_no_op(nb201_corpus: Path) -> None:
     parts = sorted(nb201_corpus.glob("*.parquet"))
     res = runner.invoke(app, ["import", "nb201", "--out", str(nb201_corpus)])
@@ -198,7 +196,6 @@ def test_nb201_rerun_is_a_no_op(nb201_corpus: Path) -> None:
     assert sorted(nb201_corpus.glob("*.parquet")) == parts
 
 
-@needs_data
 def test_help_latency_import(tmp_path: Path) -> None:
     devices = ["1080ti_1", "titan_rtx_256", "pixel2"]
     preps = run_import(prepare_import("help-latency", tmp_path, devices=devices))
@@ -214,7 +211,6 @@ def test_help_latency_import(tmp_path: Path) -> None:
     _rows_build(phone, k=4, n_classes=100)
 
 
-@needs_data
 def test_nb101_import(tmp_path: Path) -> None:
     run_import(prepare_import("nb101", tmp_path / "nb101"))
     df = read_corpus(tmp_path / "nb101")
@@ -228,7 +224,6 @@ def test_nb101_import(tmp_path: Path) -> None:
     _rows_build(df)
 
 
-@needs_data
 def test_ecnas_import(tmp_path: Path) -> None:
     run_import(prepare_import("ecnas", tmp_path))
     want = {
@@ -267,7 +262,6 @@ def _fails(args: list[str], *expect: str) -> None:
         assert e in msg, msg
 
 
-@needs_data
 def test_bad_input_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out"
     _fails(["nb201", "--src", str(tmp_path / "missing.csv"), "--out", str(out)], "no such file")
@@ -291,7 +285,6 @@ def test_bad_input_writes_nothing(tmp_path: Path) -> None:
     _fails(["nb101", "--out", str(a_file)], "not a folder")
 
 
-@needs_data
 def test_out_holding_another_import_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "c"
     assert (
@@ -305,3 +298,35 @@ def test_out_holding_another_import_is_refused(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == before
     (out / SIDECAR).unlink()  # as if the first import had been killed before finishing
     _fails(["ecnas", "--src", str(EXTERNAL / "ecnas" / "ecnas_4v_rtx3060.csv"), "--out", str(out)], "unfinished")
+
+
+# --- where the public files are found ---------------------------------------------------------------------------
+
+
+def test_public_files_ship_inside_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(EXTERNAL_ENV, raising=False)
+    assert external_dir() == EXTERNAL and EXTERNAL.is_relative_to(Path(str(files("narch"))))
+    readme = (EXTERNAL / "README.md").read_text()
+    for src in SOURCES.values():
+        assert src.locate() == (EXTERNAL / src.path).resolve()
+        assert src.upstream.split()[0] in readme, f"{src.path}: its upstream is not credited in the README"
+    with pytest.raises(SourceError) as e:
+        Source("nb201/gone.csv", "someone/somewhere @ 1234567", "MIT").locate()
+    assert f"searched the packaged data folder {EXTERNAL}" in str(e.value) and "someone/somewhere" in str(e.value)
+
+
+def test_missing_file_names_the_folder_searched_and_the_upstream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mine, out = tmp_path / "mine", tmp_path / "out"
+    nb101 = SOURCES["nb101"]
+    (mine / "nb101").mkdir(parents=True)
+    shutil.copy(EXTERNAL / nb101.path, mine / nb101.path)
+    monkeypatch.setenv(EXTERNAL_ENV, str(mine))
+    assert nb101.locate() == (mine / nb101.path).resolve()  # a user's own copies replace the packaged ones
+    searched = f"searched ${EXTERNAL_ENV} {mine.resolve()}"
+    _fails(["nb201", "--out", str(out)], searched, "v-tao/nats-bench-landscape", "--src")
+    _fails(["ecnas", "--out", str(out)], searched, "PedramBakh/EC-NAS-Bench")
+    monkeypatch.delenv(EXTERNAL_ENV)
+    _fails(["help-latency", "--src", str(mine), "--out", str(out)], f"searched {mine}", "HayeonLee/HELP")
+    assert not out.exists()
