@@ -1,0 +1,233 @@
+"""Zero-cost proxies: scores of a network at initialisation, from one fixed minibatch of its training data.
+
+The definitions follow NASLib's implementations (automl/NASLib ``naslib/predictors/pruners/measures``, after
+Abdelfattah et al., "Zero-Cost Proxies for Lightweight NAS", ICLR 2021), on the weights of every convolution and
+linear layer (the classifier head included):
+
+| name | data | definition |
+|---|---|---|
+| params | no | trainable parameters |
+| flops | no | forward FLOPs per example (2 x the shape trace's multiply-accumulates) |
+| l2_norm | no | sum over layers of the Frobenius norm of W |
+| synflow | no | float64, eval-mode BN, parameters and buffers made non-negative, input of ones: sum of |
+|  |  | abs(W * dR/dW), R the sum of the outputs (Tanaka et al. 2020) |
+| zen | no | log of the mean over examples of sum abs(f(x) - f(x + 0.01 x')), Gaussian x and x' (f: features |
+|  |  | before the global pooling, BN in training mode), plus the sum over BN layers of log sqrt(mean running |
+|  |  | variance) (Lin et al. 2021) |
+| plain | yes | sum of W * dL/dW (L: cross entropy of the minibatch) |
+| snip | yes | sum of abs(W * dL/dW) (Lee et al. 2019) |
+| grad_norm | yes | sum over layers of the norm of dL/dW |
+| grasp | yes | sum of -W * (H g), with g = dL/dW and H the Hessian of L (Wang et al. 2020) |
+| fisher | yes | per channel of every activation (ReLU output) a: 0.5 x mean over examples of (sum over |
+|  |  | positions of a * dL/da) squared, summed (Turner et al. 2020; NASLib hooks the same points) |
+| jacov | yes | J = d(sum of outputs)/dx per example; eigenvalues v of corrcoef(J): |
+|  |  | -sum(log(v + 1e-5) + 1 / (v + 1e-5)) |
+| naswot | yes | binary codes c of every ReLU's output; K = sum of c c^T + (1 - c)(1 - c)^T; log abs det K |
+|  |  | (Mellor et al. 2021) |
+| epe_nas | yes | per class, the corrcoef C of its examples' rows of J; sum over classes of |
+|  |  | abs(sum of log(abs(C) + 1e-5)) |
+
+"data" marks the proxies that read the minibatch's inputs and labels. Proxies that share a pass are computed together
+(one forward and double backward give plain, snip, grad_norm, fisher and grasp; one Jacobian pass gives jacov,
+epe_nas and naswot); every pass starts from a fresh copy of the same initial weights, so one pass never changes
+another's, and the global random streams are left untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from narch.dataset_builder.model import build_model
+from narch.search_space import Network
+from narch.search_space.trace import trace_network
+
+EPS = 1e-5
+ZEN_MIXUP = 1e-2
+BATCH = 64  # examples in the proxies' minibatch
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The fixed minibatch: inputs (N, C, *spatial) and labels (N,)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+def minibatch(x: torch.Tensor, y: torch.Tensor, *, size: int = BATCH, seed: int = 0) -> Batch:
+    """``size`` training examples drawn by ``seed`` (the same ones for every network of a corpus)."""
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(y), generator=gen)[: min(size, len(y))].to(x.device)
+    return Batch(x[idx].float(), y[idx].long())
+
+
+def _weighted(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear)]
+
+
+Scores = dict[str, float]
+Group = Callable[[Network, tuple[int, ...], int, nn.Module, Batch], Scores]
+
+
+def _static(net: Network, shape: tuple[int, ...], n_classes: int, model: nn.Module, b: Batch) -> Scores:
+    """params, flops, l2_norm: no pass at all."""
+    return {"params": float(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+            "flops": 2.0 * trace_network(net, shape, n_classes).macs,
+            "l2_norm": float(sum(m.weight.detach().norm() for m in _weighted(model)))}
+
+
+def _gradients(net: Network, shape: tuple[int, ...], n_classes: int, model: nn.Module, b: Batch) -> Scores:
+    """plain, snip, grad_norm, fisher and grasp from one forward pass and its double backward."""
+    weights = [m.weight for m in _weighted(model)]
+    acts: list[torch.Tensor] = []
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    hooks = [m.register_forward_hook(lambda _m, _i, out: acts.append(out)) for m in relus]
+    try:
+        loss = F.cross_entropy(model(b.x), b.y)
+    finally:
+        for h in hooks:
+            h.remove()
+    grads = torch.autograd.grad(loss, weights + acts, create_graph=True)
+    gw, ga = grads[: len(weights)], grads[len(weights):]
+    g = [t.detach() for t in gw]
+    prod = [w.detach() * t for w, t in zip(weights, g, strict=True)]
+    fisher = 0.0
+    for a, t in zip(acts, ga, strict=True):
+        per = a.detach() * t.detach()
+        per = per.flatten(2).sum(2) if per.dim() > 2 else per  # (N, C): summed over positions
+        fisher += float((0.5 * per.pow(2).mean(0)).sum())
+    hg = torch.autograd.grad(sum((c * t).sum() for c, t in zip(g, gw, strict=True)), weights, allow_unused=True)
+    grasp = sum(float((-w.detach() * h).sum()) for w, h in zip(weights, hg, strict=True) if h is not None)
+    return {"plain": float(sum(t.sum() for t in prod)), "snip": float(sum(t.abs().sum() for t in prod)),
+            "grad_norm": float(sum(t.norm() for t in g)), "fisher": fisher, "grasp": grasp}
+
+
+def _corr_score(jac: np.ndarray) -> float:
+    corr = np.nan_to_num(np.corrcoef(jac))
+    v = np.maximum(np.linalg.eigvalsh(corr), 0.0)
+    return float(-np.sum(np.log(v + EPS) + 1.0 / (v + EPS)))
+
+
+def _epe(jac: np.ndarray, labels: np.ndarray) -> float:
+    score = 0.0
+    for c in np.unique(labels):
+        rows = jac[labels == c]
+        if len(rows) >= 2:  # one example: its correlation is 1 and adds log(1 + eps) ~ 0
+            score += abs(float(np.sum(np.log(np.abs(np.nan_to_num(np.corrcoef(rows))) + EPS))))
+    return score
+
+
+def _jacobian(net: Network, shape: tuple[int, ...], n_classes: int, model: nn.Module, b: Batch) -> Scores:
+    """jacov, epe_nas (the input Jacobian) and naswot (ReLU codes of the same forward pass)."""
+    n = len(b.y)
+    k = torch.zeros(n, n, dtype=torch.float64)
+
+    def codes(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
+        c = (out.detach().reshape(n, -1) > 0).double()
+        k.add_(c @ c.T + (1 - c) @ (1 - c).T)
+
+    hooks = [m.register_forward_hook(codes) for m in model.modules() if isinstance(m, nn.ReLU)]
+    x = b.x.clone().requires_grad_(True)
+    try:
+        out = model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    (jac_t,) = torch.autograd.grad(out, x, torch.ones_like(out))
+    jac = jac_t.reshape(n, -1).double().cpu().numpy()
+    return {"jacov": _corr_score(jac), "epe_nas": _epe(jac, b.y.cpu().numpy()),
+            "naswot": float(torch.linalg.slogdet(k).logabsdet)}
+
+
+def _synflow(net: Network, shape: tuple[int, ...], n_classes: int, model: nn.Module, b: Batch) -> Scores:
+    model = model.double().eval()
+    with torch.no_grad():
+        for t in model.state_dict().values():
+            if t.is_floating_point():
+                t.abs_()
+    out = model(torch.ones(1, *b.x.shape[1:], dtype=torch.float64, device=b.x.device))
+    weights = [m.weight for m in _weighted(model)]
+    grads = torch.autograd.grad(out.sum(), weights)
+    return {"synflow": float(sum((w.detach() * g).abs().sum() for w, g in zip(weights, grads, strict=True)))}
+
+
+def _zen(net: Network, shape: tuple[int, ...], n_classes: int, model: nn.Module, b: Batch) -> Scores:
+    feats: list[torch.Tensor] = []
+    hook = model.body[-1].register_forward_hook(lambda _m, _i, out: feats.append(out))  # type: ignore[index]
+    gen = torch.Generator(device=b.x.device).manual_seed(0)
+    x = torch.randn(b.x.shape, generator=gen, device=b.x.device)
+    x2 = torch.randn(b.x.shape, generator=gen, device=b.x.device)
+    try:
+        with torch.no_grad():
+            model(x)
+            model(x + ZEN_MIXUP * x2)
+    finally:
+        hook.remove()
+    diff = (feats[0] - feats[1]).abs().reshape(len(x), -1).sum(1).mean()
+    bn = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d)]
+    scale = sum(float(torch.log(torch.sqrt(m.running_var.mean()))) for m in bn)  # type: ignore[arg-type]
+    return {"zen": float(torch.log(diff)) + scale}
+
+
+@dataclass(frozen=True)
+class Proxy:
+    name: str
+    data: bool  # reads the minibatch (inputs and labels); else data-free
+    group: Group  # the pass that computes it (with the other proxies of its group)
+
+
+PROXIES: dict[str, Proxy] = {p.name: p for p in (
+    Proxy("params", False, _static),
+    Proxy("flops", False, _static),
+    Proxy("l2_norm", False, _static),
+    Proxy("synflow", False, _synflow),
+    Proxy("zen", False, _zen),
+    Proxy("plain", True, _gradients),
+    Proxy("snip", True, _gradients),
+    Proxy("grad_norm", True, _gradients),
+    Proxy("grasp", True, _gradients),
+    Proxy("fisher", True, _gradients),
+    Proxy("jacov", True, _jacobian),
+    Proxy("naswot", True, _jacobian),
+    Proxy("epe_nas", True, _jacobian),
+)}
+COLUMN_PREFIX = "zc_"
+
+
+def _fresh(net: Network, shape: tuple[int, ...], n_classes: int, init: dict[str, torch.Tensor],
+           device: torch.device) -> nn.Module:
+    """The network at its initial weights, in training mode, with out-of-place ReLUs (hooks read clean tensors)."""
+    model = build_model(net, shape, n_classes)
+    model.load_state_dict(init)
+    for m in model.modules():
+        if isinstance(m, nn.ReLU):
+            m.inplace = False
+    return model.to(device).train()
+
+
+def zero_cost_scores(net: Network, batch: Batch, input_shape: Sequence[int], n_classes: int, *, seed: int = 0,
+                     names: Iterable[str] | None = None) -> dict[str, float | None]:
+    """``zc_<name>`` for every proxy (or ``names``); a proxy that fails numerically (a singular kernel, NaN) is
+    None, never an exception: the network's row must still be written."""
+    shape = tuple(int(s) for s in input_shape)
+    chosen = list(PROXIES) if names is None else list(names)
+    if unknown := [n for n in chosen if n not in PROXIES]:
+        raise ValueError(f"unknown zero-cost proxies: {', '.join(unknown)} (known: {', '.join(PROXIES)})")
+    groups = list(dict.fromkeys(PROXIES[n].group for n in chosen))
+    got: Scores = {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        init = build_model(net, shape, n_classes).state_dict()
+        for group in groups:
+            torch.manual_seed(seed)  # dropout masks: the same for every group
+            model = _fresh(net, shape, n_classes, init, batch.x.device)
+            with contextlib.suppress(RuntimeError, np.linalg.LinAlgError, FloatingPointError):  # its proxies: None
+                got.update(group(net, shape, n_classes, model, batch))
+    return {COLUMN_PREFIX + n: (got[n] if n in got and np.isfinite(got[n]) else None) for n in chosen}
