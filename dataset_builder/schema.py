@@ -94,6 +94,33 @@ ADDED_COLUMNS: list[tuple[str, pa.DataType, str, str]] = [
     ("timing_tries", _I, "runs", "how many times the run was trained before its timing was kept (--wait-quiet "
      "trains again when other work competed during the run)"),
 ]
+# Zero-cost proxies (dataset_builder/zero_cost.py), at initialisation, from one fixed minibatch of the run's training
+# data (64 examples drawn with seed 0) and the run's training seed; conv and linear weights, the head included.
+ZERO_COST: list[tuple[str, str, str]] = [
+    ("params", "count", "trainable parameters"),
+    ("flops", "FLOP", "forward FLOPs per example (2 x the shape trace's multiply-accumulates)"),
+    ("l2_norm", "-", "sum over layers of the Frobenius norm of W"),
+    ("synflow", "-", "float64, eval-mode BN, parameters and buffers made non-negative, input of ones: sum of "
+     "abs(W * dR/dW), R the sum of the outputs (Tanaka et al. 2020); data-free"),
+    ("zen", "-", "log of the mean over examples of sum abs(f(x) - f(x + 0.01 x')) for Gaussian x, x' (f: features "
+     "before the global pooling, BN in training mode) plus the sum over BN layers of log sqrt(mean running "
+     "variance) (Lin et al. 2021); data-free"),
+    ("plain", "-", "sum of W * dL/dW, L the cross entropy of the minibatch"),
+    ("snip", "-", "sum of abs(W * dL/dW) (Lee et al. 2019)"),
+    ("grad_norm", "-", "sum over layers of the norm of dL/dW"),
+    ("grasp", "-", "sum of -W * (H g), g = dL/dW, H the Hessian of L (Wang et al. 2020)"),
+    ("fisher", "-", "per channel of every ReLU output a: 0.5 x mean over examples of (sum over positions of "
+     "a * dL/da) squared, summed (Turner et al. 2020)"),
+    ("jacov", "-", "J = d(sum of outputs)/dx per example; v the eigenvalues of corrcoef(J): "
+     "-sum(log(v + 1e-5) + 1 / (v + 1e-5))"),
+    ("naswot", "-", "binary codes c of every ReLU output; K = sum of c c^T + (1 - c)(1 - c)^T; log abs det K "
+     "(Mellor et al. 2021)"),
+    ("epe_nas", "-", "per class, C = corrcoef of its examples' rows of J; sum over classes of "
+     "abs(sum of log(abs(C) + 1e-5)) (Lopes et al. 2021)"),
+]
+ZC_PREFIX = "zc_"
+ZC_COLUMNS = [f"{ZC_PREFIX}{name}" for name, _, _ in ZERO_COST]
+ADDED_COLUMNS += [(f"{ZC_PREFIX}{name}", _F, unit, f"zero-cost proxy: {meaning}") for name, unit, meaning in ZERO_COST]
 COLUMNS = COLUMNS + ADDED_COLUMNS
 ADDED = frozenset(name for name, *_ in ADDED_COLUMNS)
 

@@ -4,30 +4,10 @@ The definitions follow NASLib's implementations (automl/NASLib ``naslib/predicto
 Abdelfattah et al., "Zero-Cost Proxies for Lightweight NAS", ICLR 2021), on the weights of every convolution and
 linear layer (the classifier head included):
 
-| name | data | definition |
-|---|---|---|
-| params | no | trainable parameters |
-| flops | no | forward FLOPs per example (2 x the shape trace's multiply-accumulates) |
-| l2_norm | no | sum over layers of the Frobenius norm of W |
-| synflow | no | float64, eval-mode BN, parameters and buffers made non-negative, input of ones: sum of |
-|  |  | abs(W * dR/dW), R the sum of the outputs (Tanaka et al. 2020) |
-| zen | no | log of the mean over examples of sum abs(f(x) - f(x + 0.01 x')), Gaussian x and x' (f: features |
-|  |  | before the global pooling, BN in training mode), plus the sum over BN layers of log sqrt(mean running |
-|  |  | variance) (Lin et al. 2021) |
-| plain | yes | sum of W * dL/dW (L: cross entropy of the minibatch) |
-| snip | yes | sum of abs(W * dL/dW) (Lee et al. 2019) |
-| grad_norm | yes | sum over layers of the norm of dL/dW |
-| grasp | yes | sum of -W * (H g), with g = dL/dW and H the Hessian of L (Wang et al. 2020) |
-| fisher | yes | per channel of every activation (ReLU output) a: 0.5 x mean over examples of (sum over |
-|  |  | positions of a * dL/da) squared, summed (Turner et al. 2020; NASLib hooks the same points) |
-| jacov | yes | J = d(sum of outputs)/dx per example; eigenvalues v of corrcoef(J): |
-|  |  | -sum(log(v + 1e-5) + 1 / (v + 1e-5)) |
-| naswot | yes | binary codes c of every ReLU's output; K = sum of c c^T + (1 - c)(1 - c)^T; log abs det K |
-|  |  | (Mellor et al. 2021) |
-| epe_nas | yes | per class, the corrcoef C of its examples' rows of J; sum over classes of |
-|  |  | abs(sum of log(abs(C) + 1e-5)) |
+Each proxy's definition is the meaning of its ``zc_<name>`` column in ``schema.ZERO_COST`` (``narch corpus info``
+prints it); PROXIES below must list the same names in the same order (tests check).
 
-"data" marks the proxies that read the minibatch's inputs and labels. Proxies that share a pass are computed together
+Data-dependent proxies read the minibatch's inputs and labels. Proxies that share a pass are computed together
 (one forward and double backward give plain, snip, grad_norm, fisher and grasp; one Jacobian pass gives jacov,
 epe_nas and naswot); every pass starts from a fresh copy of the same initial weights, so one pass never changes
 another's, and the global random streams are left untouched.
@@ -45,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from narch.dataset_builder.model import build_model
+from narch.dataset_builder.schema import ZC_PREFIX
 from narch.search_space import Network
 from narch.search_space.trace import trace_network
 
@@ -198,7 +179,6 @@ PROXIES: dict[str, Proxy] = {p.name: p for p in (
     Proxy("naswot", True, _jacobian),
     Proxy("epe_nas", True, _jacobian),
 )}
-COLUMN_PREFIX = "zc_"
 
 
 def _fresh(net: Network, shape: tuple[int, ...], n_classes: int, init: dict[str, torch.Tensor],
@@ -230,4 +210,4 @@ def zero_cost_scores(net: Network, batch: Batch, input_shape: Sequence[int], n_c
             model = _fresh(net, shape, n_classes, init, batch.x.device)
             with contextlib.suppress(RuntimeError, np.linalg.LinAlgError, FloatingPointError):  # its proxies: None
                 got.update(group(net, shape, n_classes, model, batch))
-    return {COLUMN_PREFIX + n: (got[n] if n in got and np.isfinite(got[n]) else None) for n in chosen}
+    return {ZC_PREFIX + n: (got[n] if n in got and np.isfinite(got[n]) else None) for n in chosen}

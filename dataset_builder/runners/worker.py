@@ -24,6 +24,7 @@ from narch.dataset_builder.corpus import holds_key, key_part_name, run_lock_path
 from narch.dataset_builder.protocol import Protocol
 from narch.dataset_builder.tasks import TaskData, load_task
 from narch.dataset_builder.train import DeviceData, train_network
+from narch.dataset_builder.zero_cost import minibatch, zero_cost_scores
 from narch.hardware.costs import step_costs
 from narch.hardware.device import describe_device
 from narch.hardware.roofline import roofline_run
@@ -172,13 +173,25 @@ def cost_columns(net: Network, data: DeviceData, p: Protocol, *, device_kind: st
     }
 
 
+def zero_cost_columns(net: Network, data: DeviceData, *, seed: int) -> dict[str, Any]:
+    """The zc_* columns of a run: the proxies at the run's own initialisation (its training seed) on the fixed
+    minibatch of its training data; all None when the proxies cannot run (the row is written anyway)."""
+    try:
+        batch = minibatch(data.x_train, data.y_train)
+        return zero_cost_scores(net, batch, tuple(data.x_train.shape[1:]), data.n_classes, seed=seed)
+    except Exception:  # a proxy bug must never cost the run its row; the training below reports real failures
+        return {}
+
+
 def profile_row(
     item: PlannedNet, data: DeviceData, p: Protocol, *, seed: int, timeout_s: float | None, shared: dict[str, Any]
 ) -> dict[str, Any]:
     """Train and measure one network; the corpus row, whatever the outcome."""
     t0 = time.perf_counter()
+    zc = zero_cost_columns(item.net, data, seed=seed)  # before training: the same initial weights, not timed
     rec = train_network(item.net, data, p, seed=seed, timeout_s=timeout_s)
     return {
+        **zc,
         **shared,
         "arch_id": item.net.arch_id,
         "arch_json": item.net.to_json(),

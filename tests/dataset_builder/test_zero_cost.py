@@ -3,7 +3,10 @@ networks; determinism under a seed; failures become None."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import polars as pl
 import pytest
 import torch
 from torch import nn
@@ -144,3 +147,26 @@ def test_a_failing_pass_gives_none_for_its_proxies_only() -> None:
     s = zero_cost_scores(NET, b, SHAPE, N_CLASSES)
     assert s["zc_params"] is not None and s["zc_synflow"] is not None, "data-free proxies do not read the data"
     assert s["zc_snip"] is None and s["zc_grasp"] is None and s["zc_plain"] is None, "NaN scores are None"
+
+
+def test_proxies_and_their_documented_columns_agree() -> None:
+    from narch.dataset_builder.schema import SCHEMA, ZC_COLUMNS, ZERO_COST
+
+    assert [n for n, _, _ in ZERO_COST] == list(PROXIES), "schema.ZERO_COST documents every proxy, in order"
+    assert all(c in SCHEMA.names for c in ZC_COLUMNS)
+
+
+def test_a_build_writes_the_proxies_of_the_run_initialisation(tiny_corpus: Path) -> None:
+    from narch.dataset_builder.corpus import read_corpus
+    from narch.dataset_builder.tasks import load_task
+    from narch.dataset_builder.train import DeviceData
+
+    df = read_corpus(tiny_corpus).filter(pl.col("status") == "ok")
+    for col in ("zc_params", "zc_snip", "zc_naswot", "zc_synflow"):
+        assert df[col].null_count() == 0, col
+    assert (df["zc_params"] == df["params"].cast(pl.Float64)).all(), "the model the run trained"
+    row = df.row(0, named=True)
+    data = DeviceData.from_task(load_task("mnist1d", n_train=row["n_train"], data_seed=0), torch.device("cpu"))
+    again = zero_cost_scores(Network.from_json(row["arch_json"]), minibatch(data.x_train, data.y_train),
+                             tuple(row["input_shape"]), row["n_classes"], seed=row["seed"])
+    assert again == {k: row[k] for k in again}, "recomputable from the row alone"
