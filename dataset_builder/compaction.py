@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,14 +62,19 @@ class Compaction:
     removed: int = 0  # covered parts deleted (a crash's leftovers, late writers)
 
 
-def compact_corpus(corpus_dir: str | Path, *, wait: bool = True) -> Compaction:
+Fill = Callable[[pa.Table], pa.Table]
+
+
+def compact_corpus(corpus_dir: str | Path, *, wait: bool = True, fill: Fill | None = None) -> Compaction:
     """Finish or roll back an interrupted compaction, delete covered parts, then merge every live part into one.
-    Holds the corpus's compaction lock throughout; ``wait`` False raises CorpusError when another holds it."""
+    Holds the corpus's compaction lock throughout; ``wait`` False raises CorpusError when another holds it.
+    ``fill`` adds derived values to the merged rows (``narch zc``: null zero-cost columns filled in; it must never
+    change a value that is there), and merges even a single live part."""
     d = Path(corpus_dir)
     manifest = read_manifest(d)
     try:
         with hold_lock(d / LOCK, wait=wait):
-            return _compact(d, manifest)
+            return _compact(d, manifest, fill)
     except LockBusy:
         raise CorpusError(f"{d}: another compaction holds the lock ({LOCK}); try again when it has finished") from None
 
@@ -98,15 +104,17 @@ def recover(corpus_dir: Path) -> str:
     return note
 
 
-def _compact(d: Path, manifest: Manifest) -> Compaction:
+def _compact(d: Path, manifest: Manifest, fill: Fill | None = None) -> Compaction:
     note = recover(d)
     listing = list_parts(d, manifest)
     removed = sum(_unlink(p) for p in listing.hidden)
     if removed:
         fsync_dir(d)
-    if len(listing.live) < 2:
+    if len(listing.live) < (1 if fill else 2):
         return Compaction(0, None, note, removed)
     table = pa.concat_tables([conform(pq.read_table(p)) for p in listing.live])
+    if fill is not None:
+        table = conform(fill(table))
     replaces = [p.name for p in listing.live]
     table = table.replace_schema_metadata({REPLACES_KEY: json.dumps(_covers(listing))})
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")

@@ -122,6 +122,20 @@ def corpus_info(
     corpus_summary(corpus, console=OUT, skip_corrupt=skip_corrupt)
 
 
+@app.command("zc")
+@guarded(resume="scored networks are saved; rerun the same command to resume")
+def zc_cmd(
+    corpus: Annotated[Path, typer.Option(help="corpus folder whose rows lack zero-cost scores")],
+    data_dir: Annotated[Path | None, typer.Option(help="folder of the task's data (cifar10)")] = None,
+) -> None:
+    """Add the zero-cost proxy columns (zc_*) to the rows of a corpus that lack them (resumable)."""
+    from narch.dataset_builder.zc_fill import fill_zero_cost
+
+    s = fill_zero_cost(corpus, data_dir=data_dir, log=lambda m: ERR.print(m, markup=False, highlight=False))
+    OUT.print(f"{corpus}: {s.needed} rows lacked zero-cost scores; {s.computed} scored now, {s.reused} by an "
+              f"earlier run; {s.filled} rows filled in {s.wall_s:.0f} s", highlight=False)
+
+
 @app.command()
 @guarded(resume="finished stages are saved; rerun the same command to resume")
 def run(

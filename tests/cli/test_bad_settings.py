@@ -127,6 +127,7 @@ CASES: list[tuple[list[str], tuple[str, ...]]] = [
     (["import", "nb201", "--out", "{d}/i", "--src", "{d}/missing.csv"], ("{d}/missing.csv",)),
     (["import", "nb201", "--out", "{d}/afile", "--src", "{d}/ok.json"], ("{d}/afile",)),
     (["transfer", "{d}/missing", "--targets", "x", "--out", "{d}/t"], ("{d}/missing: not a folder",)),
+    (["zc", "--corpus", "{d}/missing"], ("{d}/missing",)),
     (["transfer", "{d}", "--targets", "x", "--out", "{d}/afile"], ("{d}/afile: --out is a file",)),
     (["transfer", "{d}", "--targets", "x", "--seeds", "0", "--out", "{d}/t"], ("--seeds must be in 1..1000, got 0",)),
 ]
