@@ -8,9 +8,8 @@ Each proxy's definition is the meaning of its ``zc_<name>`` column in ``schema.Z
 prints it); PROXIES below must list the same names in the same order (tests check).
 
 Data-dependent proxies read the minibatch's inputs and labels. Proxies that share a pass are computed together
-(one forward and double backward give plain, snip, grad_norm, fisher and grasp; one Jacobian pass gives jacov,
-epe_nas and naswot); every pass starts from a fresh copy of the same initial weights, so one pass never changes
-another's, and the global random streams are left untouched.
+(one forward pass with its backward passes gives all eight data-dependent ones); every pass sees the same initial
+weights (see zero_cost_scores), and the global random streams are left untouched.
 """
 
 from __future__ import annotations
@@ -64,32 +63,6 @@ def _static(net: Network, shape: tuple[int, ...], n_classes: int, model: nn.Modu
             "l2_norm": float(sum(m.weight.detach().norm() for m in _weighted(model)))}
 
 
-def _gradients(net: Network, shape: tuple[int, ...], n_classes: int, model: nn.Module, b: Batch) -> Scores:
-    """plain, snip, grad_norm, fisher and grasp from one forward pass and its double backward."""
-    weights = [m.weight for m in _weighted(model)]
-    acts: list[torch.Tensor] = []
-    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
-    hooks = [m.register_forward_hook(lambda _m, _i, out: acts.append(out)) for m in relus]
-    try:
-        loss = F.cross_entropy(model(b.x), b.y)
-    finally:
-        for h in hooks:
-            h.remove()
-    grads = torch.autograd.grad(loss, weights + acts, create_graph=True)
-    gw, ga = grads[: len(weights)], grads[len(weights):]
-    g = [t.detach() for t in gw]
-    prod = [w.detach() * t for w, t in zip(weights, g, strict=True)]
-    fisher = 0.0
-    for a, t in zip(acts, ga, strict=True):
-        per = a.detach() * t.detach()
-        per = per.flatten(2).sum(2) if per.dim() > 2 else per  # (N, C): summed over positions
-        fisher += float((0.5 * per.pow(2).mean(0)).sum())
-    hg = torch.autograd.grad(sum((c * t).sum() for c, t in zip(g, gw, strict=True)), weights, allow_unused=True)
-    grasp = sum(float((-w.detach() * h).sum()) for w, h in zip(weights, hg, strict=True) if h is not None)
-    return {"plain": float(sum(t.sum() for t in prod)), "snip": float(sum(t.abs().sum() for t in prod)),
-            "grad_norm": float(sum(t.norm() for t in g)), "fisher": fisher, "grasp": grasp}
-
-
 def _corr_score(jac: np.ndarray) -> float:
     corr = np.nan_to_num(np.corrcoef(jac))
     v = np.maximum(np.linalg.eigvalsh(corr), 0.0)
@@ -105,25 +78,43 @@ def _epe(jac: np.ndarray, labels: np.ndarray) -> float:
     return score
 
 
-def _jacobian(net: Network, shape: tuple[int, ...], n_classes: int, model: nn.Module, b: Batch) -> Scores:
-    """jacov, epe_nas (the input Jacobian) and naswot (ReLU codes of the same forward pass)."""
+def _data_pass(net: Network, shape: tuple[int, ...], n_classes: int, model: nn.Module, b: Batch) -> Scores:
+    """Every data-dependent proxy from one forward pass: plain, snip, grad_norm and fisher from the loss gradient
+    (weights and ReLU outputs), grasp from its Hessian-vector product, jacov and epe_nas from the input Jacobian of
+    the summed outputs, naswot from the ReLU codes."""
     n = len(b.y)
+    weights = [m.weight for m in _weighted(model)]
+    acts: list[torch.Tensor] = []
     k = torch.zeros(n, n, dtype=torch.float64)
 
-    def codes(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
+    def hook(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
+        acts.append(out)
         c = (out.detach().reshape(n, -1) > 0).double()
         k.add_(c @ c.T + (1 - c) @ (1 - c).T)
 
-    hooks = [m.register_forward_hook(codes) for m in model.modules() if isinstance(m, nn.ReLU)]
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
     x = b.x.clone().requires_grad_(True)
     try:
         out = model(x)
     finally:
         for h in hooks:
             h.remove()
-    (jac_t,) = torch.autograd.grad(out, x, torch.ones_like(out))
+    (jac_t,) = torch.autograd.grad(out, x, torch.ones_like(out), retain_graph=True)
+    grads = torch.autograd.grad(F.cross_entropy(out, b.y), weights + acts, create_graph=True)
+    gw, ga = grads[: len(weights)], grads[len(weights):]
+    g = [t.detach() for t in gw]
+    prod = [w.detach() * t for w, t in zip(weights, g, strict=True)]
+    fisher = 0.0
+    for a, t in zip(acts, ga, strict=True):
+        per = a.detach() * t.detach()
+        per = per.flatten(2).sum(2) if per.dim() > 2 else per  # (N, C): summed over positions
+        fisher += float((0.5 * per.pow(2).mean(0)).sum())
+    hg = torch.autograd.grad(sum((c * t).sum() for c, t in zip(g, gw, strict=True)), weights, allow_unused=True)
+    grasp = sum(float((-w.detach() * h).sum()) for w, h in zip(weights, hg, strict=True) if h is not None)
     jac = jac_t.reshape(n, -1).double().cpu().numpy()
-    return {"jacov": _corr_score(jac), "epe_nas": _epe(jac, b.y.cpu().numpy()),
+    return {"plain": float(sum(t.sum() for t in prod)), "snip": float(sum(t.abs().sum() for t in prod)),
+            "grad_norm": float(sum(t.norm() for t in g)), "fisher": fisher, "grasp": grasp,
+            "jacov": _corr_score(jac), "epe_nas": _epe(jac, b.y.cpu().numpy()),
             "naswot": float(torch.linalg.slogdet(k).logabsdet)}
 
 
@@ -170,44 +161,63 @@ PROXIES: dict[str, Proxy] = {p.name: p for p in (
     Proxy("l2_norm", False, _static),
     Proxy("synflow", False, _synflow),
     Proxy("zen", False, _zen),
-    Proxy("plain", True, _gradients),
-    Proxy("snip", True, _gradients),
-    Proxy("grad_norm", True, _gradients),
-    Proxy("grasp", True, _gradients),
-    Proxy("fisher", True, _gradients),
-    Proxy("jacov", True, _jacobian),
-    Proxy("naswot", True, _jacobian),
-    Proxy("epe_nas", True, _jacobian),
+    Proxy("plain", True, _data_pass),
+    Proxy("snip", True, _data_pass),
+    Proxy("grad_norm", True, _data_pass),
+    Proxy("grasp", True, _data_pass),
+    Proxy("fisher", True, _data_pass),
+    Proxy("jacov", True, _data_pass),
+    Proxy("naswot", True, _data_pass),
+    Proxy("epe_nas", True, _data_pass),
 )}
 
 
-def _fresh(net: Network, shape: tuple[int, ...], n_classes: int, init: dict[str, torch.Tensor],
-           device: torch.device) -> nn.Module:
-    """The network at its initial weights, in training mode, with out-of-place ReLUs (hooks read clean tensors)."""
+ORDER = (_static, _data_pass, _zen, _synflow)  # synflow last: it rewrites the weights (abs, float64)
+PRISTINE = (_zen, _synflow)  # read the BN running statistics, which training-mode passes before them moved
+
+
+def _prepare(net: Network, shape: tuple[int, ...], n_classes: int, device: torch.device
+             ) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """The network at its initialisation (under the caller's seed), in training mode, with out-of-place ReLUs
+    (hooks read clean tensors), and a copy of its initial state to restore."""
     model = build_model(net, shape, n_classes)
-    model.load_state_dict(init)
     for m in model.modules():
         if isinstance(m, nn.ReLU):
             m.inplace = False
-    return model.to(device).train()
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    return model.to(device).train(), init
+
+
+def reseed(seed: int, device: torch.device) -> None:
+    """Seed the generators dropout and initialisation draw from (``torch.manual_seed`` also walks every backend and
+    records a stack trace, ~0.4 ms a call: too slow to call per pass)."""
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        torch.cuda.manual_seed(seed)
 
 
 def zero_cost_scores(net: Network, batch: Batch, input_shape: Sequence[int], n_classes: int, *, seed: int = 0,
                      names: Iterable[str] | None = None) -> dict[str, float | None]:
     """``zc_<name>`` for every proxy (or ``names``); a proxy that fails numerically (a singular kernel, NaN) is
-    None, never an exception: the network's row must still be written."""
+    None, never an exception: the network's row must still be written.
+
+    One model serves every pass, in ORDER: no pass changes the weights except synflow, which runs last; the passes
+    that read BN's running statistics get the initial state back first. Dropout masks are reseeded per pass."""
     shape = tuple(int(s) for s in input_shape)
     chosen = list(PROXIES) if names is None else list(names)
     if unknown := [n for n in chosen if n not in PROXIES]:
         raise ValueError(f"unknown zero-cost proxies: {', '.join(unknown)} (known: {', '.join(PROXIES)})")
-    groups = list(dict.fromkeys(PROXIES[n].group for n in chosen))
+    needed = {PROXIES[n].group for n in chosen}
     got: Scores = {}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        init = build_model(net, shape, n_classes).state_dict()
-        for group in groups:
-            torch.manual_seed(seed)  # dropout masks: the same for every group
-            model = _fresh(net, shape, n_classes, init, batch.x.device)
+    cuda = [batch.x.device] if batch.x.is_cuda else []
+    with torch.random.fork_rng(devices=cuda):
+        reseed(seed, batch.x.device)
+        model, init = _prepare(net, shape, n_classes, batch.x.device)
+        for group in (g for g in ORDER if g in needed):
+            if group in PRISTINE:
+                model.load_state_dict(init)
+                model.train()
+            reseed(seed, batch.x.device)
             with contextlib.suppress(RuntimeError, np.linalg.LinAlgError, FloatingPointError):  # its proxies: None
                 got.update(group(net, shape, n_classes, model, batch))
     return {ZC_PREFIX + n: (got[n] if n in got and np.isfinite(got[n]) else None) for n in chosen}
