@@ -43,7 +43,7 @@ def _int(text: str, option: str) -> int:
         raise SettingError(f"{option}: {text[:40]!r} is not an integer") from None
 
 
-@guarded
+@guarded(resume="finished cells are saved in OUT/cells; rerun the same command to resume")
 def leaderboard_cmd(
     corpus: Annotated[Path, typer.Option(help="corpus folder")],
     out: Annotated[Path, typer.Option(help="output folder (leaderboard.md, parquet, plots, splits, frozen/)")],
@@ -65,12 +65,28 @@ def leaderboard_cmd(
     freeze_family: Annotated[str | None, typer.Option(
         help="only freeze this family for every target it models into OUT/frozen (no ranking; --trials 0: its "
              "defaults)")] = None,
+    restart: Annotated[bool, typer.Option("--restart", help="drop the finished cells in OUT/cells and start over")
+                       ] = False,
     plugin: Plugins = None,
 ) -> None:
     """Rank every predictor family on a corpus under the fixed protocol; freeze the best per target."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    from narch.predictors.leaderboard import SIZES, LeaderboardConfig, freeze_with, load_rows, plan_leaderboard
+    from narch.predictors.leaderboard import (
+        SIZES,
+        LeaderboardConfig,
+        freeze_with,
+        load_rows,
+        open_cells,
+        plan_leaderboard,
+    )
     from narch.predictors.leaderboard_report import build_leaderboard
     from narch.predictors.leaderboard_report import refreeze as redo
 
@@ -83,6 +99,7 @@ def leaderboard_cmd(
         family_trials={k: _int(v, "--family-trials") for k, v in _pairs(family_trials, "--family-trials").items()},
         family_sizes={k: tuple(_int(x, "--family-sizes") for x in v.split(":")) for k, v in
                       _pairs(family_sizes, "--family-sizes").items()},
+        restart=restart,
     )
     if not corpus.is_dir():
         raise FileNotFoundError(f"{corpus}: no such corpus folder")
@@ -94,10 +111,12 @@ def leaderboard_cmd(
         frozen = freeze_with(cfg, load_rows(cfg), family=freeze_family)
     else:
         plan = plan_leaderboard(cfg)
+        store = open_cells(cfg, plan)  # refuses foreign cells before anything is shown or written
         with Progress(TextColumn("[bold]leaderboard"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TextColumn("{task.description}"), console=ERR) as bar:
+                      TimeRemainingColumn(), TextColumn("{task.description}"), console=ERR) as bar:
             tid = bar.add_task("", total=plan.total_cells)
-            res, _ = build_leaderboard(cfg, plan, progress=lambda d, k: bar.update(tid, advance=k, description=d))
+            res, _ = build_leaderboard(cfg, plan, store=store,
+                                       progress=lambda d, k: bar.update(tid, advance=k, description=d))
         OUT.print(f"{out}/leaderboard.md written ({res.cells.height} cells, {res.wall_s:.0f} s)", highlight=False)
         frozen = res.frozen
     for t, fam in frozen.items():

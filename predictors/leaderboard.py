@@ -20,10 +20,20 @@ from narch.core.checks import check_float, check_int, check_out_folder
 from narch.core.errors import SettingError
 from narch.dataset_builder.corpus import read_corpus
 from narch.predictors.base import PREDICTORS, Predictor, Target
+from narch.predictors.cell_store import CellStore, target_digest
 from narch.predictors.families import load_families, supports
 from narch.predictors.freeze import RULE, freeze, pick_best, query_rate, ranked, target_rows
 from narch.predictors.metrics import METRICS, score
-from narch.predictors.protocol import SIZES, Split, make_splits, query_groups, rows_of, train_sizes, write_splits
+from narch.predictors.protocol import (
+    SIZES,
+    Split,
+    make_splits,
+    query_groups,
+    rows_of,
+    split_digests,
+    train_sizes,
+    write_splits,
+)
 from narch.predictors.tuning import tune
 
 __all__ = ["RULE", "SIZES", "LeaderboardConfig", "LeaderboardPlan", "LeaderboardResult", "freeze_with",
@@ -53,6 +63,7 @@ class LeaderboardConfig:
     family_trials: dict[str, int] = field(default_factory=dict)  # per-family trial budgets (slow families)
     family_sizes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # sizes a family is limited to
     extra: dict[str, Any] = field(default_factory=dict)
+    restart: bool = False  # drop the finished cells in out/cells and evaluate every cell again
 
     def trials_for(self, family: str) -> int:
         return self.family_trials.get(family, self.trials)
@@ -104,6 +115,11 @@ class TargetPlan:
     splits: list[Split]
     sizes: list[int]
     families: list[str]
+
+    @property
+    def digests(self) -> dict[str, str]:
+        """sha256 of its split files (computed, not written)."""
+        return split_digests(self.splits, self.sizes)
 
 
 @dataclass(frozen=True)
@@ -182,18 +198,29 @@ def aggregate(cells: pl.DataFrame) -> pl.DataFrame:
     return cells.group_by("target", "predictor", "size_label", "size").agg(aggs).sort("target", "size", "predictor")
 
 
+def open_cells(cfg: LeaderboardConfig, plan: LeaderboardPlan) -> CellStore:
+    """The finished cells of ``cfg.out``, refused (CellStoreError, nothing written) when they come from another
+    split, filter or corpus; ``cfg.restart`` drops them."""
+    return CellStore(cfg.out, {"splits": {t: tp.digests for t, tp in plan.targets.items()}, "where": cfg.where,
+                               "values": {t: target_digest(tp.rows, t) for t, tp in plan.targets.items()}},
+                     restart=cfg.restart)
+
+
 def run_leaderboard(cfg: LeaderboardConfig, plan: LeaderboardPlan | None = None, *,
-                    progress: Progress | None = None) -> LeaderboardResult:
+                    progress: Progress | None = None, store: CellStore | None = None) -> LeaderboardResult:
     """Evaluate every cell of ``plan`` (built here when not given), aggregate, and freeze when ``cfg.freeze``;
     writing the report is leaderboard_report's job."""
     start = time.perf_counter()
     plan = plan or plan_leaderboard(cfg)
     records: list[dict[str, Any]] = []
     preds: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
-    digests: dict[str, dict[str, str]] = {}
+    store = store or open_cells(cfg, plan)
+    digests = {}
+    for t, tp in plan.targets.items():
+        digests[t] = tp.digests
+        write_splits(cfg.out / "splits" / t, tp.splits, tp.sizes)
     for tname, tp in plan.targets.items():
         target = Target.of(tname)
-        digests[tname] = write_splits(cfg.out / "splits" / tname, tp.splits, tp.sizes)
         for sp in tp.splits:
             test_rows, y_test = query_groups(rows_of(tp.rows, sp.test), tname)
             y = y_test.to_numpy()
@@ -203,15 +230,22 @@ def run_leaderboard(cfg: LeaderboardConfig, plan: LeaderboardPlan | None = None,
                 for fam in tp.families:
                     if not cfg.runs_at(fam, n, largest=tp.sizes[-1]):
                         continue
-                    row, yhat = evaluate_cell(plan.classes[fam], train, test_rows, y, target,
-                                              trials=cfg.trials_for(fam), seed=sp.seed)
+                    trials = cfg.trials_for(fam)
+                    done = store.get(tname, fam, label, sp.seed, trials)
+                    if done is None:
+                        row, yhat = evaluate_cell(plan.classes[fam], train, test_rows, y, target, trials=trials,
+                                                  seed=sp.seed)
+                        store.put(tname, fam, label, sp.seed, trials, row, yhat if sp.seed == 0 else None)
+                    else:
+                        row, kept = done
+                        yhat = kept if kept is not None else np.full(len(y), np.nan)
                     records.append({"target": tname, "predictor": fam, "size": n, "size_label": label,
                                     "seed": sp.seed, "n_train_archs": n, "n_train_rows": train.height,
                                     "n_test": len(y), **row})
                     if sp.seed == 0:  # sizes ascend: the family's largest size is kept for the scatter plot
                         preds[(tname, fam)] = (y, yhat)
                     if progress:
-                        progress(f"{tname} {fam} n={label} seed {sp.seed}", 1)
+                        progress(f"{tname} {fam} n={label} seed {sp.seed}" + (" (saved)" if done else ""), 1)
     cells = pl.DataFrame(records)
     board = aggregate(cells)
     frozen = freeze_with(cfg, plan.rows, board=board) if cfg.freeze else {}

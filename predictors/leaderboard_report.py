@@ -20,6 +20,7 @@ from narch.core.files import atomic_savefig, atomic_write_bytes, atomic_write_js
 from narch.core.provenance import PROVENANCE_KEYS, provenance
 from narch.core.tables import markdown_table
 from narch.predictors.base import Target
+from narch.predictors.cell_store import CellStore
 from narch.predictors.leaderboard import (
     RULE,
     LeaderboardConfig,
@@ -215,11 +216,11 @@ def refreeze_report(cfg: LeaderboardConfig, res: LeaderboardResult, prov: dict[s
     write_summary(cfg, res, prov)
 
 
-def build_leaderboard(cfg: LeaderboardConfig, plan: LeaderboardPlan, *, progress: Progress | None = None
-                      ) -> tuple[LeaderboardResult, list[Path]]:
+def build_leaderboard(cfg: LeaderboardConfig, plan: LeaderboardPlan, *, progress: Progress | None = None,
+                      store: CellStore | None = None) -> tuple[LeaderboardResult, list[Path]]:
     """Evaluate ``plan``, write the board and plots, then (``cfg.freeze``) freeze and write the summary again;
     returns the result and the plots' paths."""
-    res = run_leaderboard(replace(cfg, freeze=False), plan, progress=progress)
+    res = run_leaderboard(replace(cfg, freeze=False), plan, progress=progress, store=store)
     paths = write_report(cfg, res)
     if cfg.freeze:
         res.frozen = freeze_with(cfg, plan.rows, board=res.board)

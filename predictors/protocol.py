@@ -62,17 +62,28 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def split_texts(splits: list[Split], sizes: list[int]) -> dict[str, str]:
+    """The split files' names and contents: JSON lists of arch_ids (test and each training size per seed)."""
+    files: dict[str, str] = {}
+    for sp in splits:
+        ids = {f"seed{sp.seed}_test.json": list(sp.test)}
+        ids |= {f"seed{sp.seed}_train{n}.json": list(sp.train(n)) for n in sizes}
+        files |= {name: json.dumps(v, indent=0) + "\n" for name, v in ids.items()}
+    return files
+
+
+def split_digests(splits: list[Split], sizes: list[int]) -> dict[str, str]:
+    """sha256 of every split file, without writing them."""
+    return {name: sha256_text(text) for name, text in split_texts(splits, sizes).items()}
+
+
 def write_splits(folder: Path, splits: list[Split], sizes: list[int]) -> dict[str, str]:
-    """JSON lists of arch_ids (test and each training size per seed), an index and a SHA256SUMS file."""
+    """The split files, an index and a SHA256SUMS file; returns their digests."""
     folder.mkdir(parents=True, exist_ok=True)
     digests: dict[str, str] = {}
-    for sp in splits:
-        files = {f"seed{sp.seed}_test.json": list(sp.test)}
-        files |= {f"seed{sp.seed}_train{n}.json": list(sp.train(n)) for n in sizes}
-        for name, ids in files.items():
-            text = json.dumps(ids, indent=0) + "\n"
-            atomic_write_text(folder / name, text)
-            digests[name] = sha256_text(text)
+    for name, text in split_texts(splits, sizes).items():
+        atomic_write_text(folder / name, text)
+        digests[name] = sha256_text(text)
     atomic_write_text(folder / "SHA256SUMS", "".join(f"{d}  {n}\n" for n, d in sorted(digests.items())))
     return digests
 
