@@ -170,3 +170,11 @@ def test_a_build_writes_the_proxies_of_the_run_initialisation(tiny_corpus: Path)
     again = zero_cost_scores(Network.from_json(row["arch_json"]), minibatch(data.x_train, data.y_train),
                              tuple(row["input_shape"]), row["n_classes"], seed=row["seed"])
     assert again == {k: row[k] for k in again}, "recomputable from the row alone"
+
+
+def test_a_layer_nothing_reads_does_not_void_the_proxies() -> None:
+    from narch.search_space import Layer, Op
+
+    net = Network((conv(4), conv(6), Layer(Op.CONV, channels=4, kernel=3, inputs=(0,))))  # conv(6) is unread
+    s = zero_cost_scores(net, _batch(), SHAPE, N_CLASSES)
+    assert all(s[f"zc_{n}"] is not None for n in ("synflow", "snip", "grasp", "fisher", "jacov", "plain")), s
