@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -63,6 +64,24 @@ class Compaction:
 
 
 Fill = Callable[[pa.Table], pa.Table]
+
+
+def fill_nulls(values: pl.DataFrame, *, on: Sequence[str], columns: Sequence[str]) -> Fill:
+    """A Fill that sets the null cells of ``columns`` from ``values`` (one row per key ``on``; null keys match) and
+    keeps every value that is there, every other column and the row order (import.json maps rows by position)."""
+    keys = list(on)
+    new = {c: f"{c}__new" for c in columns}
+
+    def fill(table: pa.Table) -> pa.Table:
+        df = pl.from_arrow(table)
+        assert isinstance(df, pl.DataFrame)
+        v = values.select(*keys, *columns).unique(keys, keep="first", maintain_order=True).rename(new)
+        v = v.with_columns(*(pl.col(k).cast(df.schema[k]) for k in keys))
+        out = df.join(v, on=keys, how="left", nulls_equal=True, maintain_order="left")
+        out = out.with_columns(*(pl.coalesce(c, n).alias(c) for c, n in new.items()))
+        return out.drop(list(new.values())).to_arrow()
+
+    return fill
 
 
 def compact_corpus(corpus_dir: str | Path, *, wait: bool = True, fill: Fill | None = None) -> Compaction:

@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
 from narch.core.files import atomic_write_bytes
-from narch.dataset_builder.compaction import compact_corpus
+from narch.dataset_builder.compaction import compact_corpus, fill_nulls
 from narch.dataset_builder.corpus import CorpusError, read_corpus, read_manifest
 from narch.dataset_builder.schema import KEY_COLUMNS, ZC_COLUMNS
 from narch.dataset_builder.tasks import TASKS, load_task
@@ -36,7 +35,7 @@ CHUNK = 50  # networks per side part
 
 @dataclass
 class ZcSummary:
-    needed: int = 0  # rows without scores when it started
+    needed: int = 0  # rows lacking a score when it started (a proxy that cannot be computed stays null)
     computed: int = 0  # scored in this run
     reused: int = 0  # scored by an earlier, interrupted run
     filled: int = 0  # rows whose zc_* columns the final compaction filled
@@ -55,21 +54,6 @@ def _write_side(d: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write_bytes(d / SIDE / f"part-{stamp}.parquet", lambda f: pq.write_table(table, f))
 
 
-def _filler(scores: pl.DataFrame) -> Callable[[pa.Table], pa.Table]:
-    keys = list(KEY_COLUMNS)
-
-    def fill(table: pa.Table) -> pa.Table:
-        df = pl.from_arrow(table)
-        assert isinstance(df, pl.DataFrame)
-        s = scores.select(*keys, *ZC_COLUMNS).unique(keys).rename({c: f"{c}__new" for c in ZC_COLUMNS})
-        s = s.with_columns(*(pl.col(k).cast(df.schema[k]) for k in keys))
-        out = df.join(s, on=keys, how="left", nulls_equal=True)
-        out = out.with_columns(*(pl.coalesce(c, f"{c}__new").alias(c) for c in ZC_COLUMNS))
-        return out.drop([f"{c}__new" for c in ZC_COLUMNS]).to_arrow()
-
-    return fill
-
-
 def fill_zero_cost(corpus_dir: str | Path, *, data_dir: str | Path | None = None,
                    log: Callable[[str], None] = print) -> ZcSummary:
     """Score every row that lacks zero-cost columns (its own training seed and training data), then merge."""
@@ -77,10 +61,11 @@ def fill_zero_cost(corpus_dir: str | Path, *, data_dir: str | Path | None = None
     manifest = read_manifest(d)
     if manifest.task not in TASKS:
         raise CorpusError(f"{d}: task {manifest.task!r} has no local data to score networks on (known tasks: "
-                          f"{', '.join(TASKS)}); imported benchmarks take precomputed scores at import")
+                          f"{', '.join(TASKS)}); imported NAS-Bench-201 and NAS-Bench-101 corpora take NASLib's "
+                          "precomputed scores instead")
     t0 = time.perf_counter()
     df = read_corpus(d)
-    todo = df.filter(pl.col("arch_json").is_not_null() & pl.col(ZC_COLUMNS[0]).is_null())
+    todo = df.filter(pl.col("arch_json").is_not_null() & pl.any_horizontal(pl.col(ZC_COLUMNS).is_null()))
     summary = ZcSummary(needed=todo.height)
     side = _side_scores(d)
     if side is not None and todo.height:
@@ -109,9 +94,10 @@ def fill_zero_cost(corpus_dir: str | Path, *, data_dir: str | Path | None = None
         _write_side(d, rows)
     side = _side_scores(d)
     if side is not None:
-        before = df[ZC_COLUMNS[0]].null_count()
-        compact_corpus(d, fill=_filler(side))
-        summary.filled = before - read_corpus(d)[ZC_COLUMNS[0]].null_count()
+        gaps = pl.any_horizontal(pl.col(ZC_COLUMNS).is_null())
+        before = df.filter(gaps).height
+        compact_corpus(d, fill=fill_nulls(side, on=KEY_COLUMNS, columns=ZC_COLUMNS))
+        summary.filled = before - read_corpus(d).filter(gaps).height
         shutil.rmtree(d / SIDE)
     summary.wall_s = time.perf_counter() - t0
     return summary

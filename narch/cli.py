@@ -127,8 +127,24 @@ def corpus_info(
 def zc_cmd(
     corpus: Annotated[Path, typer.Option(help="corpus folder whose rows lack zero-cost scores")],
     data_dir: Annotated[Path | None, typer.Option(help="folder of the task's data (cifar10)")] = None,
+    from_naslib: Annotated[bool, typer.Option("--from-naslib", help="imported NAS-Bench-201/101 corpora: take "
+                                              "NASLib's precomputed scores (no data needed)")] = False,
+    src: Annotated[Path | None, typer.Option(help="with --from-naslib: NASLib's zc_*.json file or its folder "
+                                             "(default: the copy shipped with the package)")] = None,
 ) -> None:
     """Add the zero-cost proxy columns (zc_*) to the rows of a corpus that lack them (resumable)."""
+    if from_naslib:
+        if data_dir is not None:
+            raise SettingError("--data-dir is for scoring on local data; --from-naslib reads none")
+        from narch.dataset_builder.importers.naslib_zc import fill_from_naslib
+
+        f = fill_from_naslib(corpus, src=src)
+        OUT.print(f"{corpus}: NASLib scored {f.scores.cells} cells ({f.scores.frame.height} networks, "
+                  f"{f.scores.averaged} of them averaged over several cells; {f.scores.unmappable} cells without a "
+                  f"network); {f.matched} networks matched, {f.rows_filled} rows filled", highlight=False)
+        return
+    if src is not None:
+        raise SettingError("--src applies to --from-naslib only")
     from narch.dataset_builder.zc_fill import fill_zero_cost
 
     s = fill_zero_cost(corpus, data_dir=data_dir, log=lambda m: ERR.print(m, markup=False, highlight=False))

@@ -14,7 +14,8 @@ from narch.core.errors import NarchError
 from narch.core.files import sha256_file
 
 EXTERNAL_ENV = "NARCH_EXTERNAL_DIR"
-"""Set to a folder laid out like the packaged one (``nb201/``, ``nb101/``, ``ecnas/``) to read your own copies."""
+"""Set to a folder laid out like the packaged one (``nb201/``, ``nb101/``, ``ecnas/``, ``naslib_zc/``) to read your
+own copies."""
 
 
 class SourceError(NarchError, ValueError):
@@ -81,6 +82,12 @@ SOURCES: dict[str, Source] = {
         "nb101/nb101_1k_with_train_time.json",
         "tiga1231/nasbench-vis static/data/data-1k.json @ a6f5839 (values from NAS-Bench-101)",
         "Apache-2.0 (data of NAS-Bench-101)",
+    ),
+    "naslib_zc_nb201": Source(
+        "naslib_zc/zc_nasbench201_725.json", "automl/NASLib naslib/data/zc_nasbench201.json", "Apache-2.0"
+    ),
+    "naslib_zc_nb101": Source(
+        "naslib_zc/zc_nasbench101_500.json", "automl/NASLib naslib/data/zc_nasbench101.json", "Apache-2.0"
     ),
     "ecnas_4v_all_budgets": Source(
         "ecnas/ecnas_4v_quadro_rtx6000_all_budgets.csv", f"{_ECNAS} energy_4V9E.tfrecord @ ec1741b, decoded", "MIT"

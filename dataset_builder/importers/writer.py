@@ -6,7 +6,9 @@ folder until every prepared import of a command has passed, so bad input writes 
 The sidecar ``import.json`` (not a part file; readers ignore it) records, for each part, the source file and the
 source row numbers of its rows in order (as half-open ranges), so every row joins back to its upstream index (the
 NAS-Bench-201 index, the NAS-Bench-101 / EC-NAS row) even where isomorphic cells share an arch_id. It also holds
-the counts of skipped and approximated cells. It is written last: its presence marks a finished import.
+the counts of skipped and approximated cells. It is written last: its presence marks a finished import. A
+compaction (``narch corpus compact``, or a fill of the zero-cost columns) merges parts in name order;
+``update_sidecar`` then gives the merged part ``segments``, the entries of the parts it replaced in row order.
 """
 
 from __future__ import annotations
@@ -17,13 +19,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from narch.core.files import atomic_write_text
 from narch.core.provenance import builder_version, now_iso, provenance
-from narch.dataset_builder.corpus import Manifest, create_corpus, open_corpus, part_files, rows_to_table, write_part
+from narch.dataset_builder.corpus import (
+    Manifest,
+    check_part,
+    create_corpus,
+    list_parts,
+    open_corpus,
+    part_files,
+    rows_to_table,
+    write_part,
+)
 from narch.dataset_builder.importers.cells import CELL_MAPPING_VERSION
 from narch.search_space import SEARCH_SPACE_VERSION
 
 SIDECAR = "import.json"
+NOTE = (
+    "parts[name].source_rows: the source row number of each row of that part, in order, as half-open [start, stop) "
+    "ranges (for NAS-Bench-201 files the row number is the NAS-Bench-201 index); a part merged by a compaction has "
+    "segments instead: such entries (source, source_rows) in its row order"
+)
 PART_ROWS = 20_000
 ROW_PROVENANCE = ("host", "git_rev", "builder_version", "created_at")  # the provenance keys that are corpus columns
 
@@ -108,15 +126,49 @@ def already_imported(name: str, out: Path, manifest: Manifest) -> PreparedImport
     if not out.is_dir() or not part_files(out):
         return None
     old = _sidecar(out)
-    if old.get("protocol_hash") != manifest.protocol_hash or set(old.get("parts", {})) != {
-        p.name for p in part_files(out)
-    }:
+    try:
+        finished = old.get("protocol_hash") == manifest.protocol_hash and bool(_rekeyed(out, old.get("parts", {})))
+    except ValueError:
+        finished = False
+    if not finished:
         raise ValueError(
             f"{out}: holds part files of an unfinished or different import; use another --out or remove the folder"
         )
     return PreparedImport(
         name, out, manifest, [], old.get("skipped", {}), old.get("approximations", {}), {}, done_rows=old["rows"]
     )
+
+
+def _entries(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    return entry.get("segments", [entry])
+
+
+def _rekeyed(out: Path, parts: dict[str, Any]) -> dict[str, Any]:
+    """The sidecar's entries for the live parts. A part a compaction merged (listing the parts it replaces, sorted:
+    the order it concatenated them in) gets ``segments``; ValueError for a part whose rows it cannot account for."""
+    rekeyed: dict[str, Any] = {}
+    for p in list_parts(out).live:
+        if p.name in parts:
+            rekeyed[p.name] = parts[p.name]
+            continue
+        merged = [n for n in check_part(p) if n in parts]
+        entry = {"segments": [e for n in merged for e in _entries(parts[n])]}
+        rows = sum(b - a for e in entry["segments"] for a, b, *_ in e["source_rows"])
+        if not merged or rows != pq.ParquetFile(p).metadata.num_rows:
+            raise ValueError(f"{out}: {SIDECAR} does not say where the rows of {p.name} come from")
+        rekeyed[p.name] = entry
+    return rekeyed
+
+
+def update_sidecar(out: Path, **extra: Any) -> bool:
+    """Rewrite the sidecar for the live parts (after a compaction) with ``extra`` keys added; whether it changed."""
+    old = _sidecar(out)
+    new = {**old, **extra, "parts": _rekeyed(out, old.get("parts", {}))}
+    if new == old:
+        return False
+    new["note"] = NOTE
+    atomic_write_text(out / SIDECAR, json.dumps(new, sort_keys=True, separators=(",", ":")) + "\n")
+    return True
 
 
 def finish_prepare(prep: PreparedImport) -> PreparedImport:
@@ -161,8 +213,7 @@ def write_import(prep: PreparedImport, *, part_rows: int = PART_ROWS) -> list[Pa
         "approximations": prep.notes,
         "unmapped": prep.unmapped,
         "parts": parts,
-        "note": "parts[name].source_rows: the source row number of each row of that part, in order, as "
-        "half-open [start, stop) ranges (for NAS-Bench-201 files the row number is the NAS-Bench-201 index)",
+        "note": NOTE,
     }
     atomic_write_text(prep.out / SIDECAR, json.dumps(sidecar, sort_keys=True, separators=(",", ":")) + "\n")
     return written

@@ -35,6 +35,7 @@ FILES: dict[str, bytes] = {
     "nan.toml": b"[reward]\nw_acc = nan\n",
 }
 
+CORPORA = Path(__file__).resolve().parents[2] / "results" / "corpus"  # committed imports (read, never written)
 BUILD = ["build", "--quiet", "--epochs", "1", "--n-train", "128"]
 LB = ["leaderboard", "--corpus", "{d}", "--out", "{d}/lb"]
 SEARCH = ["search", "--predictor", "{d}/nope", "--out", "{d}/s"]
@@ -128,6 +129,12 @@ CASES: list[tuple[list[str], tuple[str, ...]]] = [
     (["import", "nb201", "--out", "{d}/afile", "--src", "{d}/ok.json"], ("{d}/afile",)),
     (["transfer", "{d}/missing", "--targets", "x", "--out", "{d}/t"], ("{d}/missing: not a folder",)),
     (["zc", "--corpus", "{d}/missing"], ("{d}/missing",)),
+    (["zc", "--corpus", "{d}", "--src", "{d}/ok.json"], ("--src applies to --from-naslib only",)),
+    (["zc", "--corpus", "{d}", "--from-naslib", "--data-dir", "{d}"], ("--data-dir is for scoring on local data",)),
+    (["zc", "--corpus", "{d}", "--from-naslib"], ("{d}/manifest.json",)),
+    (["zc", "--corpus", str(CORPORA / "ecnas_4v_titanxp"), "--from-naslib"], ("has no NASLib zero-cost scores",)),
+    (["zc", "--corpus", str(CORPORA / "nb101"), "--from-naslib", "--src", "{d}/missing.json"],
+     ("{d}/missing.json: no such file",)),
     (["transfer", "{d}", "--targets", "x", "--out", "{d}/afile"], ("{d}/afile: --out is a file",)),
     (["transfer", "{d}", "--targets", "x", "--seeds", "0", "--out", "{d}/t"], ("--seeds must be in 1..1000, got 0",)),
 ]
