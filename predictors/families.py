@@ -10,11 +10,14 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import polars as pl
+
 from narch.core.errors import PluginError
 from narch.predictors.base import PREDICTORS, Predictor, Target
 
 FAMILY_MODULES = ("narch.predictors.linear", "narch.predictors.trees", "narch.predictors.mlp",
-                  "narch.predictors.roofline_time", "narch.predictors.roofline_boost")
+                  "narch.predictors.roofline_time", "narch.predictors.roofline_boost",
+                  "narch.predictors.zero_cost_families")
 OPTIONAL_MODULES = ("narch.predictors.neural",)  # the neural families, where present
 
 
@@ -29,6 +32,19 @@ def load_families() -> list[str]:
             if e.name != mod:
                 raise
     return PREDICTORS.names()
+
+
+def offered(cls: type[Predictor], rows: pl.DataFrame) -> bool:
+    """Whether a family can fit these rows (families reading optional columns, such as the zero-cost proxies,
+    declare ``supports_rows``); the leaderboard leaves the others out for that target."""
+    fn = getattr(cls, "supports_rows", None)
+    return True if fn is None else bool(fn(rows))
+
+
+def row_only(cls: type[Predictor]) -> bool:
+    """Whether a family reads columns only corpus rows carry (it cannot score a bare network, so it is never
+    frozen for the controller)."""
+    return bool(getattr(cls, "row_only", False))
 
 
 def supports(cls: type[Predictor], target: Target) -> bool:

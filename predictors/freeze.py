@@ -23,7 +23,7 @@ import polars as pl
 
 from narch.predictors.artefacts import FINGERPRINT_COLUMNS, corpus_fingerprint, save_artefact
 from narch.predictors.base import PREDICTORS, Predictor, Target
-from narch.predictors.families import load_families, supports
+from narch.predictors.families import load_families, row_only, supports
 from narch.predictors.features import row_descriptors
 from narch.predictors.tuning import tune
 
@@ -36,6 +36,8 @@ RULE = {
     "throughput": f"the refitted model must answer >= {MIN_FROZEN_QPS} batched queries/s (batch {QUERY_BATCH}, best "
                   f"of 5); the top {CANDIDATES} by quality are tried in order",
     "named": "the family was named by the caller (not ranked by a leaderboard)",
+    "row_only": "families that read columns only corpus rows carry (zero-cost proxies) are ranked but never frozen: "
+                "the controller scores networks without rows",
 }
 
 
@@ -115,10 +117,13 @@ def _fit_first_fast(families: list[str], trows: pl.DataFrame, target: Target, tr
 
 def _candidates(target: Target, board: pl.DataFrame | None, family: str | None) -> list[str]:
     if family is not None:
+        if row_only(PREDICTORS.get(family)):
+            raise ValueError(f"family {family!r} reads zero-cost columns of corpus rows: it cannot score the "
+                             "controller's new networks, so it is never frozen")
         return [family] if supports(PREDICTORS.get(family), target) else []
     if board is None:
         raise ValueError("freeze needs a leaderboard to rank families, or one family named")
-    return ranked(board, target)[:CANDIDATES]
+    return [f for f in ranked(board, target) if not row_only(PREDICTORS.get(f))][:CANDIDATES]
 
 
 def _row_of(board: pl.DataFrame | None, target: str, family: str) -> dict[str, Any] | None:

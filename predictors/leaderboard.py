@@ -21,7 +21,7 @@ from narch.core.errors import SettingError
 from narch.dataset_builder.corpus import read_corpus
 from narch.predictors.base import PREDICTORS, Predictor, Target
 from narch.predictors.cell_store import CellStore, target_digest
-from narch.predictors.families import load_families, supports
+from narch.predictors.families import load_families, offered, supports
 from narch.predictors.freeze import RULE, freeze, pick_best, query_rate, ranked, target_rows
 from narch.predictors.metrics import METRICS, score
 from narch.predictors.protocol import (
@@ -160,7 +160,7 @@ def plan_leaderboard(cfg: LeaderboardConfig, *, rows: pl.DataFrame | None = None
     for tname in cfg.targets:
         target = Target.of(tname)
         trows = target_rows(ok, target)
-        fams = [n for n, c in classes.items() if supports(c, target)]
+        fams = [n for n, c in classes.items() if supports(c, target) and offered(c, trows)]
         if not fams:
             raise ValueError(f"no selected predictor models target {tname!r}")
         splits = make_splits(trows["arch_id"].to_list(), seeds=cfg.seeds, test_frac=cfg.test_frac,
