@@ -84,13 +84,14 @@ class Objectives:
     """Accuracy from the scorer, exact size, time from the scorer or from a device's roofline."""
 
     def __init__(self, scorer: Scorer, ctx: TaskContext, *, accuracy: str = "val_acc", time_source: str = "predictor",
-                 device: str = "local") -> None:
+                 device: str = "local", label_ranges: Mapping[str, tuple[float, float]] | None = None) -> None:
         if accuracy not in scorer.targets:
             raise ValueError(f"the predictor has no {accuracy!r} target (it has: {', '.join(scorer.targets)})")
         if time_source == "predictor" and TIME_TARGET not in scorer.targets:
             raise ValueError(f"time source 'predictor' needs a {TIME_TARGET!r} target "
                              f"(the predictor has: {', '.join(scorer.targets)}); use a roofline device instead")
         self.scorer, self.ctx, self.accuracy = scorer, ctx, accuracy
+        self.label_ranges = dict(label_ranges or {})  # target -> (lo, hi) of the predictor's training labels
         self.time_source = time_source
         self.device_key = device
         self._device: Device | None = get_device(device) if time_source == "roofline" else None
@@ -98,6 +99,13 @@ class Objectives:
     @property
     def time_label(self) -> str:
         return "measured (predicted)" if self.time_source == "predictor" else f"roofline {self.device_key}"
+
+    def _kept(self, pred: Mapping[str, np.ndarray], target: str) -> np.ndarray:
+        """A target's predictions kept inside the range of the labels the predictor was trained on: a regression
+        extrapolates past them (a GBDT can predict an accuracy above any it saw), and a search would exploit that."""
+        v = np.asarray(pred[target], dtype=np.float64)
+        lo, hi = self.label_ranges.get(target, (-np.inf, np.inf))
+        return np.clip(v, lo, hi)
 
     def roofline_time_s(self, net: Network, device: Device | str | None = None) -> float:
         dev = device if device is not None else self._device
@@ -110,12 +118,12 @@ class Objectives:
         pred = self.scorer.predict(nets)
         c = self.ctx
         if self.time_source == "predictor":
-            time_s = np.asarray(pred[TIME_TARGET], dtype=np.float64)
+            time_s = self._kept(pred, TIME_TARGET)
         else:
             time_s = np.asarray([self.roofline_time_s(n) for n in nets])
         traces = [trace_network(n, c.input_shape, c.n_classes) for n in nets]
         return Scores(
-            acc=np.clip(np.asarray(pred[self.accuracy], dtype=np.float64), 0.0, 1.0),  # a regression may overshoot
+            acc=np.clip(self._kept(pred, self.accuracy), 0.0, 1.0),
             acc_std=pred.get(f"{self.accuracy}_std"),
             size_bytes=np.asarray([t.model_size_bytes for t in traces], dtype=np.float64),
             time_s=time_s,

@@ -125,6 +125,23 @@ def load_predictor(path: Path, corpus: Path | None, *, rows: pl.DataFrame | None
     return LoadedPredictor(scorer, rows, ctx, cpath, info)
 
 
+def label_ranges(lp: LoadedPredictor) -> dict[str, tuple[float, float]]:
+    """Per target, the range of the labels the frozen predictor was fitted on: the manifest's record (artefacts
+    frozen since it is written), else the corpus rows' range of that column (what it was fitted on)."""
+    from narch.predictors.artefacts import read_manifest
+
+    entries = read_manifest(Path(lp.info["folder"])).get("entries", {})
+    out = {}
+    for t in lp.scorer.targets:
+        rec = (entries.get(t) or {}).get("metrics", {}).get("label_range")
+        if rec is None and t in lp.rows.columns:
+            y = lp.rows[t].cast(pl.Float64).drop_nulls().drop_nans()
+            rec = [float(y.min()), float(y.max())] if y.len() else None  # type: ignore[arg-type]
+        if rec is not None:
+            out[t] = (float(rec[0]), float(rec[1]))
+    return out
+
+
 def _resolve_time(cfg: SearchConfig, reward: RewardConfig, targets: tuple[str, ...], hardware: str | None
                   ) -> RewardConfig:
     """The reward with its time source fixed: the time predictor ("measured") or a roofline device."""
@@ -153,7 +170,7 @@ def prepare(cfg: SearchConfig, *, hardware: str | None = None, loaded: LoadedPre
     lp = loaded or load_predictor(cfg.predictor, cfg.corpus, rows=rows)
     reward = _resolve_time(cfg, reward, tuple(lp.scorer.targets), hardware)
     objectives = Objectives(lp.scorer, lp.ctx, accuracy=reward.accuracy, time_source=reward.time_source,
-                            device=reward.device)
+                            device=reward.device, label_ranges=label_ranges(lp))
     med_size, med_time = corpus_medians(lp.rows, objectives)
     reward = reward.resolved(median_size_bytes=med_size, median_time_s=med_time)
     guard = None

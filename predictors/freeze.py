@@ -156,7 +156,9 @@ def freeze(rows: pl.DataFrame, targets: Sequence[str], *, out: Path, corpus: str
             continue
         fam, fitted[tname], info = chosen
         rule = RULE["named"] if family is not None else RULE["log" if target.log else "linear"]
+        y = trows[tname].cast(pl.Float64)
         metrics[tname] = {"rule": rule, "throughput_rule": RULE["throughput"], "fitted_on_rows": trows.height,
+                          "label_range": [float(y.min()), float(y.max())],  # type: ignore[arg-type]
                           **({"leaderboard_row": r} if (r := _row_of(board, tname, fam)) else {}), **info}
         used.append(trows)
     if not fitted:

@@ -51,3 +51,28 @@ def test_pick_top_takes_the_best_distinct_networks_of_each_strategy() -> None:
     top = pick_top(hist, ("a", "b", "c"), 2)
     assert [(r["strategy"], r["arch_id"], r["reward"]) for r in top] == [("a", "x", 0.9), ("a", "y", 0.7),
                                                                           ("b", "z", 0.1)]
+
+
+def test_predictions_stay_inside_the_predictor_s_training_labels(frozen: Path, tmp_path: Path) -> None:
+    import json
+
+    import numpy as np
+
+    from narch.controller.objectives import Objectives
+    from narch.controller.session import label_ranges, load_predictor
+    from narch.search_space import plan_networks
+    from narch.testing.toy import CTX, ToyScorer
+
+    lp = load_predictor(frozen, None)
+    ranges = label_ranges(lp)
+    entry = json.loads((frozen / "manifest.json").read_text())["entries"]["val_acc"]
+    assert ranges["val_acc"] == tuple(entry["metrics"]["label_range"]), "the freeze records the range"
+    ok = lp.rows
+    assert ranges["val_acc"] == (ok["val_acc"].min(), ok["val_acc"].max())
+    nets = [p.net for p in plan_networks(40, 3)]
+    toy = ToyScorer()  # its accuracies overshoot a narrow range
+    obj = Objectives(toy, CTX, label_ranges={"val_acc": (0.5, 0.6), "train_time_s": (0.2, 0.3)})
+    s = obj(nets)
+    raw = toy.predict(nets)
+    assert (s.acc >= 0.5).all() and (s.acc <= 0.6).all() and (s.time_s >= 0.2).all() and (s.time_s <= 0.3).all()
+    assert np.any(raw["val_acc"] > 0.6) or np.any(raw["val_acc"] < 0.5), "the clamp was exercised"
