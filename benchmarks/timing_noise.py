@@ -71,13 +71,16 @@ class Hogs:
 
 def candidates(rec: RunRecord, epochs: int) -> dict[str, float | None]:
     """Every candidate label of one run (seconds)."""
-    cols = rec.to_columns()
-    warm = rec.warmup_steps
-    cpu_steps, wall_steps = rec.step_cpu_s, rec.step_times_s
+    return candidate_labels(rec.to_columns(), epochs, rec.warmup_steps)
+
+
+def candidate_labels(row: dict[str, Any], epochs: int, warm: int) -> dict[str, float | None]:
+    """Every candidate label of a run from its corpus row (its step curves; seconds)."""
+    cpu_steps, wall_steps = list(row["step_cpu_s_curve"]), list(row["step_time_s_curve"])
     n = len(wall_steps)
     return {
-        "wall": cols["train_time_s"],
-        "cpu": cols.get("train_cpu_s"),
+        "wall": row["train_time_s"],
+        "cpu": row.get("train_cpu_s"),
         "wall_step_p10_x_steps": float(np.percentile(wall_steps[warm:], 10) * n),
         "cpu_step_p10_x_steps": float(np.percentile(cpu_steps[warm:], 10) * n),
         "wall_positional_min": robust_train_time(wall_steps, epochs, q=0),
