@@ -1,5 +1,6 @@
 """Which time label repeats best, measured on a corpus's own repeat runs (networks trained with several seeds):
-the seed-to-seed coefficient of variation of every candidate label of benchmarks/timing_noise.py, recomputed from
+the seed-to-seed coefficient of variation of every candidate label, and the share of repeat pairs that agree
+within ±10 % (the ceiling of a time predictor's ±10 % hit rate), of benchmarks/timing_noise.py, recomputed from
 the step curves the rows store, plain and scaled to the corpus's median speed probe (``speed_probe_s``).
 
     python benchmarks/label_spread.py --corpus results/corpus/mnist1d_clean [--out FILE.json]
@@ -44,11 +45,14 @@ def main() -> None:
     for name in names:
         cvs = [statistics.stdev(v) / statistics.mean(v) for runs in labels.values()
                if len(v := [x[name] for x in runs]) > 1]
-        summary[name] = {"cv_median": float(np.median(cvs)), "cv_p90": float(np.percentile(cvs, 90))}
+        series = [[x[name] for x in runs] for runs in labels.values()]
+        pairs = [abs(a / b - 1.0) <= 0.1 for v in series for i, a in enumerate(v) for b in v[i + 1:]]
+        summary[name] = {"cv_median": float(np.median(cvs)), "cv_p90": float(np.percentile(cvs, 90)),
+                         "pairs_within_10pct": float(np.mean(pairs))}
     print(f"{len(labels)} networks with >= 2 seeds, {rows.height} runs; median speed probe {probe * 1000:.2f} ms")
-    print(f"{'label':28s} {'CV median':>10s} {'CV p90':>8s}")
+    print(f"{'label':28s} {'CV median':>10s} {'CV p90':>8s} {'pairs ±10%':>11s}")
     for name, s in sorted(summary.items(), key=lambda kv: kv[1]["cv_median"]):
-        print(f"{name:28s} {s['cv_median']:10.2%} {s['cv_p90']:8.2%}")
+        print(f"{name:28s} {s['cv_median']:10.2%} {s['cv_p90']:8.2%} {s['pairs_within_10pct']:11.1%}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(args.out, {"corpus": str(args.corpus), "networks": len(labels), "runs": rows.height,
