@@ -163,8 +163,12 @@ def plan_leaderboard(cfg: LeaderboardConfig, *, rows: pl.DataFrame | None = None
         fams = [n for n, c in classes.items() if supports(c, target) and offered(c, trows)]
         if not fams:
             raise ValueError(f"no selected predictor models target {tname!r}")
-        splits = make_splits(trows["arch_id"].to_list(), seeds=cfg.seeds, test_frac=cfg.test_frac,
-                             max_test=cfg.max_test)
+        try:
+            splits = make_splits(trows["arch_id"].to_list(), seeds=cfg.seeds, test_frac=cfg.test_frac,
+                                 max_test=cfg.max_test)
+        except ValueError as e:
+            raise ValueError(f"target {tname!r}: {trows.height} of the corpus's {ok.height} ok rows have a usable "
+                             f"value in column {tname!r}, so {e}; choose targets with --target") from None
         tsizes = train_sizes(len(splits[0].pool), sizes, include_all=cfg.include_all)
         targets[tname] = TargetPlan(trows, splits, tsizes, fams)
         total += len(splits) * sum(cfg.runs_at(f, n, largest=tsizes[-1]) for n in tsizes for f in fams)

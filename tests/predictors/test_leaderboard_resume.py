@@ -72,3 +72,12 @@ def test_cli_refusal_is_one_line(pred_corpus: Path, tmp_path: Path) -> None:
     bad = runner.invoke(app, [*base, "--max-test", "3"])
     assert bad.exit_code != 0 and len(bad.output.strip().splitlines()) == 1 and "--restart" in bad.output, bad.output
     assert runner.invoke(app, [*base, "--max-test", "3", "--restart"]).exit_code == 0
+
+
+def test_a_target_without_values_names_the_target_and_column(pred_corpus: Path, tmp_path: Path) -> None:
+    from narch.predictors.leaderboard import plan_leaderboard
+
+    cfg = LeaderboardConfig(corpus=pred_corpus, out=tmp_path / "lb", targets=("energy_j",), predictors=("mean",))
+    with pytest.raises(ValueError, match=r"target 'energy_j': 0 of the corpus's \d+ ok rows have a usable value in "
+                                         r"column 'energy_j', so 0 architectures are too few to split"):
+        plan_leaderboard(cfg)
