@@ -1,13 +1,15 @@
-"""narch.core.files.atomic_savefig: a figure is written whole or not at all, in the path's format."""
+"""narch.core.files: a figure is written whole or not at all, in the path's format; JSON is strict."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from narch.core.files import atomic_savefig
+from narch.core.files import atomic_savefig, atomic_write_json
 
 
 class _Fig:
@@ -50,3 +52,20 @@ def test_a_real_matplotlib_figure(tmp_path: Path) -> None:
     atomic_savefig(fig, tmp_path / "line.png", dpi=50)
     plt.close(fig)
     assert (tmp_path / "line.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _strict(text: str) -> object:
+    return json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in strict JSON"))
+
+
+def test_json_is_strict_and_numpy_scalars_are_numbers(tmp_path: Path) -> None:
+    obj = {"nan": float("nan"), "inf": [float("-inf")], "f32": np.float32(0.5), "i64": np.int64(3),
+           "np_nan": np.float64("nan"), "f32_nan": np.float32("nan"), "zero_d": np.array(2.0)}
+    atomic_write_json(tmp_path / "a.json", obj)
+    assert _strict((tmp_path / "a.json").read_text()) == {
+        "nan": None, "inf": [None], "f32": 0.5, "i64": 3, "np_nan": None, "f32_nan": None, "zero_d": 2.0}
+
+
+def test_json_separators(tmp_path: Path) -> None:
+    atomic_write_json(tmp_path / "c.json", {"b": [1, 2], "a": None}, indent=None, separators=(",", ":"))
+    assert (tmp_path / "c.json").read_text() == '{"a":null,"b":[1,2]}\n'

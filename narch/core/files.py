@@ -72,7 +72,10 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def _finite(obj: Any) -> Any:
-    """NaN and infinities become null: strict JSON readers reject bare ``NaN``."""
+    """NaN and infinities become null: strict JSON readers reject bare ``NaN``. A numpy (or torch) scalar becomes
+    its Python number first, not its ``str``."""
+    if getattr(obj, "ndim", None) == 0 and callable(getattr(obj, "item", None)):
+        obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
@@ -82,9 +85,11 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-def atomic_write_json(path: str | Path, obj: Any, *, indent: int | None = 2, sort_keys: bool = True) -> None:
+def atomic_write_json(path: str | Path, obj: Any, *, indent: int | None = 2, sort_keys: bool = True,
+                      separators: tuple[str, str] | None = None) -> None:
     """Strict JSON (non-finite floats as null, unknown types as ``str``), written atomically, newline-terminated."""
-    text = json.dumps(_finite(obj), indent=indent, sort_keys=sort_keys, default=str, allow_nan=False)
+    text = json.dumps(_finite(obj), indent=indent, sort_keys=sort_keys, default=str, allow_nan=False,
+                      separators=separators)
     atomic_write_text(path, text + "\n")
 
 
