@@ -68,7 +68,7 @@ Fill = Callable[[pa.Table], pa.Table]
 
 def fill_nulls(values: pl.DataFrame, *, on: Sequence[str], columns: Sequence[str]) -> Fill:
     """A Fill that sets the null cells of ``columns`` from ``values`` (one row per key ``on``; null keys match) and
-    keeps every value that is there, every other column and the row order (import.json maps rows by position)."""
+    keeps every value that is there, every other column and the row order (_import.json maps rows by position)."""
     keys = list(on)
     new = {c: f"{c}__new" for c in columns}
 

@@ -1,4 +1,10 @@
-"""The Parquet corpus: manifest.json plus part files written atomically; the only module that writes Parquet.
+"""The Parquet corpus: a manifest plus part files written atomically; the only module that writes Parquet.
+
+The folder's files other than parts start with an underscore (``_manifest.json``, ``_compaction.json``, an
+import's ``_import.json``, locks) or a dot (temp files), the names pyarrow's dataset discovery skips by default
+(``ignore_prefixes``), so ``pandas.read_parquet(folder)`` and ``pyarrow.dataset.dataset(folder)`` read the parts
+alone, as ``folder/*.parquet`` globs do in polars and duckdb. Corpora written before keep ``manifest.json`` and
+``import.json``: they are read (and rewritten) under those names until ``migrate_names`` renames them.
 
 The live parts are the folder's ``*.parquet`` files less those a merged part covers (its key-value metadata lists
 them, as a Delta/Iceberg commit lists the files it removes); while a compaction runs its journal
@@ -28,11 +34,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from narch.core.errors import NarchError
-from narch.core.files import atomic_write_bytes, read_json
+from narch.core.files import atomic_write_bytes, fsync_dir, read_json
 from narch.dataset_builder.protocol import protocol_digest
 from narch.dataset_builder.schema import ADDED, CORPUS_SCHEMA_VERSION, KEY_COLUMNS, SCHEMA
 
-MANIFEST = "manifest.json"
+MANIFEST = "_manifest.json"
+# The names corpora written before kept their non-Parquet files under (pyarrow tried to read them as parts).
+LEGACY_NAMES = {MANIFEST: "manifest.json", "_import.json": "import.json"}
 REPLACES_KEY = b"narch_replaces"  # a merged part's metadata: the part names it covers (JSON list)
 JOURNAL = "_compaction.json"  # the last compaction: state (running, done, rolled_back), seq, merged, replaces
 KEY_PART = re.compile(r"part-[0-9a-f]{16}-[0-9a-f]{16}\.parquet")  # key_part_name's names: rewritten by retries
@@ -59,12 +67,46 @@ class Manifest:
     data_dir: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps(self.__dict__, indent=2, sort_keys=True) + "\n"
+        return json.dumps(self.__dict__, indent=2, sort_keys=True, allow_nan=False) + "\n"  # strict: NaN raises
+
+
+def corpus_file(corpus_dir: str | Path, name: str) -> Path:
+    """The path of the corpus's non-Parquet file ``name`` (read and rewritten there): its legacy name (LEGACY_NAMES)
+    where the corpus holds only that one, else ``name`` itself."""
+    d = Path(corpus_dir)
+    legacy = LEGACY_NAMES.get(name)
+    if legacy is not None and not (d / name).exists() and (d / legacy).exists():
+        return d / legacy
+    return d / name
+
+
+def is_corpus(folder: str | Path) -> bool:
+    """Whether the folder holds a corpus manifest (under either name)."""
+    return corpus_file(folder, MANIFEST).exists()
+
+
+def migrate_names(corpus_dir: str | Path) -> list[tuple[str, str]]:
+    """Rename a corpus's legacy non-Parquet files to the names pyarrow's discovery skips; the (old, new) pairs
+    renamed. Run it while nothing writes into the corpus (a writer of an older version looks for the old names)."""
+    d = Path(corpus_dir)
+    if not is_corpus(d):
+        raise CorpusError(f"{d}: no manifest (is it a corpus?)")
+    done = []
+    for new, old in LEGACY_NAMES.items():
+        if not (d / old).exists():
+            continue
+        if (d / new).exists():
+            raise CorpusError(f"{d}: holds both {old} and {new}; keep one")
+        os.rename(d / old, d / new)
+        done.append((old, new))
+    if done:
+        fsync_dir(d)
+    return done
 
 
 def read_manifest(corpus_dir: str | Path) -> Manifest:
     """The manifest of a corpus, checked for its schema version."""
-    path = Path(corpus_dir) / MANIFEST
+    path = corpus_file(corpus_dir, MANIFEST)
     d = read_json(path, error=CorpusError, missing=f"no manifest (is {corpus_dir} a corpus?)")
     if not isinstance(d, dict):
         raise CorpusError(f"{path}: a manifest is a JSON object")
@@ -88,7 +130,7 @@ def read_manifest(corpus_dir: str | Path) -> Manifest:
 def open_corpus(corpus_dir: str | Path, manifest: Manifest) -> None:
     """Check an existing corpus matches ``manifest`` (task and protocol); a new folder is not created here."""
     path = Path(corpus_dir)
-    if not (path / MANIFEST).exists():
+    if not is_corpus(path):
         if path.exists() and any(path.glob("*.parquet")):
             raise CorpusError(f"{path}: holds parquet files but no {MANIFEST}")
         return
@@ -105,7 +147,7 @@ def create_corpus(corpus_dir: str | Path, manifest: Manifest) -> None:
     path = Path(corpus_dir)
     made = [p for p in (path, *path.parents) if not p.exists()]  # what this call creates, deepest first
     path.mkdir(parents=True, exist_ok=True)
-    if not (path / MANIFEST).exists():
+    if not is_corpus(path):
         try:
             atomic_write_bytes(path / MANIFEST, lambda f: f.write(manifest.to_json().encode()))
         except BaseException:  # disk full, read-only, Ctrl-C: leave no empty corpus folder behind
@@ -344,7 +386,7 @@ def corrupt_parts(corpus_dir: str | Path) -> list[tuple[Path, str]]:
 
 def existing_keys(corpus_dir: str | Path, *, skip_corrupt: bool = False) -> set[tuple[Any, ...]]:
     """Keys (arch, task, n_train, protocol, seed, device kind) already in the corpus, whatever their status."""
-    if not (Path(corpus_dir) / MANIFEST).exists():
+    if not is_corpus(corpus_dir):
         return set()
     return set(_collect(corpus_dir, skip_corrupt=skip_corrupt, columns=KEY_COLUMNS).iter_rows())
 

@@ -21,7 +21,7 @@ COLUMNS: list[tuple[str, pa.DataType, str, str]] = [
     ("class_balance", _F, "0..1", "normalised entropy of the training labels (1 = balanced)"),
     ("linear_probe_acc", _F, "fraction", "logistic regression on raw inputs, validation accuracy (regularity)"),
     ("centroid_acc", _F, "fraction", "nearest class centroid on raw inputs, validation accuracy"),
-    ("protocol_hash", _S, "", "sha256 of the training protocol JSON (manifest.json holds it)"),
+    ("protocol_hash", _S, "", "sha256 of the training protocol JSON (the corpus manifest holds it)"),
     ("epochs", _I, "epochs", "training epochs"),
     ("batch_size", _I, "examples", "training batch size"),
     ("optimizer", _S, "", "optimizer name"),
@@ -133,7 +133,10 @@ TIME_LABEL: dict[str, tuple[str, str]] = {
              "not share its time with other host processes"),
 }
 
-SCHEMA = pa.schema([pa.field(name, typ) for name, typ, _, _ in COLUMNS])
+# Every field carries its unit ("" where it has none) and meaning as field metadata, so a part read with pyarrow
+# (or any reader that keeps Arrow field metadata) documents itself.
+SCHEMA = pa.schema([pa.field(name, typ, metadata={"unit": unit, "description": meaning})
+                    for name, typ, unit, meaning in COLUMNS])
 UNITS = {name: unit for name, _, unit, _ in COLUMNS}
 STATUSES = ("ok", "failed_oom", "diverged", "timeout", "error")
 KEY_COLUMNS = ("arch_id", "task", "n_train", "protocol_hash", "seed", "device_kind")

@@ -182,6 +182,19 @@ def corpus_datacard(
     OUT.print(f"written: {path}")
 
 
+@corpus_app.command("migrate")
+@guarded
+def corpus_migrate(corpora: Annotated[list[Path], typer.Argument(help="corpus folders")]) -> None:
+    """Rename a corpus's manifest.json and import.json to the names pandas and pyarrow skip (run while no build
+    writes into it)."""
+    from narch.dataset_builder.corpus import migrate_names
+
+    for corpus in corpora:
+        renamed = migrate_names(corpus)
+        done = ", ".join(f"{old} -> {new}" for old, new in renamed) or "nothing to rename"
+        OUT.print(f"{corpus}: {done}", highlight=False)
+
+
 @corpus_app.command("compact")
 @guarded
 def corpus_compact(

@@ -15,7 +15,7 @@ import polars as pl
 
 from narch.core.files import atomic_write_json, atomic_write_text
 from narch.core.tables import markdown_table
-from narch.dataset_builder.corpus import MANIFEST, read_corpus
+from narch.dataset_builder.corpus import is_corpus, read_corpus
 
 Check = dict[str, Any]
 
@@ -121,7 +121,7 @@ def main() -> int:
     builds, checks, corpora = [], [], {}
     for name, conc in (("c1", 1), (f"c{n}", n), ("ray", n)):
         folder = out / f"corpus_{name}"
-        if not (folder / MANIFEST).exists():
+        if not is_corpus(folder):
             continue
         df = read_corpus(folder)
         corpora[name] = df

@@ -38,7 +38,7 @@ from typing import Any
 import polars as pl
 
 from narch.dataset_builder.compaction import compact_corpus, fill_nulls
-from narch.dataset_builder.corpus import CorpusError, read_corpus, read_manifest
+from narch.dataset_builder.corpus import CorpusError, corpus_file, read_corpus, read_manifest
 from narch.dataset_builder.importers.cells import CellFormatError, CellMapping, UnmappableCell, nb101_network
 from narch.dataset_builder.importers.cells import nb201_network as _nb201_network
 from narch.dataset_builder.importers.sources import SOURCES, SourceError, source_record
@@ -191,7 +191,7 @@ def fill_from_naslib(corpus_dir: str | Path, *, src: Path | None = None) -> Nasl
         scores = read_naslib(manifest.task, src=src)
     except CorpusError as e:
         raise CorpusError(f"{d}: {e}") from None
-    if not (d / SIDECAR).is_file():
+    if not corpus_file(d, SIDECAR).is_file():
         raise CorpusError(f"{d}: not an imported corpus (no {SIDECAR}); NASLib's scores are for imported benchmarks")
     update_sidecar(d)  # re-keys the sidecar if an earlier fill stopped after its compaction; fails on a foreign part
     j = _gains(read_corpus(d), scores.frame)

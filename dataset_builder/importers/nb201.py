@@ -8,7 +8,7 @@ rows hold fractions. The 200-epoch values are NAS-Bench-201's means over its see
 Data descriptors follow the NAS-Bench-201 paper's splits for the setting that produced the test accuracy:
 CIFAR-10 trains on train+valid (50,000), CIFAR-100 on 50,000, ImageNet16-120 on 151,700 (16x16, 120 classes).
 The 12-epoch validation accuracies come from NAS-Bench-201's hold-out splits (CIFAR-10's trains on 25,000);
-``n_train`` is the test setting's for both. The source row number is the NAS-Bench-201 index; ``import.json``
+``n_train`` is the test setting's for both. The source row number is the NAS-Bench-201 index; ``_import.json``
 maps every row back to it (isomorphic cells may share an arch_id).
 """
 

@@ -1,14 +1,15 @@
-"""Prepared imports and their writing: manifest, a few large part files, and an ``import.json`` sidecar.
+"""Prepared imports and their writing: manifest, a few large part files, and an ``_import.json`` sidecar.
 
 An importer first prepares everything in memory (parse, check, map cells, build rows); nothing touches the output
 folder until every prepared import of a command has passed, so bad input writes nothing.
 
-The sidecar ``import.json`` (not a part file; readers ignore it) records, for each part, the source file and the
-source row numbers of its rows in order (as half-open ranges), so every row joins back to its upstream index (the
-NAS-Bench-201 index, the NAS-Bench-101 / EC-NAS row) even where isomorphic cells share an arch_id. It also holds
-the counts of skipped and approximated cells. It is written last: its presence marks a finished import. A
-compaction (``narch corpus compact``, or a fill of the zero-cost columns) merges parts in name order;
-``update_sidecar`` then gives the merged part ``segments``, the entries of the parts it replaced in row order.
+The sidecar ``_import.json`` (``import.json`` in corpora imported before; not a part file, readers ignore it)
+records, for each part, the source file and the source row numbers of its rows in order (as half-open ranges), so
+every row joins back to its upstream index (the NAS-Bench-201 index, the NAS-Bench-101 / EC-NAS row) even where
+isomorphic cells share an arch_id. It also holds the counts of skipped and approximated cells. It is written last:
+its presence marks a finished import. A compaction (``narch corpus compact``, or a fill of the zero-cost columns)
+merges parts in name order; ``update_sidecar`` then gives the merged part ``segments``, the entries of the parts it
+replaced in row order.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from narch.core.files import atomic_write_text
+from narch.core.files import atomic_write_json
 from narch.core.provenance import builder_version, now_iso, provenance
 from narch.dataset_builder.corpus import (
     Manifest,
     check_part,
+    corpus_file,
     create_corpus,
     list_parts,
     open_corpus,
@@ -36,7 +38,7 @@ from narch.dataset_builder.corpus import (
 from narch.dataset_builder.importers.cells import CELL_MAPPING_VERSION
 from narch.search_space import SEARCH_SPACE_VERSION
 
-SIDECAR = "import.json"
+SIDECAR = "_import.json"  # corpus.LEGACY_NAMES: older imports keep import.json (corpus_file finds either)
 NOTE = (
     "parts[name].source_rows: the source row number of each row of that part, in order, as half-open [start, stop) "
     "ranges (for NAS-Bench-201 files the row number is the NAS-Bench-201 index); a part merged by a compaction has "
@@ -108,7 +110,7 @@ def provenance_columns(created_at: str) -> dict[str, Any]:
 
 def _sidecar(out: Path) -> dict[str, Any]:
     try:
-        return json.loads((out / SIDECAR).read_text())
+        return json.loads(corpus_file(out, SIDECAR).read_text())
     except (OSError, json.JSONDecodeError):
         return {}
 
@@ -167,7 +169,7 @@ def update_sidecar(out: Path, **extra: Any) -> bool:
     if new == old:
         return False
     new["note"] = NOTE
-    atomic_write_text(out / SIDECAR, json.dumps(new, sort_keys=True, separators=(",", ":")) + "\n")
+    atomic_write_json(corpus_file(out, SIDECAR), new, indent=None, separators=(",", ":"))
     return True
 
 
@@ -215,5 +217,5 @@ def write_import(prep: PreparedImport, *, part_rows: int = PART_ROWS) -> list[Pa
         "parts": parts,
         "note": NOTE,
     }
-    atomic_write_text(prep.out / SIDECAR, json.dumps(sidecar, sort_keys=True, separators=(",", ":")) + "\n")
+    atomic_write_json(corpus_file(prep.out, SIDECAR), sidecar, indent=None, separators=(",", ":"))
     return written

@@ -125,6 +125,7 @@ CASES: list[tuple[list[str], tuple[str, ...]]] = [
     (["corpus", "datacard", "{d}/missing", "--out", "{d}/card.md"], ("{d}/missing",)),
     (["corpus", "datacard", "{d}", "--out", "{d}"], ("--out is a folder, not a data card file",)),
     (["corpus", "datacard", "{d}", "--out", "{d}/afile/card.md"], ("{d}/afile: --out's folder is a file",)),
+    (["corpus", "migrate", "{d}/missing"], ("{d}/missing: no manifest",)),
     (["import", "nb201", "--out", "{d}/i", "--src", "{d}/missing.csv"], ("{d}/missing.csv",)),
     (["import", "nb201", "--out", "{d}/afile", "--src", "{d}/ok.json"], ("{d}/afile",)),
     (["transfer", "{d}/missing", "--targets", "x", "--out", "{d}/t"], ("{d}/missing: not a folder",)),

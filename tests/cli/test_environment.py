@@ -57,7 +57,7 @@ pathlib.Path.open = _open_faulty
 
 BUILD = ["build", "--quiet", "--archs", "1", "--epochs", "1", "--n-train", "128", "--threads", "1"]
 PART = ".part-*"  # the temp file of a part being written
-MANIFEST_TMP = ".manifest.json*"
+MANIFEST_TMP = "._manifest.json*"
 
 
 def narch(args: list[str], *, site: Path | None = None, fault: str | None = None, code: str = "ENOSPC"
@@ -95,7 +95,7 @@ def site(tmp_path: Path) -> Path:
 def test_disk_full_at_the_manifest_leaves_no_folder(tmp_path: Path, site: Path) -> None:
     out = tmp_path / "new" / "corpus"
     res = narch([*BUILD, "--out", str(out)], site=site, fault=MANIFEST_TMP)
-    one_line_error(res, f"{out}/manifest.json: no space left on device")
+    one_line_error(res, f"{out}/_manifest.json: no space left on device")
     assert not (tmp_path / "new").exists(), "the folders made for the corpus go again"
 
 
