@@ -14,6 +14,7 @@ from narch.predictors.base import PREDICTORS
 from narch.predictors.features import GLOBAL
 from narch.predictors.payloads import read_json
 from narch.predictors.tabular import TabularPredictor, load_array, save_arrays
+from narch.predictors.transforms import transform_choice
 
 
 @PREDICTORS.register("mean")
@@ -79,7 +80,7 @@ class RidgePredictor(TabularPredictor):
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
-        return {"alpha": trial.suggest_float("alpha", 1e-3, 1e3, log=True)}
+        return {"alpha": trial.suggest_float("alpha", 1e-3, 1e3, log=True), **transform_choice(trial)}
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
         alpha = float(self.params.get("alpha", 1.0))

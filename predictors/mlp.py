@@ -15,9 +15,9 @@ import polars as pl
 
 from narch.core.files import atomic_write_bytes
 from narch.predictors.base import PREDICTORS, Target
-from narch.predictors.features import FeatureSpec
 from narch.predictors.payloads import load_torch_state
 from narch.predictors.tabular import TabularPredictor, load_array, save_arrays
+from narch.predictors.transforms import transform_choice
 
 REPORT_EVERY = 10  # epochs between intermediate reports
 
@@ -51,6 +51,7 @@ class MLPPredictor(TabularPredictor):
             "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
             "epochs": trial.suggest_int("epochs", 40, 200, step=20),
             "dropout": trial.suggest_float("dropout", 0.0, 0.3),
+            **transform_choice(trial),
         }
 
     def _hp(self) -> dict[str, Any]:
@@ -59,14 +60,10 @@ class MLPPredictor(TabularPredictor):
 
     def fit(self, rows: pl.DataFrame, target: Target, *, val_rows: pl.DataFrame | None = None,
             report: Callable[[int, float], None] | None = None) -> Self:
-        self._check_target(target)
-        if rows.height == 0:
-            raise ValueError("predictor 'mlp': no rows to fit")
-        self.target, self.spec = target, FeatureSpec.from_rows(rows)
-        y = target.forward(rows[target.name].cast(pl.Float64).to_numpy())
+        y = self._begin(rows, target)
         val = None
         if val_rows is not None and report is not None and val_rows.height:
-            val = (self.features(val_rows), target.forward(val_rows[target.name].cast(pl.Float64).to_numpy()))
+            val = (self.features(val_rows), self.model_space(val_rows))
         self._train(self.features(rows), y, val, report)
         return self
 

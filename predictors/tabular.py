@@ -19,6 +19,7 @@ from narch.core.files import atomic_write_bytes
 from narch.predictors.base import Target
 from narch.predictors.features import FeatureSpec, network_features, row_features
 from narch.predictors.payloads import read_npy
+from narch.predictors.transforms import TargetTransform
 from narch.search_space import Network
 
 
@@ -37,6 +38,7 @@ class TabularPredictor:
         self.params = params
         self.target: Target | None = None
         self.spec: FeatureSpec | None = None
+        self.transform = TargetTransform()
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
@@ -74,20 +76,32 @@ class TabularPredictor:
             raise RuntimeError(f"predictor {self.name!r} is not fitted")
         return row_features(rows, self.spec)
 
-    def fit(self, rows: pl.DataFrame, target: Target) -> Self:
+    def _begin(self, rows: pl.DataFrame, target: Target) -> np.ndarray:
+        """Check, set the target, feature spec and target transform; the training targets in the space the model
+        fits (the target's fitting space, then ``target_transform``)."""
         self._check_target(target)
         if rows.height == 0:
             raise ValueError(f"predictor {self.name!r}: no rows to fit")
         self.target = target
         self.spec = FeatureSpec.from_rows(rows)
-        y = target.forward(rows[target.name].cast(pl.Float64).to_numpy())
+        z = target.forward(rows[target.name].cast(pl.Float64).to_numpy())
+        self.transform = TargetTransform.fit(str(self.params.get("target_transform", "none")), z, target)
+        return self.transform.forward(z)
+
+    def model_space(self, rows: pl.DataFrame) -> np.ndarray:
+        """Rows' targets in the space the model fits (for validation losses)."""
+        assert self.target is not None
+        return self.transform.forward(self.target.forward(rows[self.target.name].cast(pl.Float64).to_numpy()))
+
+    def fit(self, rows: pl.DataFrame, target: Target) -> Self:
+        y = self._begin(rows, target)
         self._fit(self.features(rows), y)
         return self
 
     def predict_features(self, x: np.ndarray) -> np.ndarray:
         """Predictions in column units from a feature matrix."""
         assert self.target is not None
-        return self.target.inverse(np.asarray(self._predict(x), dtype=np.float64))
+        return self.target.inverse(self.transform.inverse(np.asarray(self._predict(x), dtype=np.float64)))
 
     def predict(self, rows: pl.DataFrame) -> np.ndarray:
         return self.predict_features(self.features(rows))
@@ -101,18 +115,24 @@ class TabularPredictor:
         if self.target is None or self.spec is None:
             raise RuntimeError(f"predictor {self.name!r} is not fitted")
         return {"seed": self.seed, "params": dict(self.params), "target": self.target.name,
-                "feature_spec": self.spec.to_dict(), "state": self._state()}
+                "feature_spec": self.spec.to_dict(), "state": self._state() | self.transform.state()}
 
     def save(self, folder: Path) -> list[str]:
         folder.mkdir(parents=True, exist_ok=True)
-        return self._save(folder)
+        names = self._save(folder)
+        if self.transform.knots is not None:
+            names += save_arrays(folder, {"target_knots": self.transform.knots})
+        return names
 
     @classmethod
     def load(cls, folder: Path, config: dict[str, Any]) -> Self:
         obj = cls(seed=int(config.get("seed", 0)), **config.get("params", {}))
         obj.target = Target.of(config["target"])
         obj.spec = FeatureSpec.from_dict(config["feature_spec"])
-        obj._load(folder, config.get("state", {}))
+        state = config.get("state", {})
+        kind = str(state.get("target_transform", "none"))
+        obj.transform = TargetTransform(kind, load_array(folder, "target_knots") if kind == "rank" else None)
+        obj._load(folder, state)
         return obj
 
 

@@ -16,6 +16,7 @@ from narch.core.files import atomic_write_text
 from narch.predictors.base import PREDICTORS
 from narch.predictors.payloads import read_text
 from narch.predictors.tabular import TabularPredictor, load_array, save_arrays
+from narch.predictors.transforms import transform_choice
 
 
 @PREDICTORS.register("random_forest")
@@ -29,6 +30,7 @@ class RandomForestPredictor(TabularPredictor):
             "max_features": trial.suggest_float("max_features", 0.1, 1.0),
             "min_samples_leaf": trial.suggest_int("min_samples_leaf", 1, 8),
             "max_depth": trial.suggest_int("max_depth", 6, 24),
+            **transform_choice(trial),
         }
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
@@ -98,6 +100,7 @@ class GradientBoostedPredictor(TabularPredictor):
             "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", 2, 30, log=True),
             "feature_fraction": trial.suggest_float("feature_fraction", 0.3, 1.0),
             "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 10.0, log=True),
+            **transform_choice(trial),
         }
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:

@@ -27,7 +27,7 @@ def test_inner_split_is_by_architecture(pred_rows: pl.DataFrame) -> None:
 
 def test_tune_returns_params_from_the_search_space(pred_rows: pl.DataFrame) -> None:
     params, records = tune(PREDICTORS.get("ridge"), pred_rows, Target.of("val_acc"), trials=4, seed=0)
-    assert set(params) == {"alpha"} and len(records) == 4
+    assert set(params) == {"alpha", "target_transform"} and len(records) == 4
     assert tune(PREDICTORS.get("mean"), pred_rows, Target.of("val_acc"), trials=4, seed=0) == ({}, [])
     assert tune(PREDICTORS.get("ridge"), pred_rows.head(5), Target.of("val_acc"), trials=4, seed=0)[0] == {}
 
