@@ -171,6 +171,8 @@ def run(
 def corpus_datacard(
     corpora: Annotated[list[Path], typer.Argument(help="corpus folders")],
     out: Annotated[Path, typer.Option(help="data card to write")] = Path("results/DATACARD.md"),
+    reference: Annotated[bool, typer.Option("--reference", help="the reference corpora's card (results/"
+                                            "DATACARD.md): add the caveats of how results/corpus was built")] = False,
 ) -> None:
     """Write a data card: columns with units, protocol, hardware, noise floor, caveats, how to load."""
     from narch.dataset_builder.datacard import write_datacard
@@ -178,7 +180,8 @@ def corpus_datacard(
     if out.is_dir():
         raise SettingError(f"{out}: --out is a folder, not a data card file")
     check_out_folder("--out's folder", out.parent)
-    path = write_datacard(corpora, out, command="narch corpus datacard " + " ".join(sys.argv[3:]))
+    command = "narch corpus datacard " + " ".join(sys.argv[3:])
+    path = write_datacard(corpora, out, command=command, reference=reference)
     OUT.print(f"written: {path}")
 
 
