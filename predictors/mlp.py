@@ -51,12 +51,13 @@ class MLPPredictor(TabularPredictor):
             "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
             "epochs": trial.suggest_int("epochs", 40, 200, step=20),
             "dropout": trial.suggest_float("dropout", 0.0, 0.3),
+            "loss": trial.suggest_categorical("loss", ["l1", "pairwise"]),
             **transform_choice(trial),
         }
 
     def _hp(self) -> dict[str, Any]:
         return {"hidden": 128, "layers": 2, "lr": 2e-3, "weight_decay": 1e-4, "epochs": 100, "dropout": 0.0,
-                "batch_size": 64} | self.params
+                "batch_size": 64, "loss": "l1"} | self.params
 
     def fit(self, rows: pl.DataFrame, target: Target, *, val_rows: pl.DataFrame | None = None,
             report: Callable[[int, float], None] | None = None) -> Self:
@@ -87,10 +88,15 @@ class MLPPredictor(TabularPredictor):
         opt = torch.optim.AdamW(self.model_.parameters(), lr=float(hp["lr"]), weight_decay=float(hp["weight_decay"]))
         bs = max(1, min(int(hp["batch_size"]), len(yt)))
         epochs = int(hp["epochs"])
+        from narch.predictors.losses import LOSSES  # torch-bound: imported when a fit runs
+
+        if hp["loss"] not in LOSSES:
+            raise ValueError(f"loss {hp['loss']!r} is unknown (known: {', '.join(LOSSES)})")
+        loss_fn = LOSSES[hp["loss"]]
         for epoch in range(epochs):
             self.model_.train()
             for idx in torch.randperm(len(yt), generator=gen).split(bs):
-                loss = torch.nn.functional.l1_loss(self.model_(xt[idx]).squeeze(1), yt[idx])
+                loss = loss_fn(self.model_(xt[idx]).squeeze(1), yt[idx])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

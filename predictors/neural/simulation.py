@@ -77,6 +77,7 @@ class LSTMEmbeddingPredictor(NeuralPredictor):
             "arch_scalars": trial.suggest_categorical("arch_scalars", [False, True]),
             "lr": trial.suggest_float("lr", 3e-4, 1e-2, log=True),
             "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
+            "loss": trial.suggest_categorical("loss", ["l1", "pairwise"]),
         }
 
     def _build(self, side_dim: int, out_dim: int) -> nn.Module:

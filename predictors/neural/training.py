@@ -13,13 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from narch.predictors.losses import LOSSES
 from narch.predictors.neural.data import NetInputs
-
-LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "l1": F.l1_loss,
-    "mse": F.mse_loss,
-    "huber": lambda a, b: F.smooth_l1_loss(a, b, beta=0.5),
-}
 
 
 @dataclass(frozen=True)

@@ -48,3 +48,28 @@ def test_families_fit_in_the_transformed_space_and_round_trip(family: str, kind:
     folder = tmp_path / "art"
     save_artefact(folder, {"val_acc": pred}, fingerprint="x")
     np.testing.assert_array_equal(load_artefact(folder).predict(pred_rows)["val_acc"], out)
+
+
+def test_pairwise_loss_penalises_wrong_order_and_trains() -> None:
+    import torch
+
+    from narch.predictors.losses import LOSSES, pairwise_ranking
+
+    y = torch.tensor([0.0, 1.0, 2.0])
+    right, wrong = torch.tensor([0.1, 0.9, 2.1]), torch.tensor([2.1, 0.9, 0.1])
+    assert pairwise_ranking(right, y) < pairwise_ranking(wrong, y)
+    assert float(pairwise_ranking(right, torch.ones(3))) == 0.0, "no pair differs: no ranking term"
+    p = wrong.clone().requires_grad_(True)
+    LOSSES["pairwise"](p, y).backward()
+    assert p.grad is not None and p.grad[0] > 0 > p.grad[2], "the gradient reorders the pair"
+
+
+@pytest.mark.parametrize("family", ["mlp", "gin", "lstm_embedding"])
+def test_a_family_trains_with_the_pairwise_loss(family: str, pred_rows: pl.DataFrame) -> None:
+    load_families()
+    cls = PREDICTORS.get(family)
+    small = getattr(cls, "test_params", {}) | {"epochs": 3}
+    pred = cls(seed=0, **(small | {"loss": "pairwise"})).fit(pred_rows, ACC)
+    assert np.isfinite(pred.predict(pred_rows)).all()
+    with pytest.raises(ValueError, match="loss 'magic' is unknown"):
+        cls(seed=0, **(small | {"loss": "magic"})).fit(pred_rows, ACC)
