@@ -22,6 +22,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     help="Neural Architect: corpora, predictors, search.",
+    context_settings={"help_option_names": ["-h", "--help"]},  # every subcommand inherits it
 )
 corpus_app = typer.Typer(no_args_is_help=True, help="Inspect corpora.")
 app.add_typer(corpus_app, name="corpus")
@@ -33,6 +34,22 @@ app.command("predict")(predict_cmd)
 app.command("search")(search_cmd)
 app.command("transfer")(transfer_cmd)
 RESUME_BUILD = "finished runs are saved; rerun the same command to resume"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from narch.core.provenance import builder_version
+
+        OUT.print(f"narch {builder_version()}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """Neural Architect: corpora, predictors, search."""
 
 
 @app.command()
