@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from narch.console import ERR, OUT, guarded
+from narch.console import ERR, OUT, guarded, stop_on_sigterm
 from narch.core.checks import check_out_folder
 from narch.core.errors import SettingError
 from narch.hardware_cli import hardware_app, roofline_cmd
@@ -234,6 +234,7 @@ def corpus_compact(
 
 def main() -> None:
     """Console-script entry point."""
+    stop_on_sigterm()
     try:
         app()
     except KeyboardInterrupt:

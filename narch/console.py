@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import signal
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar, overload
 
@@ -46,6 +47,13 @@ OS_HINTS = {
 Plugins = Annotated[list[str] | None, typer.Option(
     "--plugin", metavar="MODULE", help="import a plugin module first so its predictors or strategies register "
     "(repeatable; installed plugins are found through their entry points)")]
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (what schedulers, ``kill`` and ``timeout`` send) stops a command as Ctrl-C does: it raises
+    KeyboardInterrupt, so work in flight is finished or dropped, ``guarded`` says how to resume and the exit is 130.
+    Call it once, from the main thread of the entry point."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def load_plugins(modules: list[str] | None) -> None:
@@ -86,8 +94,8 @@ def guarded(fn: F, /) -> F: ...
 @overload
 def guarded(*, resume: str | None = None) -> Callable[[F], F]: ...
 def guarded(fn: F | None = None, /, *, resume: str | None = None) -> F | Callable[[F], F]:
-    """Wrap a command: expected failures become ``narch: error: ...`` and exit 2; Ctrl-C exits 130 (with
-    ``resume``, the line saying what was kept and how to go on)."""
+    """Wrap a command: expected failures become ``narch: error: ...`` and exit 2; Ctrl-C (and SIGTERM, see
+    ``stop_on_sigterm``) exits 130 (with ``resume``, the line saying what was kept and how to go on)."""
 
     def wrap(f: F) -> F:
         @functools.wraps(f)

@@ -66,3 +66,30 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
     assert "Traceback" not in stderr
     for p in part_files(out):
         check_part(p)
+
+
+TINY = ["build", "--task", "mnist1d", "--archs", "6", "--epochs", "1", "--n-train", "256", "--seed", "5",
+        "--threads", "1", "--quiet"]
+
+
+def test_sigterm_stops_like_ctrl_c_and_a_rerun_finishes(tmp_path: Path) -> None:
+    out = tmp_path / "corpus"
+    cmd = [sys.executable, "-m", "narch.cli", *TINY, "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not (out.exists() and part_files(out)):
+        time.sleep(0.02)
+    assert proc.poll() is None, "the build finished before it could be stopped; give it more work"
+    proc.send_signal(signal.SIGTERM)  # what a scheduler sends
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted: finished runs are saved; rerun the same command to resume" in stderr
+    assert "Traceback" not in stderr
+    survived = len(part_files(out))
+    assert 1 <= survived < 6
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    df = read_corpus(out)
+    assert df.height == 6 and df["arch_id"].n_unique() == 6
+    assert f"{6 - survived} trained" in done.stdout
