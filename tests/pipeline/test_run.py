@@ -90,3 +90,15 @@ def test_report_renders_in_headless_chromium_with_its_plots(smoke_run: Path) -> 
     colourful = (img.max(axis=2) - img.min(axis=2)) > 0.25  # plot markers and colour maps, not black-on-white text
     assert colourful.mean() > 0.002, "no coloured plot pixels: the embedded images did not render"
     assert np.unique(img.reshape(-1, 3), axis=0).shape[0] > 200
+
+
+def _refuse_constant(name: str) -> None:
+    raise AssertionError(f"bare {name} in a JSON output")
+
+
+def test_every_json_output_is_strict(smoke_run: Path) -> None:
+    files = sorted(smoke_run.rglob("*.json"))
+    kinds = {p.relative_to(smoke_run).parts[0] for p in files}
+    assert len(files) >= 10 and {"corpus", "leaderboard", "stages"} <= kinds, kinds  # the tiny corpus and board too
+    for p in files:
+        json.loads(p.read_text(), parse_constant=_refuse_constant)  # bare NaN, Infinity, -Infinity: refused
