@@ -33,8 +33,7 @@ from narch.search_space import Network
 TRANSFER_TO = ("t4", "a100", "h100")  # devices the wave-scaling comparator carries measured times to
 ERROR_ROWS = (("raw_test", "raw roofline, held-out"), ("calibrated_test", "calibrated, held-out"),
               ("raw_all", "raw roofline, all rows"), ("calibrated_train", "calibrated, fit rows"))
-NEEDED = ("arch_id", "arch_json", "task", "n_train", "n_classes", "input_shape", "epochs", "batch_size",
-          "train_time_s", "status")
+NEEDED = ("arch_id", "arch_json", "task", "n_train", "n_classes", "input_shape", "epochs", "batch_size", "status")
 
 
 class CompareError(NarchError, ValueError):
@@ -92,6 +91,7 @@ class CompareReport:
     seed: int
     provenance: dict[str, Any] = field(default_factory=dict)
     device: Device | None = None  # the (most common) device of the rows: what the calibration is for
+    time_col: str = "train_time_s"  # the measured time compared
 
     def calibration(self) -> Calibration:
         """The fitted coefficients as a reusable calibration of the rows' device."""
@@ -159,12 +159,12 @@ def repeat_floor(rows: pl.DataFrame) -> dict[str, float] | None:
     return error_stats(np.array(pred), np.array(meas)) if pred else None
 
 
-def _timed_rows(rows: pl.DataFrame, name: str) -> pl.DataFrame:
+def _timed_rows(rows: pl.DataFrame, name: str, time_col: str = "train_time_s") -> pl.DataFrame:
     """The ok rows with a training time and a task shape; CompareError naming what is missing."""
-    missing = [c for c in NEEDED if c not in rows.columns]
+    missing = [c for c in (*NEEDED, time_col) if c not in rows.columns]
     if missing:
         raise CompareError(f"{name}: corpus lacks column(s) {missing}")
-    df = rows.filter((pl.col("status") == "ok") & (pl.col("train_time_s") > 0))
+    df = rows.filter((pl.col("status") == "ok") & (pl.col(time_col) > 0))
     shapeless = df.filter(pl.col("input_shape").is_null() | pl.col("n_classes").is_null())
     if shapeless.height:
         tasks = sorted(set(shapeless["task"].to_list()), key=str)
@@ -175,19 +175,20 @@ def _timed_rows(rows: pl.DataFrame, name: str) -> pl.DataFrame:
 
 
 def compare_rows(rows: pl.DataFrame, *, name: str, train_frac: float = 0.5, seed: int = 0,
-                 transfer_to: tuple[str, ...] = TRANSFER_TO) -> CompareReport:
-    """Raw and calibrated roofline against measured train_time_s for the ok rows of a corpus (``name`` labels
-    the report and the errors); every such row needs its input_shape and n_classes."""
+                 transfer_to: tuple[str, ...] = TRANSFER_TO, time_col: str = "train_time_s") -> CompareReport:
+    """Raw and calibrated roofline against the measured training time ``time_col`` (wall ``train_time_s``, or a
+    corpus's robust label) for the ok rows of a corpus (``name`` labels the report and the errors); every such row
+    needs its input_shape and n_classes."""
     if not 0 < train_frac < 1:
         raise CompareError(f"train_frac must be in (0, 1), got {train_frac}")
-    df = _timed_rows(rows, name)
+    df = _timed_rows(rows, name, time_col)
     records, devices = [], Counter()
     by_name: dict[str, Device] = {}
     for row in df.iter_rows(named=True):
         dev = device_for(row)
         devices[dev.name] += 1
         by_name[dev.name] = dev
-        rc, measured = _row_costs(row), float(row["train_time_s"])
+        rc, measured = _row_costs(row), float(row[time_col])
         setting = "|".join(str(row.get(k)) for k in ("arch_id", "task", "n_train", "epochs", "batch_size", "threads"))
         records.append({"arch_id": row["arch_id"], "setting": setting, "measured_s": measured,
                         "threads": row.get("threads"),
@@ -217,4 +218,5 @@ def compare_rows(rows: pl.DataFrame, *, name: str, train_frac: float = 0.5, seed
                           for b in sorted(set(bounds[~is_train]))},
     }
     return CompareReport(name, rows, dict(zip(FEATURES, map(float, coef), strict=True)), metrics,
-                         sorted(devices), train_frac, seed, device=by_name[devices.most_common(1)[0][0]])
+                         sorted(devices), train_frac, seed, device=by_name[devices.most_common(1)[0][0]],
+                         time_col=time_col)

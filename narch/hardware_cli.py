@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -53,6 +53,9 @@ def compare(
     out: Annotated[Path, typer.Option(help="report folder")] = Path("results/hardware/compare"),
     train_frac: Annotated[float, typer.Option(help="architectures used to fit the calibration")] = 0.5,
     seed: Annotated[int, typer.Option(help="seed of the architecture split")] = 0,
+    time_col: Annotated[str, typer.Option(help="measured time column; auto: the corpus's time label "
+                                               "(schema.TIME_LABEL) where every ok row has it, else train_time_s")
+                        ] = "auto",
 ) -> None:
     """Measured vs roofline training time on a corpus: raw and calibrated errors, a report and a roofline PNG."""
     from narch.dataset_builder.corpus import read_corpus
@@ -64,11 +67,27 @@ def compare(
     check_int("--seed", seed, low=0)
     check_out_folder("--out", out)
     rows = with_task_shapes(read_corpus(corpus))
-    report = compare_rows(rows, name=str(corpus), train_frac=train_frac, seed=seed)
+    col = time_label_of(rows) if time_col == "auto" else time_col
+    report = compare_rows(rows, name=str(corpus), train_frac=train_frac, seed=seed, time_col=col)
     paths = write_report(report, out)
     for line in report.summary_lines():
         OUT.print(line, highlight=False)
     OUT.print("written: " + ", ".join(str(p) for p in paths), highlight=False)
+
+
+def time_label_of(rows: Any) -> str:
+    """The device kind's time label when every ok row of that kind carries it (clean-timing corpora), else the
+    wall time train_time_s (corpora built before the label, imported ones)."""
+    import polars as pl
+
+    from narch.dataset_builder.schema import TIME_LABEL
+
+    ok = rows.filter(pl.col("status") == "ok")
+    kinds = set(ok["device_kind"].drop_nulls()) if "device_kind" in ok.columns else set()
+    labels = {TIME_LABEL.get(k, ("train_time_s", ""))[0] for k in kinds}
+    if len(labels) == 1 and (col := labels.pop()) in ok.columns and ok[col].null_count() == 0:
+        return col
+    return "train_time_s"
 
 
 @guarded

@@ -110,3 +110,18 @@ def test_repeat_floor_uses_the_other_runs_of_a_network() -> None:
     s = repeat_floor(rows)
     assert s is not None and s["n"] == 5  # b has one run
     assert repeat_floor(rows.filter(pl.col("setting") == "b")) is None
+
+
+def test_compare_uses_the_corpus_time_label_when_every_row_has_it(tiny_corpus: Path) -> None:
+    from narch.dataset_builder.corpus import read_corpus
+    from narch.dataset_builder.tasks import with_task_shapes
+    from narch.hardware.compare import compare_rows
+    from narch.hardware_cli import time_label_of
+
+    rows = with_task_shapes(read_corpus(tiny_corpus))
+    assert time_label_of(rows) == "train_time_robust_s"
+    assert time_label_of(rows.drop("train_time_robust_s")) == "train_time_s"
+    rep = compare_rows(rows, name="tiny", time_col="train_time_robust_s")
+    got = dict(zip(rep.rows["arch_id"], rep.rows["measured_s"], strict=False))
+    want = dict(zip(rows["arch_id"], rows["train_time_robust_s"], strict=False))
+    assert rep.time_col == "train_time_robust_s" and all(abs(got[a] - want[a]) < 1e-12 for a in got)
