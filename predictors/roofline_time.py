@@ -25,7 +25,8 @@ from narch.predictors.tabular import TargetError, load_array, save_arrays
 from narch.search_space import Network
 
 TERMS = [f"{c.value}:{k}" for c in OpClass for k in ("flops", "bytes")] + ["launches", "steps", "epochs", "const"]
-RUN_TARGETS = ("train_time_s", "epoch_time_p50_s", "epoch_time_p90_s", "step_time_p50_s", "step_time_p90_s")
+RUN_TARGETS = ("train_time_s", "train_time_robust_s", "train_cpu_s", "epoch_time_p50_s", "epoch_time_p90_s",
+               "step_time_p50_s", "step_time_p90_s")
 LATENCY_TARGETS = ("latency_bs1_ms", "latency_bsN_ms")
 _CACHE: dict[tuple[Any, ...], np.ndarray] = {}
 

@@ -87,3 +87,12 @@ def test_cli_errors_are_one_line(args: list[str], message: str, tmp_path: Path, 
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 2
     assert message in r.output and r.output.count("\n") == 1
+
+
+def test_roofline_families_model_the_robust_time_label(pred_rows: pl.DataFrame) -> None:
+    for fam in ("roofline_time", "roofline_gbdt"):
+        cls = PREDICTORS.get(fam)
+        for t in ("train_time_robust_s", "train_cpu_s", "train_time_s"):
+            assert cls.supports(Target.of(t)), (fam, t)
+        pred = cls(seed=0).fit(pred_rows, Target.of("train_time_robust_s"))
+        assert (pred.predict(pred_rows) > 0).all()
