@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -15,6 +15,9 @@ from narch.controller.objectives import TaskContext
 from narch.predictors.base import Target
 from narch.predictors.features import FeatureSpec, network_features, row_features
 from narch.search_space import Network
+
+if TYPE_CHECKING:
+    from narch.predictors.artefacts import Artefact
 
 
 class FrozenScorer:
@@ -38,15 +41,22 @@ class FrozenScorer:
 
     def predict(self, nets: Sequence[Network]) -> dict[str, np.ndarray]:
         """Every target; ``<target>_std`` too where the family has an uncertainty (the deep ensemble)."""
-        out: dict[str, np.ndarray] = {}
-        for t, p in self.artefact.predictors.items():
-            with_std = getattr(p, "predict_networks_with_std", None)
-            if with_std is not None:
-                mean, std = with_std(nets, self._desc)
-                out[t], out[f"{t}_std"] = np.asarray(mean), np.asarray(std)
-            else:
-                out[t] = _one(p, nets, self._desc)
-        return out
+        return artefact_predictions(self.artefact, nets, self._desc)
+
+
+def artefact_predictions(artefact: Artefact, nets: Sequence[Network], desc: Mapping[str, Any]
+                         ) -> dict[str, np.ndarray]:
+    """Every target of a loaded artefact for ``nets`` under one task description, each followed by
+    ``<target>_std`` where the family has an uncertainty (``predict_networks_with_std``: the deep ensemble)."""
+    out: dict[str, np.ndarray] = {}
+    for t, p in artefact.predictors.items():
+        with_std = getattr(p, "predict_networks_with_std", None)
+        if with_std is not None:
+            mean, std = with_std(nets, desc)
+            out[t], out[f"{t}_std"] = np.asarray(mean), np.asarray(std)
+        else:
+            out[t] = _one(p, nets, desc)
+    return out
 
 
 def _one(p: Any, nets: Sequence[Network], desc: Mapping[str, Any]) -> np.ndarray:
