@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from narch.console import ERR, OUT, Plugins, guarded, load_plugins
 from narch.core.checks import check_int
 from narch.core.errors import SettingError
+from narch.core.tables import markdown_table
+
+if TYPE_CHECKING:
+    from narch.search_space import Network
 
 
 def _csv(text: str | None, option: str) -> tuple[str, ...] | None:
@@ -127,46 +132,61 @@ def leaderboard_cmd(
         OUT.print(f"{out}/frozen sha256 {artefact_digest(out / 'frozen')}", highlight=False)
 
 
-def task_descriptors(manifest: dict[str, Any], task: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The task description to predict under: the artefact's, a named task's shape, then explicit options."""
-    d = dict(manifest.get("descriptors") or {})
-    if task is not None:
-        from narch.dataset_builder.tasks import TASK_SHAPES
-        from narch.hardware_cli import TASK_N_TRAIN
+def _networks(arch: str | None, archs_from: Path | None) -> list[Network]:
+    """The one network of --arch or every network of --archs-from (errors name the file and the line)."""
+    from narch.search_space import load_networks, resolve_network
 
-        if task not in TASK_SHAPES:
-            raise SettingError(f"task {task!r} is unknown (known: {', '.join(TASK_SHAPES)})")
-        shape, n_classes = TASK_SHAPES[task]
-        d |= {"input_shape": list(shape), "n_classes": n_classes, "n_train": TASK_N_TRAIN.get(task, 1000)}
-    return d | {k: v for k, v in overrides.items() if v is not None}
+    if arch is not None and archs_from is not None:
+        raise SettingError("--arch and --archs-from exclude each other")
+    if arch is not None:
+        return [resolve_network(arch)]
+    if archs_from is not None:
+        return load_networks(archs_from)
+    raise SettingError("give one of --arch and --archs-from")
 
 
 @guarded
 def predict_cmd(
     predictor: Annotated[Path, typer.Option(help="predictor artefact folder (e.g. a leaderboard's frozen/)")],
-    arch: Annotated[str, typer.Option(help="seed network name or a JSON file holding one network")],
+    arch: Annotated[str | None, typer.Option(help="seed network name or a JSON file holding one network")] = None,
+    archs_from: Annotated[Path | None, typer.Option(
+        help="every network of a .jsonl file (one network JSON a line, as build --archs-from reads) or of a .json "
+             "list, printed as a table")] = None,
     task: Annotated[str | None, typer.Option(help="task whose input shape and size to assume")] = None,
     n_train: Annotated[int | None, typer.Option(help="training-set size")] = None,
     epochs: Annotated[int | None, typer.Option(help="training epochs")] = None,
     batch_size: Annotated[int | None, typer.Option(help="training batch size")] = None,
     expect_sha256: Annotated[str | None, typer.Option(
         help="refuse the artefact unless its sha256 (its manifest's, printed when it was frozen) is this")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print one JSON document instead of text")] = False,
     plugin: Plugins = None,
 ) -> None:
-    """Print every target's prediction of a frozen predictor for one network."""
+    """Print every target's prediction of a frozen predictor for one network or a file of them."""
     from narch.predictors.artefacts import load_artefact
-    from narch.search_space import resolve_network
+    from narch.query import prediction_frame, task_descriptors
 
     overrides = {"n_train": n_train, "epochs": epochs, "batch_size": batch_size}
     for k, v in overrides.items():
         if v is not None:
             check_int(f"--{k.replace('_', '-')}", v, low=1)
+    nets = _networks(arch, archs_from)
     load_plugins(plugin)
-    net = resolve_network(arch)
     art = load_artefact(predictor, expect_sha256=expect_sha256)
     d = task_descriptors(art.manifest, task, overrides)
-    preds = art.predict_networks([net], d)
-    OUT.print(f"{net.arch_id} ({len(net)} layers) under {d}", highlight=False)
-    for t, v in preds.items():
-        fam = art.manifest["entries"][t]["predictor"]
-        OUT.print(f"{t}: {float(v[0]):.6g}  ({fam})", highlight=False)
+    frame = prediction_frame(art, nets, d)
+    families = {t: e["predictor"] for t, e in art.manifest["entries"].items()}
+    if json_out:
+        import polars.selectors as cs
+
+        doc = {"predictor": str(predictor), "sha256": art.digest, "descriptors": d, "families": families,
+               "predictions": frame.with_columns(cs.float().fill_nan(None)).to_dicts()}  # strict JSON: NaN as null
+        typer.echo(json.dumps(doc, allow_nan=False))
+    elif arch is not None:
+        OUT.print(f"{nets[0].arch_id} ({len(nets[0])} layers) under {d}", highlight=False)
+        for t, fam in families.items():
+            spread = f" ± {frame[f'{t}_std'][0]:.3g}" if f"{t}_std" in frame.columns else ""
+            OUT.print(f"{t}: {frame[t][0]:.6g}{spread}  ({fam})", highlight=False)
+    else:
+        fams = ", ".join(f"{t}: {f}" for t, f in families.items())
+        typer.echo(f"{len(nets)} networks from {archs_from} ({fams}) under {d}")
+        typer.echo(markdown_table(frame, floats=6))
