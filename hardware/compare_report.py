@@ -53,7 +53,8 @@ def markdown(report: CompareReport) -> str:
     m = report.metrics
     head = "| rows | median abs % error | within ±10 % | within ±20 % | Spearman |\n|---|---|---|---|---|\n"
     lines = [f"# Measured vs roofline training time: {report.corpus}\n\n", provenance_markdown(report.provenance), "\n",
-             f"Measured time: `{report.time_col}`. Devices: {', '.join(report.devices)}. Calibration fitted on {m['calibrated_train']['n']} rows "
+             f"Measured time: `{report.time_col}`. Devices: {', '.join(report.devices)}. "
+             f"Calibration fitted on {m['calibrated_train']['n']} rows "
              f"(architectures split {report.train_frac:.0%} / {1 - report.train_frac:.0%}, seed {report.seed}), "
              f"judged on {m['calibrated_test']['n']} held-out rows.\n\n", _figures_line(report), head]
     lines += [f"| {label} ({s['n']}) | {s['median_ape_pct']:.1f} | {s['within_10pct']:.0%} | "
