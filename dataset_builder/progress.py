@@ -1,42 +1,39 @@
-"""A rich progress bar for builds: done/total, networks per hour, ETA, failures (the CLI and the pipeline draw it)."""
+"""Progress of a build: done/total, networks per hour, ETA, failures, the latest run (the CLI and the pipeline show
+it; a rich bar in a terminal, plain periodic lines elsewhere: ``narch.core.progress``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from narch.dataset_builder.build import BuildSummary, PreparedBuild, run_build
+from narch.core.progress import track
+from narch.dataset_builder.build import BuildConfig, BuildSummary, PreparedBuild, run_build
+
+
+def build_label(cfg: BuildConfig) -> str:
+    """``build <task>`` and where it runs: shard, Ray, concurrency."""
+    where = (f" shard {cfg.shard}" if cfg.shard else "") + (" ray" if cfg.backend == "ray" else "")
+    where += f" x{cfg.concurrency}" if cfg.concurrency > 1 else ""
+    return f"build {cfg.task}{where}"
+
+
+def last_run(row: dict[str, Any] | None) -> str | None:
+    """The latest run's arch_id, status and val_acc (None: no run finished with this update)."""
+    if row is None:
+        return None
+    acc = row.get("val_acc")
+    return f"{row['arch_id']} {row['status']}" + (f" val {acc:.3f}" if acc is not None else "")
 
 
 def run_with_progress(pb: PreparedBuild, *, console: Console, show: bool = True) -> BuildSummary:
-    """Run a prepared build, drawing progress on ``console``."""
+    """Run a prepared build, showing its progress on ``console``."""
     if not show:
         return run_build(pb)
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:>6.0f} nets/h"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TextColumn("[red]{task.fields[failed]} failed"),
-        TextColumn("{task.fields[last]}"),
-    )
-    with Progress(*columns, console=console, transient=False) as progress:
-        cfg = pb.config
-        where = (f" shard {cfg.shard}" if cfg.shard else "") + (" ray" if cfg.backend == "ray" else "")
-        where += f" x{cfg.concurrency}" if cfg.concurrency > 1 else ""
-        tid = progress.add_task(f"build {cfg.task}{where}", total=len(pb.plan), rate=0.0, failed=0, last="")
+    with track(console, build_label(pb.config), len(pb.plan), unit="nets", count_failures=True) as tracker:
 
         def update(summary: BuildSummary, row: dict[str, Any] | None) -> None:
-            rate = summary.done / summary.wall_s * 3600 if summary.wall_s else 0.0
-            last = ""
-            if row is not None:
-                acc = row.get("val_acc")
-                last = f"{row['arch_id']} {row['status']}" + (f" val {acc:.3f}" if acc is not None else "")
-            progress.update(tid, completed=summary.skipped + summary.done, rate=rate, failed=summary.failed, last=last)
+            tracker.update(completed=summary.skipped + summary.done, finished=summary.done, failed=summary.failed,
+                           note=last_run(row))
 
         return run_build(pb, on_progress=update)

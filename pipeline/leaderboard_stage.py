@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from narch.core.progress import track
 from narch.pipeline.corpus_stage import CorpusResult
 from narch.pipeline.sections import Block, Figure, Heading, Section, Table, Text
 from narch.pipeline.stages import RunContext
@@ -61,15 +61,7 @@ def leaderboard_stage(ctx: RunContext, cfg: dict[str, Any]) -> LeaderboardStageR
         sizes=tuple(cfg["sizes"]) if cfg.get("sizes") else SIZES,
     )
     plan = plan_leaderboard(lc, rows=corpus.rows)
-    columns = (
-        TextColumn("[bold]leaderboard"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-    )
-    with Progress(*columns, console=ctx.console) as bar:
-        tid = bar.add_task("", total=plan.total_cells)
-        res, plots = build_leaderboard(lc, plan, progress=lambda desc, k: bar.update(tid, advance=k, description=desc))
+    with track(ctx.console, "leaderboard", plan.total_cells, unit="cells") as bar:
+        res, plots = build_leaderboard(lc, plan, progress=lambda desc, k: bar.advance(k, note=desc))
     return LeaderboardStageResult(out, out / "frozen", res.frozen, res.board, list(lc.targets), lc.seeds, lc.trials,
                                   res.cells.height, plots)
