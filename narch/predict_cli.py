@@ -16,6 +16,7 @@ from narch.core.errors import SettingError
 from narch.core.tables import markdown_table
 
 if TYPE_CHECKING:
+    from narch.predictors.leaderboard import LeaderboardPlan
     from narch.search_space import Network
 
 
@@ -48,6 +49,29 @@ def _int(text: str, option: str) -> int:
         raise SettingError(f"{option}: {text[:40]!r} is not an integer") from None
 
 
+# Test architectures per seed below which a leaderboard's ranking is noise: one swapped pair moves Kendall tau by
+# 2/190 ~ 0.01 among 20, by 2/15 ~ 0.13 among 6. (Its home is predictors/protocol.py, next to make_splits.)
+MIN_TEST_ARCHS = 20
+
+
+def warn(text: str) -> None:
+    """``warning: <text>`` as one line on stderr."""
+    ERR.print(f"warning: {' '.join(text.split())}", markup=False, highlight=False, soft_wrap=True)
+
+
+def small_test_set(plan: LeaderboardPlan, *, freeze: bool) -> str | None:
+    """A line naming each target whose test set has fewer than MIN_TEST_ARCHS architectures per seed, or None."""
+    small = {t: len(tp.splits[0].test) for t, tp in plan.targets.items()
+             if tp.splits and len(tp.splits[0].test) < MIN_TEST_ARCHS}
+    if not small:
+        return None
+    sizes = ", ".join(f"{n} ({t})" for t, n in small.items())
+    then = " and so is the choice of the frozen predictor" if freeze else ""
+    return (f"the leaderboard's test set holds {sizes} architectures per seed, fewer than {MIN_TEST_ARCHS}: its "
+            f"ranking is noise{then} (a fifth of the architectures is tested: {5 * MIN_TEST_ARCHS} give "
+            f"{MIN_TEST_ARCHS})")
+
+
 @guarded(resume="finished cells are saved in OUT/cells; rerun the same command to resume")
 def leaderboard_cmd(
     corpus: Annotated[Path, typer.Option(help="corpus folder")],
@@ -75,15 +99,7 @@ def leaderboard_cmd(
     plugin: Plugins = None,
 ) -> None:
     """Rank every predictor family on a corpus under the fixed protocol; freeze the best per target."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
+    from narch.core.progress import track
     from narch.predictors.leaderboard import (
         SIZES,
         LeaderboardConfig,
@@ -117,11 +133,10 @@ def leaderboard_cmd(
     else:
         plan = plan_leaderboard(cfg)
         store = open_cells(cfg, plan)  # refuses foreign cells before anything is shown or written
-        with Progress(TextColumn("[bold]leaderboard"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TimeRemainingColumn(), TextColumn("{task.description}"), console=ERR) as bar:
-            tid = bar.add_task("", total=plan.total_cells)
-            res, _ = build_leaderboard(cfg, plan, store=store,
-                                       progress=lambda d, k: bar.update(tid, advance=k, description=d))
+        if (small := small_test_set(plan, freeze=cfg.freeze)) is not None:
+            warn(small)
+        with track(ERR, "leaderboard", plan.total_cells, unit="cells") as bar:
+            res, _ = build_leaderboard(cfg, plan, store=store, progress=lambda d, k: bar.advance(k, note=d))
         OUT.print(f"{out}/leaderboard.md written ({res.cells.height} cells, {res.wall_s:.0f} s)", highlight=False)
         frozen = res.frozen
     for t, fam in frozen.items():
@@ -152,7 +167,9 @@ def predict_cmd(
     archs_from: Annotated[Path | None, typer.Option(
         help="every network of a .jsonl file (one network JSON a line, as build --archs-from reads) or of a .json "
              "list, printed as a table")] = None,
-    task: Annotated[str | None, typer.Option(help="task whose input shape and size to assume")] = None,
+    task: Annotated[str | None, typer.Option(
+        help="task whose input shape and size to assume (a task other than the one the predictor was fitted on "
+             "warns on stderr: its predictions are extrapolations)")] = None,
     n_train: Annotated[int | None, typer.Option(help="training-set size")] = None,
     epochs: Annotated[int | None, typer.Option(help="training epochs")] = None,
     batch_size: Annotated[int | None, typer.Option(help="training batch size")] = None,
@@ -163,7 +180,7 @@ def predict_cmd(
 ) -> None:
     """Print every target's prediction of a frozen predictor for one network or a file of them."""
     from narch.predictors.artefacts import load_artefact
-    from narch.query import prediction_frame, task_descriptors
+    from narch.query import prediction_frame, task_descriptors, task_mismatch
 
     overrides = {"n_train": n_train, "epochs": epochs, "batch_size": batch_size}
     for k, v in overrides.items():
@@ -172,6 +189,8 @@ def predict_cmd(
     nets = _networks(arch, archs_from)
     load_plugins(plugin)
     art = load_artefact(predictor, expect_sha256=expect_sha256)
+    if (mismatch := task_mismatch(art.manifest, task)) is not None:
+        warn(f"{predictor}: {mismatch}")
     d = task_descriptors(art.manifest, task, overrides)
     frame = prediction_frame(art, nets, d)
     families = {t: e["predictor"] for t, e in art.manifest["entries"].items()}
