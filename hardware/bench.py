@@ -1,8 +1,9 @@
 """Micro-benchmark of this host: fp32 matmul FLOP/s, stream-style bandwidth, per-op launch overhead.
 
 CPU at 1 thread and at all threads; CUDA too when present (timed with CUDA events after a warm-up). The result
-is cached per host (``hardware.catalogue.bench_cache_path``) so ``local`` in the catalogue can use it, and is
-written to results/hardware/ with its provenance. About 20-40 s on a 2-core CPU.
+is cached per machine (``hardware.catalogue.bench_cache_path``: host, CPU model and count) so ``local`` in the
+catalogue can use it, and is written with its provenance to a folder the caller names. Each stage reports its
+figure through ``log`` as it finishes. About 20-40 s on an idle 2-core CPU.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -156,61 +157,107 @@ def bench_train_overhead(device: torch.device, *, steps: int = 30, repeats: int 
     return {"train_launch_overhead_s": slope, "train_step_overhead_s": max(0.0, t_mean - slope * n_mean)}
 
 
-def bench_cpu(threads: int, *, quick: bool = False) -> dict[str, Any]:
-    """The three figures at a thread count (restores torch's thread setting)."""
+Log = Callable[[str], None]
+T = TypeVar("T")
+
+
+def _quiet(line: str) -> None:
+    """The default ``log``: say nothing."""
+
+
+def _gflops(flops: float) -> str:
+    return f"{flops / 1e9:.1f} GFLOP/s"
+
+
+def _bandwidth(m: dict[str, float]) -> str:
+    return f"copy {m['copy_bytes_per_s'] / 1e9:.1f} GB/s, triad {m['triad_bytes_per_s'] / 1e9:.1f} GB/s"
+
+
+def _launch(m: dict[str, float]) -> str:
+    return f"eager op {m['launch_overhead_s'] * 1e6:.2f} us, autograd op {m['autograd_op_overhead_s'] * 1e6:.2f} us"
+
+
+def _train(m: dict[str, float]) -> str:
+    return (f"{m['train_launch_overhead_s'] * 1e6:.2f} us per launch + {m['train_step_overhead_s'] * 1e6:.1f} us per "
+            "step")
+
+
+def stage(log: Log, what: str, measure: Callable[[], T], show: Callable[[T], str]) -> T:
+    """Run one measurement and log ``<what>: <its figure> (<seconds> s)`` when it finishes."""
+    t0 = time.perf_counter()
+    value = measure()
+    log(f"{what}: {show(value)} ({time.perf_counter() - t0:.1f} s)")
+    return value
+
+
+def bench_cpu(threads: int, *, quick: bool = False, log: Log = _quiet) -> dict[str, Any]:
+    """The figures at a thread count, each stage logged as it ends (restores torch's thread setting)."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
+    where = f"cpu {threads} thread{'s' if threads > 1 else ''}"
     try:
         cpu = torch.device("cpu")
-        out = {"matmul_flops": bench_matmul(cpu, n=512 if quick else 1024, repeats=4 if quick else 25)}
-        out |= bench_bandwidth(cpu, elems=2**22 if quick else 2**26, repeats=3 if quick else 12)
-        out |= bench_launch(cpu, ops=500 if quick else 5000, repeats=3 if quick else 7)
-        out |= bench_train_overhead(cpu, steps=6 if quick else 30, repeats=2 if quick else 6, sweeps=1 if quick else 3)
+        n = 512 if quick else 1024
+        out = {"matmul_flops": stage(log, f"{where}: fp32 matmul {n}^3",
+                                     lambda: bench_matmul(cpu, n=n, repeats=4 if quick else 25), _gflops)}
+        out |= stage(log, f"{where}: stream bandwidth", lambda: bench_bandwidth(
+            cpu, elems=2**22 if quick else 2**26, repeats=3 if quick else 12), _bandwidth)
+        out |= stage(log, f"{where}: launch overhead", lambda: bench_launch(
+            cpu, ops=500 if quick else 5000, repeats=3 if quick else 7), _launch)
+        out |= stage(log, f"{where}: training-step overhead", lambda: bench_train_overhead(
+            cpu, steps=6 if quick else 30, repeats=2 if quick else 6, sweeps=1 if quick else 3), _train)
         out["clock"] = "thread_time" if cpu_clock() is time.thread_time else "wall"
         return out
     finally:
         torch.set_num_threads(before)
 
 
-def bench_cuda(*, quick: bool = False) -> dict[str, Any]:
+def bench_cuda(*, quick: bool = False, log: Log = _quiet) -> dict[str, Any]:
     """Figures of CUDA device 0: fp32 (CUDA cores), tf32 and bf16 matmul, bandwidth on 1 GiB buffers, launches."""
     dev = torch.device("cuda", 0)
     n = 2048 if quick else 8192
     prev = torch.backends.cuda.matmul.allow_tf32
     try:
         torch.backends.cuda.matmul.allow_tf32 = False
-        fp32 = bench_matmul(dev, n=n)
+        fp32 = stage(log, f"cuda: fp32 matmul {n}^3", lambda: bench_matmul(dev, n=n), _gflops)
         torch.backends.cuda.matmul.allow_tf32 = True
-        tf32 = bench_matmul(dev, n=n)
+        tf32 = stage(log, f"cuda: tf32 matmul {n}^3", lambda: bench_matmul(dev, n=n), _gflops)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = prev
-    out: dict[str, Any] = {"matmul_flops": fp32, "matmul_tf32_flops": tf32,
-                           "matmul_bf16_flops": bench_matmul(dev, n=n, dtype=torch.bfloat16)}
-    out |= bench_bandwidth(dev, elems=2**24 if quick else 2**28)
-    out |= bench_launch(dev)
-    out |= bench_train_overhead(dev)
+    bf16 = stage(log, f"cuda: bf16 matmul {n}^3", lambda: bench_matmul(dev, n=n, dtype=torch.bfloat16), _gflops)
+    out: dict[str, Any] = {"matmul_flops": fp32, "matmul_tf32_flops": tf32, "matmul_bf16_flops": bf16}
+    out |= stage(log, "cuda: stream bandwidth", lambda: bench_bandwidth(dev, elems=2**24 if quick else 2**28),
+                 _bandwidth)
+    out |= stage(log, "cuda: launch overhead", lambda: bench_launch(dev), _launch)
+    out |= stage(log, "cuda: training-step overhead", lambda: bench_train_overhead(dev), _train)
     return {"threads": {"1": out}, "name": torch.cuda.get_device_name(0)}
 
 
-def run_bench(*, quick: bool = False, cuda: bool | None = None, command: str | None = None) -> dict[str, Any]:
-    """Benchmark the CPU (1 thread and all threads) and, when present, CUDA; with provenance."""
+def run_bench(*, quick: bool = False, cuda: bool | None = None, command: str | None = None,
+              log: Log = _quiet) -> dict[str, Any]:
+    """Benchmark the CPU (1 thread and all threads) and, when present, CUDA; with provenance. ``log`` gets one
+    line per measurement stage, with its figure, as it finishes."""
     counts = sorted({1, logical_cpus()})
+    with_cuda = cuda if cuda is not None else torch.cuda.is_available()
+    log(f"benchmarking the CPU at {' and '.join(map(str, counts))} thread(s)" + (" and CUDA device 0" if with_cuda
+        else "") + (" (quick: small buffers, few repeats)" if quick else ""))
     prov = provenance(command, torch=torch.__version__, quick=quick, loadavg_1m=os.getloadavg()[0])
     result: dict[str, Any] = {"schema": SCHEMA, "provenance": prov,
-                              "cpu": {"threads": {str(t): bench_cpu(t, quick=quick) for t in counts}}, "cuda": None}
-    if cuda if cuda is not None else torch.cuda.is_available():
-        result["cuda"] = bench_cuda(quick=quick)
+                              "cpu": {"threads": {str(t): bench_cpu(t, quick=quick, log=log) for t in counts}},
+                              "cuda": None}
+    if with_cuda:
+        result["cuda"] = bench_cuda(quick=quick, log=log)
         prov["cuda_name"] = result["cuda"]["name"]
     return result
 
 
-def save_bench(result: dict[str, Any], *, results_dir: Path | None = Path("results/hardware"),
-               cache_path: Path | None = None, cache: bool | None = None) -> list[Path]:
-    """Write the result to the per-host cache and (unless None) a results folder; returns the paths written.
+def save_bench(result: dict[str, Any], *, results_dir: Path | None = None, cache_path: Path | None = None,
+               cache: bool | None = None) -> list[Path]:
+    """Write the result to the per-machine cache and (unless None) a results folder; returns the paths written.
 
     A quick run (small buffers, few repeats) is not cached unless asked: its figures would become ``local``."""
     write_cache = cache if cache is not None else not result["provenance"].get("quick", False)
-    paths = [cache_path or bench_cache_path(result["provenance"]["host"])] if write_cache else []
+    paths = [cache_path or bench_cache_path(result["provenance"])] if write_cache else []
     if results_dir is not None:
         paths.append(results_dir / f"bench_{result['provenance']['host']}.json")
     for p in paths:
@@ -225,10 +272,6 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     for kind in ("cpu", "cuda"):
         for t, m in ((result.get(kind) or {}).get("threads") or {}).items():
             label = f"{kind} {t} thread(s)" if kind == "cpu" else f"cuda {result['cuda']['name']}"
-            lines.append(
-                f"{label}: matmul {m['matmul_flops'] / 1e9:.1f} GFLOP/s, copy {m['copy_bytes_per_s'] / 1e9:.1f} GB/s, "
-                f"triad {m['triad_bytes_per_s'] / 1e9:.1f} GB/s, eager op {m['launch_overhead_s'] * 1e6:.2f} us, "
-                f"autograd op {m['autograd_op_overhead_s'] * 1e6:.2f} us, training launch "
-                f"{m['train_launch_overhead_s'] * 1e6:.2f} us + {m['train_step_overhead_s'] * 1e6:.1f} us per step"
-            )
+            lines.append(f"{label}: matmul {_gflops(m['matmul_flops'])}, {_bandwidth(m)}, {_launch(m)}, training "
+                         f"{_train(m)}")
     return lines

@@ -1,19 +1,23 @@
 """Device catalogue: peak FLOP/s per dtype, memory bandwidth and size, SMs, L2, TDP, each with its source.
 
 Every peak is dense (NVIDIA datasheets quote tensor-core figures "with sparsity" at twice the dense rate; those
-are halved here and the note says so). ``local`` is built from this host's cached micro-benchmark
-(``narch hardware bench``), or from conservative defaults when none is cached. Pure Python.
+are halved here and the note says so). ``local`` is built from this machine's cached micro-benchmark
+(``narch hardware bench``; keyed by host, CPU model and count), or from conservative defaults when none is cached.
+Pure Python.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from narch.core.provenance import cpu_model
 from narch.core.registry import UnknownName
 
 DTYPES = ("fp32", "tf32", "bf16", "fp16")
@@ -142,22 +146,47 @@ DEFAULT_LOCAL = {"matmul_flops": 50e9, "triad_bytes_per_s": 10e9, "launch_overhe
 LAUNCH_KEYS = ("train_launch_overhead_s", "launch_overhead_s")
 
 
+MACHINE_KEYS = ("host", "cpu_model", "cpus")  # what a cached micro-benchmark belongs to (provenance keys)
+
+
 def cache_dir() -> Path:
-    """Where the per-host micro-benchmark is cached ($NARCH_CACHE_DIR or ~/.cache/narch)."""
+    """Where the per-machine micro-benchmark is cached ($NARCH_CACHE_DIR or ~/.cache/narch)."""
     return Path(os.environ.get("NARCH_CACHE_DIR") or Path.home() / ".cache" / "narch")
 
 
-def bench_cache_path(host: str | None = None) -> Path:
-    return cache_dir() / f"bench-{host or socket.gethostname()}.json"
+def this_machine() -> dict[str, Any]:
+    """This machine as a cached benchmark's provenance records it: host name, CPU model, logical CPU count."""
+    return {"host": socket.gethostname(), "cpu_model": cpu_model(), "cpus": os.cpu_count()}
+
+
+def bench_cache_path(machine: Mapping[str, Any] | None = None) -> Path:
+    """The cache file of a machine (its provenance, or this one): ``bench-<host>-<sha256 of host, CPU model and
+    count, 12 hex>.json``, so another machine under the same host name never reads this one's figures."""
+    m = machine if machine is not None else this_machine()
+    digest = hashlib.sha256(json.dumps([m.get(k) for k in MACHINE_KEYS]).encode()).hexdigest()[:12]
+    return cache_dir() / f"bench-{m.get('host')}-{digest}.json"
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def load_bench(path: Path | None = None) -> dict[str, Any] | None:
-    """The cached micro-benchmark of this host, or None."""
-    p = path or bench_cache_path()
-    try:
-        return json.loads(p.read_text())
-    except (OSError, ValueError):
-        return None
+    """The micro-benchmark at ``path``, or the cached one of this machine, or None. A cache written before the key
+    held the CPU (``bench-<host>.json``) is read only when its provenance names this machine's CPU model and count."""
+    if path is not None:
+        return _read(path)
+    machine = this_machine()
+    found = _read(bench_cache_path(machine))
+    if found is not None:
+        return found
+    legacy = _read(cache_dir() / f"bench-{machine['host']}.json")
+    prov = (legacy or {}).get("provenance") or {}
+    return legacy if all(prov.get(k) == machine[k] for k in MACHINE_KEYS) else None
 
 
 def _pick_threads(by_threads: dict[str, Any], threads: int | None) -> tuple[int, dict[str, Any]]:

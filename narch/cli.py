@@ -187,7 +187,7 @@ def run(
 @guarded
 def corpus_datacard(
     corpora: Annotated[list[Path], typer.Argument(help="corpus folders")],
-    out: Annotated[Path, typer.Option(help="data card to write")] = Path("results/DATACARD.md"),
+    out: Annotated[Path, typer.Option(help="data card to write")] = Path("runs/DATACARD.md"),
     reference: Annotated[bool, typer.Option("--reference", help="the reference corpora's card (results/"
                                             "DATACARD.md): add the caveats of how results/corpus was built")] = False,
 ) -> None:

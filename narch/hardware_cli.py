@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from narch.console import OUT, guarded
+from narch.console import ERR, OUT, guarded
 from narch.core.checks import check_float, check_int, check_out_folder
 
 hardware_app = typer.Typer(no_args_is_help=True, help="Device micro-benchmark and measured-vs-roofline reports.")
@@ -30,16 +30,19 @@ def task_shape(task: str) -> tuple[tuple[int, ...], int, int]:
 @guarded
 def bench(
     quick: Annotated[bool, typer.Option(help="small buffers and few repeats (for tests; not cached)")] = False,
-    cache: Annotated[bool | None, typer.Option(help="write the per-host cache (default: unless --quick)")] = None,
-    out: Annotated[Path, typer.Option(help="results folder (the per-host cache is written too)")] = Path(
-        "results/hardware"
+    cache: Annotated[bool | None, typer.Option(
+        help="write the per-machine cache ($NARCH_CACHE_DIR or ~/.cache/narch, keyed by host, CPU model and count) "
+             "that `local` reads (default: unless --quick)")] = None,
+    out: Annotated[Path, typer.Option(help="folder for bench_<host>.json (besides the cache)")] = Path(
+        "runs/hardware"
     ),
 ) -> None:
-    """Measure matmul FLOP/s, stream bandwidth and per-op launch overhead; cache them for `local`."""
+    """Measure matmul FLOP/s, stream bandwidth and per-op launch overhead (a line per stage as it ends, on stderr);
+    cache them for `local`."""
     from narch.hardware.bench import run_bench, save_bench, summary_lines
 
     check_out_folder("--out", out)
-    result = run_bench(quick=quick)
+    result = run_bench(quick=quick, log=lambda line: ERR.print(line, markup=False, highlight=False, soft_wrap=True))
     paths = save_bench(result, results_dir=out, cache=cache)
     for line in summary_lines(result):
         OUT.print(line, highlight=False)
@@ -50,7 +53,7 @@ def bench(
 @guarded
 def compare(
     corpus: Annotated[Path, typer.Option(help="corpus folder (Parquet parts)")],
-    out: Annotated[Path, typer.Option(help="report folder")] = Path("results/hardware/compare"),
+    out: Annotated[Path, typer.Option(help="report folder")] = Path("runs/hardware/compare"),
     train_frac: Annotated[float, typer.Option(help="architectures used to fit the calibration")] = 0.5,
     seed: Annotated[int, typer.Option(help="seed of the architecture split")] = 0,
     time_col: Annotated[str, typer.Option(help="measured time column; auto: the corpus's time label "

@@ -32,7 +32,7 @@ def transfer_cmd(
     sources: Annotated[str, typer.Option(help="rest: learn from the non-target devices (HELP); others: from "
                                               "every device but the target (leave-one-out)")] = "rest",
     target_col: Annotated[str, typer.Option("--target-col", help="time column, or auto")] = "auto",
-    out: Annotated[Path, typer.Option(help="board folder")] = Path("results/transfer/board"),
+    out: Annotated[Path, typer.Option(help="board folder")] = Path("runs/transfer/board"),
 ) -> None:
     """Few-shot time transfer to new devices: learn from source devices, adapt from k measured networks."""
     from narch.core.files import atomic_write_json, atomic_write_text

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from narch.hardware.catalogue import CATALOGUE, DEFAULT_LOCAL, get_device, load_bench, local_device
+from narch.hardware.catalogue import (
+    CATALOGUE,
+    DEFAULT_LOCAL,
+    MACHINE_KEYS,
+    bench_cache_path,
+    get_device,
+    load_bench,
+    local_device,
+    this_machine,
+)
 from narch.hardware.costs import OpClass, step_costs
 from narch.hardware.roofline import op_dtype, roofline_run, roofline_train_time_s, step_time
 from narch.hardware.transfer import gamma, kernel_factor, wave_scaled_time_s
@@ -59,6 +68,25 @@ def test_local_device_from_a_cached_bench_and_default(tmp_path: Path) -> None:
     default = local_device(bench={})
     assert default.peak("fp32") == DEFAULT_LOCAL["matmul_flops"] and default.uncertain
     assert load_bench(tmp_path / "missing.json") is None
+
+
+def test_the_bench_cache_is_keyed_by_host_cpu_model_and_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    monkeypatch.setenv("NARCH_CACHE_DIR", str(tmp_path))
+    here = this_machine()
+    assert set(here) == set(MACHINE_KEYS) and bench_cache_path() == bench_cache_path(here)
+    assert bench_cache_path(here).name.startswith(f"bench-{here['host']}-")
+    for key, other in (("cpu_model", "Another CPU"), ("cpus", 1024)):
+        assert bench_cache_path(here | {key: other}) != bench_cache_path(here)  # same host name, another machine
+    bench = {"provenance": {**here, "created_at": "t"}, "cpu": {"threads": {"1": {
+        "matmul_flops": 7e10, "triad_bytes_per_s": 1e10, "launch_overhead_s": 1e-6}}}}
+    legacy = tmp_path / f"bench-{here['host']}.json"  # keyed by host name only, as caches were before
+    legacy.write_text(json.dumps(bench | {"provenance": {**here, "cpu_model": "Another CPU"}}))
+    assert load_bench() is None  # another machine's figures under this host name are not `local`
+    legacy.write_text(json.dumps(bench))
+    assert load_bench() == bench  # this machine's: still read
+    bench_cache_path().write_text(json.dumps(bench | {"schema": 2}))
+    assert load_bench() == bench | {"schema": 2}  # the keyed file first
 
 
 def test_precision_picks_the_tensor_path_as_pytorch_does() -> None:

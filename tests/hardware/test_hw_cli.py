@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from narch.cli import app
 from narch.hardware.bench import run_bench, save_bench, summary_lines
-from narch.hardware.catalogue import local_device
+from narch.hardware.catalogue import bench_cache_path, local_device
 from narch.search_space import SEEDS
 
 runner = CliRunner()
@@ -44,8 +44,16 @@ def test_roofline_errors_are_one_line() -> None:
     assert res.exit_code == 2 and "b300" in res.output
 
 
-def test_quick_bench_is_cached_and_feeds_local(tmp_path: Path) -> None:
-    result = run_bench(quick=True, cuda=False, command="test")
+def test_quick_bench_is_cached_and_feeds_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lines: list[str] = []
+    result = run_bench(quick=True, cuda=False, command="test", log=lines.append)
+    counts = result["cpu"]["threads"]
+    assert lines[0].startswith("benchmarking the CPU at ") and len(lines) == 1 + 4 * len(counts)
+    for t in counts:  # one line per stage as it ends, with its figure and how long it took
+        stages = [ln for ln in lines if ln.startswith(f"cpu {t} thread")]
+        assert [ln.split(": ")[1] for ln in stages] == ["fp32 matmul 512^3", "stream bandwidth", "launch overhead",
+                                                        "training-step overhead"]
+        assert "GFLOP/s" in stages[0] and "GB/s" in stages[1] and all(ln.endswith(" s)") for ln in stages)
     m = result["cpu"]["threads"]["1"]
     for key in ("matmul_flops", "copy_bytes_per_s", "triad_bytes_per_s", "launch_overhead_s",
                 "train_launch_overhead_s", "train_step_overhead_s"):
@@ -61,14 +69,19 @@ def test_quick_bench_is_cached_and_feeds_local(tmp_path: Path) -> None:
     assert dev.peak("fp32") == pytest.approx(m["matmul_flops"])
     assert dev.launch_overhead_s == pytest.approx(m["train_launch_overhead_s"])
     assert summary_lines(saved)
+    monkeypatch.setenv("NARCH_CACHE_DIR", str(tmp_path / "home"))
+    (default,) = save_bench(result, cache=True)  # no results folder unless named; the cache keyed by the machine
+    assert default == bench_cache_path(result["provenance"]) and default.parent == tmp_path / "home"
 
 
 def test_bench_command_writes_cache_and_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NARCH_CACHE_DIR", str(tmp_path / "cache"))
-    res = runner.invoke(app, ["hardware", "bench", "--quick", "--out", str(tmp_path / "res")])
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["hardware", "bench", "--quick"])  # by default into runs/, never results/
     assert res.exit_code == 0, res.output
-    assert "GFLOP/s" in res.output
-    assert list((tmp_path / "res").glob("bench_*.json")) and not (tmp_path / "cache").exists()
+    assert "GFLOP/s" in res.stdout and "fp32 matmul" in res.stderr and "stream bandwidth" in res.stderr
+    assert list((tmp_path / "runs" / "hardware").glob("bench_*.json")) and not (tmp_path / "cache").exists()
+    assert not (tmp_path / "results").exists()
     res = runner.invoke(app, ["hardware", "bench", "--quick", "--cache", "--out", str(tmp_path / "res")])
     assert res.exit_code == 0, res.output
     assert list((tmp_path / "cache").glob("bench-*.json"))
