@@ -60,7 +60,11 @@ def build(
     epochs: Annotated[int, typer.Option(help="training epochs")] = 5,
     seed: Annotated[int, typer.Option(help="plan and training seed")] = 0,
     out: Annotated[Path, typer.Option(help="corpus folder")] = Path("runs/corpus"),
-    archs_from: Annotated[Path | None, typer.Option(help="profile the networks of a .jsonl/.json file")] = None,
+    archs_from: Annotated[Path | None, typer.Option(
+        help='profile the networks of a file instead of sampling: .jsonl, one network a line, e.g. {"layers": '
+             '[{"op": "conv", "channels": 16, "kernel": 3}, {"op": "dense", "units": 64}]} (fields left out take '
+             'their defaults; an add layer names the two earlier layers it joins, "inputs": [0, 1]), or .json, one '
+             'network or a list')] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
     n_train: Annotated[int | None, typer.Option(help="training-set size (default: all)")] = None,
     batch_size: Annotated[int, typer.Option(help="training batch size")] = 128,

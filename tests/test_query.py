@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from narch.dataset_builder.schema import TIME_LABEL, UNITS
 from narch.predictors.artefacts import Artefact, load_artefact
 from narch.query import NotInCorpus, open_corpus, predict, prediction_frame
 from narch.search_space import SEEDS, SpecError, write_jsonl
-from tests.conftest import build_tiny
+from tests.conftest import build_tiny, readme_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 FROZEN = ROOT / "results" / "leaderboards" / "mnist1d_ref" / "val_acc" / "frozen"
@@ -183,16 +182,9 @@ def test_a_line_that_is_not_a_network_names_the_file_and_line(tmp_path: Path) ->
     assert len(line.splitlines()) == 1 and line.startswith(f"narch: error: {f}:3: "), line
 
 
-def _readme_blocks() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("### Querying\n"):]
-    section = section[:re.search(r"\n#{2,3} ", section[3:]).start() + 3]  # type: ignore[union-attr]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
-
-
 def test_the_readme_querying_examples_run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
                                           ) -> None:
-    blocks = _readme_blocks()
+    blocks = readme_blocks("### Querying")
     assert blocks, "the README's Querying subsection has a python block"
     monkeypatch.chdir(ROOT)
     for i, code in enumerate(blocks):
