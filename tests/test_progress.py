@@ -4,6 +4,9 @@ bar in one, and a real build's lines."""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -111,3 +114,17 @@ def test_a_build_without_a_terminal_prints_plain_lines(tmp_path: Path) -> None:
     assert lines[0].startswith("build mnist1d: 0/2 (0 %)")
     assert lines[-1].startswith("build mnist1d: 2/2 (100 %)") and "ETA 0:00:00, 0 failed; " in lines[-1]
     assert SEEDS["lenet"].arch_id in buf.getvalue() or SEEDS["tiny"].arch_id in buf.getvalue()
+
+
+def test_narch_build_in_a_pipe_logs_whole_lines(tmp_path: Path) -> None:
+    """What a job array's log gets: stderr is a pipe, so plain lines, no bar redraws or colour codes."""
+    nets = tmp_path / "nets.jsonl"
+    write_jsonl([SEEDS["tiny"], SEEDS["lenet"]], nets)
+    cmd = [sys.executable, "-m", "narch.cli", "build", "--task", "mnist1d", "--archs-from", str(nets), "--epochs",
+           "1", "--n-train", "128", "--threads", "1", "--out", str(tmp_path / "c")]
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("build mnist1d: ")]  # (and maybe a contention note)
+    assert [ln.split(": ", 1)[1].split(" ")[0] for ln in lines] == ["0/2", "1/2", "2/2"], r.stderr
+    assert "\r" not in r.stderr and "\x1b" not in r.stderr
