@@ -28,8 +28,9 @@ def test_build_then_compare(tmp_path: Path) -> None:
     data = json.loads((out / "report.json").read_text())
     rows, metrics = data["rows"], data["metrics"]
     assert len(rows["arch_id"]) == 12
-    # every measured time is the corpus's own (6 significant digits in the report)
-    measured = dict(read_corpus(corpus).select("arch_id", "train_time_s").iter_rows())
+    # every measured time is the corpus's own time label (6 significant digits in the report)
+    assert data["time_col"] == "train_time_robust_s", "auto: the CPU time label every ok row carries"
+    measured = dict(read_corpus(corpus).select("arch_id", data["time_col"]).iter_rows())
     assert rows["measured_s"] == pytest.approx([measured[a] for a in rows["arch_id"]], rel=1e-5)
     # the 50/50 split of architectures, and each error row judged on its own side of it
     assert sum(rows["train"]) == 6
