@@ -58,6 +58,8 @@ class Predictor(Protocol):
       (see ``predictors.features.row_descriptors``). It must equal ``predict`` on the same rows. Without it the
       artefact builds corpus-shaped rows (slower).
     - ``predict_std(rows) -> np.ndarray``: a standard deviation per row (ensembles, uncertainty).
+    - ``slow: ClassVar[bool] = True``: ``--quick`` evaluates it at the whole pool only, with its defaults;
+      ``quick_skip: ClassVar[bool] = True``: ``--quick`` leaves it out unless it is named (predictors/leaderboard.py).
     - ``test_params: ClassVar[dict]``: small hyperparameters the conformance suite (``narch.testing.predictors``)
       fits with (keep it seconds).
 

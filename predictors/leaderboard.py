@@ -40,6 +40,9 @@ __all__ = ["RULE", "SIZES", "LeaderboardConfig", "LeaderboardPlan", "Leaderboard
            "pick_best", "plan_leaderboard", "ranked", "run_leaderboard"]
 
 QUICK_SIZES = (16, 64, 256, 1024)
+QUICK_TRIALS = 2  # --quick: at most this many Optuna trials per cell
+# --quick on a 2-core CPU (a 30-network corpus in about a minute): families that declare ``slow`` (the neural ones)
+# run at the whole pool only, with their defaults; ``quick_skip`` families (the deep ensemble) run only when named.
 
 
 @dataclass
@@ -66,11 +69,17 @@ class LeaderboardConfig:
     restart: bool = False  # drop the finished cells in out/cells and evaluate every cell again
 
     def trials_for(self, family: str) -> int:
-        return self.family_trials.get(family, self.trials)
+        if family in self.family_trials:
+            return self.family_trials[family]
+        if self.quick:
+            return 0 if _flag(family, "slow") else min(self.trials, QUICK_TRIALS)
+        return self.trials
 
     def runs_at(self, family: str, size: int, *, largest: int) -> bool:
         """Whether a family is evaluated at a size (the whole pool counts as size ``largest``)."""
         allowed = self.family_sizes.get(family)
+        if allowed is None and self.quick and _flag(family, "slow"):
+            allowed = (-1,)
         return allowed is None or size in allowed or (size == largest and -1 in allowed)
 
     def __post_init__(self) -> None:
@@ -132,6 +141,11 @@ class LeaderboardPlan:
     total_cells: int  # cells the run evaluates (for a progress bar)
 
 
+def _flag(family: str, name: str) -> bool:
+    """A family's class attribute ``name`` (False for a family not registered)."""
+    return family in PREDICTORS.names() and bool(getattr(PREDICTORS.get(family), name, False))
+
+
 def load_rows(cfg: LeaderboardConfig) -> pl.DataFrame:
     """The corpus's ok rows that pass the ``where`` filters."""
     return filter_rows(read_corpus(cfg.corpus), cfg)
@@ -152,7 +166,8 @@ def filter_rows(rows: pl.DataFrame, cfg: LeaderboardConfig) -> pl.DataFrame:
 def plan_leaderboard(cfg: LeaderboardConfig, *, rows: pl.DataFrame | None = None) -> LeaderboardPlan:
     """Read the corpus (unless ``rows``, the corpus already in memory, is given) and build every split."""
     load_families()
-    names = list(cfg.predictors) if cfg.predictors else PREDICTORS.names()
+    names = list(cfg.predictors) if cfg.predictors else [
+        n for n in PREDICTORS.names() if not (cfg.quick and _flag(n, "quick_skip"))]
     classes = {n: PREDICTORS.get(n) for n in names}
     ok = filter_rows(rows, cfg) if rows is not None else load_rows(cfg)
     sizes = QUICK_SIZES if cfg.quick and cfg.sizes == SIZES else cfg.sizes

@@ -29,6 +29,8 @@ class DeepEnsemble:
     """
 
     name: ClassVar[str]
+    slow: ClassVar[bool] = True
+    quick_skip: ClassVar[bool] = True  # --quick leaves it out unless named (5 neural members per fit)
     DEFAULTS: ClassVar[dict[str, Any]] = {"members": 5, "family": "gin+lstm_embedding", "member_params": {}}
 
     def __init__(self, *, seed: int = 0, **params: Any) -> None:

@@ -41,6 +41,7 @@ class NeuralPredictor:
     name: ClassVar[str]
     uses_graph: ClassVar[bool] = False
     reports_progress: ClassVar[bool] = True  # fit takes val_rows and a report callback (predictors/tuning.py)
+    slow: ClassVar[bool] = True  # --quick runs it at the whole pool only, with its defaults (predictors/leaderboard.py)
     DEFAULTS: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, *, seed: int = 0, **params: Any) -> None:

@@ -81,3 +81,20 @@ def test_a_target_without_values_names_the_target_and_column(pred_corpus: Path, 
     with pytest.raises(ValueError, match=r"target 'energy_j': 0 of the corpus's \d+ ok rows have a usable value in "
                                          r"column 'energy_j', so 0 architectures are too few to split"):
         plan_leaderboard(cfg)
+
+
+def test_quick_budget_keeps_slow_families_to_the_whole_pool_and_skips_the_ensemble(pred_corpus: Path,
+                                                                                     tmp_path: Path) -> None:
+    from narch.predictors.leaderboard import QUICK_TRIALS, plan_leaderboard
+
+    cfg = LeaderboardConfig(corpus=pred_corpus, out=tmp_path / "q", targets=("val_acc",), quick=True, trials=10)
+    plan = plan_leaderboard(cfg)
+    fams = plan.targets["val_acc"].families
+    assert "ensemble" not in fams and {"gin", "lstm_embedding", "ridge"} <= set(fams)
+    assert cfg.runs_at("gin", 256, largest=256) and not cfg.runs_at("gin", 16, largest=256), "the pool only"
+    assert cfg.runs_at("ridge", 16, largest=256)
+    assert cfg.trials_for("gin") == 0 and cfg.trials_for("ridge") == QUICK_TRIALS
+    named = LeaderboardConfig(corpus=pred_corpus, out=tmp_path / "n", targets=("val_acc",), quick=True,
+                              predictors=("ensemble", "ridge"), family_trials={"ridge": 7})
+    assert "ensemble" in plan_leaderboard(named).targets["val_acc"].families, "named: it runs"
+    assert named.trials_for("ridge") == 7, "an explicit budget wins"
