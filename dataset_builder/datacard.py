@@ -47,8 +47,15 @@ REFERENCE_CAVEATS = (
     "them.",
     "The benchmark cache changed while the reference corpora were built, so their `roofline_train_time_s` is not "
     "consistent across rows.",
-    "Repeat runs (training seeds 2 and 3) ran later than the seed-1 runs, under different background load; their "
-    "times differ from seed 1 by a median ~25 %, so the time noise floor above mixes seed and session effects.",
+    "`mnist1d_ref` and `digits_ref` were built on an AMD EPYC host under a median load average of 8.3: their "
+    "repeat runs (training seeds 2 and 3) ran an hour after the seed-1 runs, under different background load, and "
+    "their times differ from seed 1 by a median ~25 %, so their time noise floor mixes seed and session effects. "
+    "Use them for accuracies, not for time labels.",
+    "`mnist1d_clean` (issue 11) was built on an Intel Xeon host, ~1.8x slower than the EPYC one, with "
+    "`--wait-quiet`: a run was held until other work used under a quarter of a core, and trained again (up to 3 "
+    "tries, `timing_tries`) when other work competed while it ran; its noise-floor repeats ran back to back. Its "
+    "label is `train_time_robust_s` (results/timing/README.md). Development work ran on the other core at times "
+    "(those runs waited or were retimed).",
     "About 5 % of the reference corpora's planned networks contain a layer no later layer reads.",
 )
 
