@@ -31,7 +31,10 @@ def default_threads(concurrency: int) -> int:
 def _init(ctx: RunContext) -> None:
     global _CTX
     _CTX = ctx
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops handing out work
+    # Ctrl-C and SIGTERM (a scheduler signalling the process group) are the parent's: it stops handing out work and
+    # waits for the runs in flight, which finish and write their parts (the executor's shutdown sends no signal)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _run(item: PlannedNet) -> dict[str, Any] | None:

@@ -93,3 +93,25 @@ def test_sigterm_stops_like_ctrl_c_and_a_rerun_finishes(tmp_path: Path) -> None:
     df = read_corpus(out)
     assert df.height == 6 and df["arch_id"].n_unique() == 6
     assert f"{6 - survived} trained" in done.stdout
+
+
+def test_sigterm_to_a_pool_build_s_process_group_stops_like_ctrl_c(tmp_path: Path) -> None:
+    """A scheduler signals the whole group: the pool's workers must not die mid-run, losing the runs in flight;
+    they finish them and write their parts, as on Ctrl-C."""
+    out = tmp_path / "pool"
+    cmd = [*_narch(out), "--concurrency", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None and not (out.exists() and part_files(out)):
+        time.sleep(0.05)
+    assert proc.poll() is None, "the build finished before it could be stopped; give it more work"
+    before = len(part_files(out))
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "rerun the same command to resume" in stderr and "died" not in stderr
+    assert len(part_files(out)) >= before + 1, "the runs in flight were finished and written, not killed"
+    for p in part_files(out):
+        check_part(p)  # every part written is whole
