@@ -128,9 +128,7 @@ def load_predictor(path: Path, corpus: Path | None, *, rows: pl.DataFrame | None
 def label_ranges(lp: LoadedPredictor) -> dict[str, tuple[float, float]]:
     """Per target, the range of the labels the frozen predictor was fitted on: the manifest's record (artefacts
     frozen since it is written), else the corpus rows' range of that column (what it was fitted on)."""
-    from narch.predictors.artefacts import read_manifest
-
-    entries = read_manifest(Path(lp.info["folder"])).get("entries", {})
+    entries = getattr(lp.scorer, "manifest", {}).get("entries", {})  # the artefact load_predictor read
     out = {}
     for t in lp.scorer.targets:
         rec = (entries.get(t) or {}).get("metrics", {}).get("label_range")

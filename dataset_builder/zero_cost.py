@@ -5,7 +5,7 @@ Abdelfattah et al., "Zero-Cost Proxies for Lightweight NAS", ICLR 2021), on the 
 linear layer (the classifier head included):
 
 Each proxy's definition is the meaning of its ``zc_<name>`` column in ``schema.ZERO_COST`` (``narch corpus info``
-prints it); PROXIES below must list the same names in the same order (tests check).
+prints it); PROXIES takes its names and order from there.
 
 Data-dependent proxies read the minibatch's inputs and labels. Proxies that share a pass are computed together
 (one forward pass with its backward passes gives all eight data-dependent ones); every pass sees the same initial
@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from narch.dataset_builder.model import build_model
-from narch.dataset_builder.schema import ZC_PREFIX
+from narch.dataset_builder.schema import ZC_PREFIX, ZERO_COST
 from narch.search_space import Network
 from narch.search_space.trace import trace_network
 
@@ -157,25 +157,13 @@ def _zen(net: Network, shape: tuple[int, ...], n_classes: int, model: nn.Module,
 @dataclass(frozen=True)
 class Proxy:
     name: str
-    data: bool  # reads the minibatch (inputs and labels); else data-free
     group: Group  # the pass that computes it (with the other proxies of its group)
 
 
-PROXIES: dict[str, Proxy] = {p.name: p for p in (
-    Proxy("params", False, _static),
-    Proxy("flops", False, _static),
-    Proxy("l2_norm", False, _static),
-    Proxy("synflow", False, _synflow),
-    Proxy("zen", False, _zen),
-    Proxy("plain", True, _data_pass),
-    Proxy("snip", True, _data_pass),
-    Proxy("grad_norm", True, _data_pass),
-    Proxy("grasp", True, _data_pass),
-    Proxy("fisher", True, _data_pass),
-    Proxy("jacov", True, _data_pass),
-    Proxy("naswot", True, _data_pass),
-    Proxy("epe_nas", True, _data_pass),
-)}
+# Which pass computes each proxy; the names and their order are schema.ZERO_COST's (one list, documented there).
+_GROUPS: dict[str, Group] = {"params": _static, "flops": _static, "l2_norm": _static, "synflow": _synflow,
+                             "zen": _zen}
+PROXIES: dict[str, Proxy] = {n: Proxy(n, _GROUPS.get(n, _data_pass)) for n, _, _ in ZERO_COST}
 
 
 ORDER = (_static, _data_pass, _zen, _synflow)  # synflow last: it rewrites the weights (abs, float64)
