@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,8 +20,10 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 import torch
+from rich.console import Console
 
 from narch.core.files import atomic_write_bytes
+from narch.core.progress import Tracker, track
 from narch.dataset_builder.compaction import compact_corpus, fill_nulls
 from narch.dataset_builder.corpus import CorpusError, read_corpus, read_manifest
 from narch.dataset_builder.schema import KEY_COLUMNS, ZC_COLUMNS
@@ -54,8 +57,18 @@ def _write_side(d: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write_bytes(d / SIDE / f"part-{stamp}.parquet", lambda f: pq.write_table(table, f))
 
 
+@contextmanager
+def _progress(console: Console | None, total: int) -> Iterator[Tracker | None]:
+    """The shared progress display (a bar in a terminal, plain lines elsewhere), or none without a console."""
+    if console is None:
+        yield None
+        return
+    with track(console, "zero-cost scores", total, unit="nets") as tracker:
+        yield tracker
+
+
 def fill_zero_cost(corpus_dir: str | Path, *, data_dir: str | Path | None = None,
-                   log: Callable[[str], None] = print) -> ZcSummary:
+                   console: Console | None = None) -> ZcSummary:
     """Score every row that lacks zero-cost columns (its own training seed and training data), then merge."""
     d = Path(corpus_dir)
     manifest = read_manifest(d)
@@ -75,21 +88,22 @@ def fill_zero_cost(corpus_dir: str | Path, *, data_dir: str | Path | None = None
         summary.reused = before - todo.height
     data_seed = int(manifest.protocol.get("data_seed", 0))
     rows: list[dict[str, Any]] = []
-    for (n_train,), group in todo.group_by(["n_train"], maintain_order=True):
-        task = load_task(manifest.task, n_train=n_train, data_dir=data_dir or manifest.data_dir, data_seed=data_seed)
-        data = DeviceData.from_task(task, torch.device("cpu"))
-        batch = minibatch(data.x_train, data.y_train)
-        for r in group.iter_rows(named=True):
-            net = Network.from_json(r["arch_json"])
-            zc = zero_cost_scores(net, batch, tuple(data.x_train.shape[1:]), data.n_classes, seed=int(r["seed"]))
-            rows.append({k: r[k] for k in KEY_COLUMNS} | zc)
-            summary.computed += 1
-            if len(rows) >= CHUNK:
-                _write_side(d, rows)
-                rows = []
-                rate = summary.computed / (time.perf_counter() - t0)
-                log(f"zero-cost scores: {summary.computed}/{todo.height} networks, {rate:.1f}/s, "
-                    f"ETA {(todo.height - summary.computed) / rate:.0f} s")
+    with _progress(console, todo.height) as tracker:
+        for (n_train,), group in todo.group_by(["n_train"], maintain_order=True):
+            task = load_task(manifest.task, n_train=n_train, data_dir=data_dir or manifest.data_dir,
+                             data_seed=data_seed)
+            data = DeviceData.from_task(task, torch.device("cpu"))
+            batch = minibatch(data.x_train, data.y_train)
+            for r in group.iter_rows(named=True):
+                net = Network.from_json(r["arch_json"])
+                zc = zero_cost_scores(net, batch, tuple(data.x_train.shape[1:]), data.n_classes, seed=int(r["seed"]))
+                rows.append({k: r[k] for k in KEY_COLUMNS} | zc)
+                summary.computed += 1
+                if len(rows) >= CHUNK:
+                    _write_side(d, rows)
+                    rows = []
+                if tracker is not None:
+                    tracker.advance(note=r["arch_id"])
     if rows:
         _write_side(d, rows)
     side = _side_scores(d)

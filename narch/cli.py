@@ -168,7 +168,7 @@ def zc_cmd(
         raise SettingError("--src applies to --from-naslib only")
     from narch.dataset_builder.zc_fill import fill_zero_cost
 
-    s = fill_zero_cost(corpus, data_dir=data_dir, log=lambda m: ERR.print(m, markup=False, highlight=False))
+    s = fill_zero_cost(corpus, data_dir=data_dir, console=ERR)
     OUT.print(f"{corpus}: {s.needed} rows lacked zero-cost scores; {s.computed} scored now, {s.reused} by an "
               f"earlier run; {s.filled} rows filled in {s.wall_s:.0f} s", highlight=False)
 

@@ -41,11 +41,11 @@ def test_zc_fills_old_rows_resumably_and_changes_nothing_else(
     monkeypatch.setattr(zc_fill, "CHUNK", 1)
     monkeypatch.setattr(zc_fill, "zero_cost_scores", flaky)
     with pytest.raises(KeyboardInterrupt):
-        zc_fill.fill_zero_cost(d, log=lambda m: None)
+        zc_fill.fill_zero_cost(d)
     assert len(list((d / zc_fill.SIDE).glob("part-*.parquet"))) == 2, "two networks' scores were saved"
     assert read_corpus(d)[ZC_COLUMNS[0]].null_count() == before.height, "rows untouched until all are scored"
     monkeypatch.setattr(zc_fill, "zero_cost_scores", real)
-    s = zc_fill.fill_zero_cost(d, log=lambda m: None)
+    s = zc_fill.fill_zero_cost(d)
     assert (s.needed, s.reused, s.computed, s.filled) == (before.height, 2, before.height - 2, before.height)
     after = read_corpus(d)
     assert not (d / zc_fill.SIDE).exists() and len(part_files(d)) == 1
