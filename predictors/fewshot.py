@@ -123,6 +123,10 @@ class Prior:
     mean: np.ndarray
     cov: np.ndarray
     learned: bool
+    precision: np.ndarray = field(init=False)  # cov's inverse, once (every posterior of every fold uses it)
+
+    def __post_init__(self) -> None:
+        self.precision = np.linalg.inv(self.cov)
 
     @staticmethod
     def learn(z: np.ndarray, *, ridge: float = 1e-2, jitter: float = 1e-3) -> Prior:
@@ -146,7 +150,7 @@ class Prior:
 
 def _posterior(a: np.ndarray, b: np.ndarray, prior: Prior, noise: float, scale: float) -> tuple[np.ndarray, float]:
     """Posterior mean weights for centred features ``a`` and targets ``b``, and the leave-one-out squared error."""
-    ci = np.linalg.inv(prior.cov * scale)
+    ci = prior.precision / scale
     p = a.T @ a / noise + ci
     w = np.linalg.solve(p, a.T @ b / noise + ci @ prior.mean)
     h = np.einsum("ij,ji->i", a, np.linalg.solve(p, a.T)) / noise + 1.0 / len(b)
