@@ -20,7 +20,7 @@ from narch.search_space.trace import ShapeKey, shape_keys, step, width
 from narch.search_space.validate import Limits, infer_shapes
 
 Effect = tuple[Op, int, int]  # what an inserted layer does to shapes: (op class, width, stride)
-_Row = tuple[Op, int, int, tuple[int, ...]]  # (op, channels or units, stride, explicit inputs)
+_Row = tuple[Op, int, int, tuple[int, ...], int]  # (op, channels or units, stride, explicit inputs, conv groups)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +104,7 @@ class MoveTable:
         n = len(layers)
         if n > self.limits.max_layers:
             raise SpecError(f"arch: {n} layers exceed the depth limit of {self.limits.max_layers}")
-        rows: list[_Row] = [(x.op, width(x), x.stride, x.inputs) for x in layers]
+        rows: list[_Row] = [(x.op, width(x), x.stride, x.inputs, x.groups) for x in layers]
         shapes = shape_keys(net, self.in_channels)
         max_down = self.limits.max_downsample
         readers = [-1] * n
@@ -135,7 +135,7 @@ class MoveTable:
             pending = readers[changed]
         prev = first
         for i in range(start, len(rows)):
-            op, size, stride, ins = rows[i]
+            op, size, stride, ins, groups = rows[i]
             if op == Op.ADD:
                 a, b = ins
                 sa = inp if a == -1 else new.get(a, shapes[a])
@@ -150,7 +150,7 @@ class MoveTable:
                 else:
                     src = prev
                 o = step(op, size, stride, src)
-                if o is None:
+                if o is None or src[0] % groups:  # a grouped conv's groups must divide what it reads
                     return False
                 out = o
             if not out[2] and out[1] > max_down:
@@ -250,7 +250,7 @@ class MoveTable:
         cands: list[tuple[str, int, ShapeKey | None]] = []  # (attr, value, new output shape; None: unchanged)
         if op == Op.CONV:
             cands += [("channels", v, _stepped(op, v, layer.stride, src)) for v in vocab.conv_channels
-                      if v != layer.channels and 1 <= v <= lim.max_channels]
+                      if v != layer.channels and 1 <= v <= lim.max_channels and v % layer.groups == 0]
             cands += [("kernel", v, None) for v in vocab.conv_kernels if v != layer.kernel and v in lim.kernels]
         elif op in POOL_OPS:
             for v in vocab.pool_kernels:

@@ -9,8 +9,10 @@ from narch.search_space import Layer, Network, Op, infer_shapes
 
 
 class _ConvBlock(nn.Sequential):
-    def __init__(self, rank: int, c_in: int, c_out: int, kernel: int, stride: int) -> None:
-        conv = (nn.Conv1d, nn.Conv2d)[rank - 1](c_in, c_out, kernel, stride=stride, padding=kernel // 2)
+    def __init__(self, rank: int, c_in: int, layer: Layer) -> None:
+        k, d, c_out = layer.kernel, layer.dilation, layer.channels
+        conv = (nn.Conv1d, nn.Conv2d)[rank - 1](c_in, c_out, k, stride=layer.stride, padding=d * (k - 1) // 2,
+                                                 dilation=d, groups=layer.groups)  # 'same' padding (odd k)
         bn = (nn.BatchNorm1d, nn.BatchNorm2d)[rank - 1](c_out)
         super().__init__(conv, bn, nn.ReLU(inplace=True))
 
@@ -56,7 +58,7 @@ class SpecModel(nn.Module):
             self.flatten_before.append(layer.op == Op.DENSE and not src_flat)
             match layer.op:
                 case Op.CONV:
-                    mods.append(_ConvBlock(rank, c_in, layer.channels, layer.kernel, layer.stride))
+                    mods.append(_ConvBlock(rank, c_in, layer))
                 case Op.MAXPOOL | Op.AVGPOOL:
                     mods.append(_pool_module(layer, rank))
                 case Op.DENSE:

@@ -6,7 +6,9 @@ module adds the hardware conventions on top: backward work, bytes moved, launche
 Conventions (fp32, 4 bytes per element; N is the batch size, E the elements of the tensor named):
 - conv and linear FLOPs are ``torch.utils.flop_counter.FlopCounterMode``'s exactly: 2 per multiply-accumulate,
   bias ignored; the backward counts the weight gradient always and the input gradient only when the input
-  needs one (a layer reading the network input, or only parameter-free layers after it, does not).
+  needs one (a layer reading the network input, or only parameter-free layers after it, does not). One
+  exception: a grouped conv's weight gradient is its forward's work, as for any conv, where FlopCounterMode
+  counts it as if the conv were ungrouped (``groups`` times more; its formula skips groups).
 - other ops, which FlopCounterMode counts as 0, use the per-element formulas in ``_FLOPS`` below.
 - bytes are ideal-cache traffic: each tensor an op reads or writes crosses memory once per pass.
 - launches count the aten ops an eager step dispatches (what per-op overhead multiplies).
@@ -146,7 +148,9 @@ def _label(i: int, net: Network) -> str:
     layer = net.layers[i]
     match layer.op:
         case Op.CONV:
-            return f"{i}:conv({layer.channels},k{layer.kernel},s{layer.stride})"
+            g = f",g{layer.groups}" if layer.groups != 1 else ""
+            d = f",d{layer.dilation}" if layer.dilation != 1 else ""
+            return f"{i}:conv({layer.channels},k{layer.kernel},s{layer.stride}{g}{d})"
         case Op.MAXPOOL | Op.AVGPOOL:
             return f"{i}:{layer.op.value}(k{layer.kernel},s{layer.stride})"
         case Op.DENSE:

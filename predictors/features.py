@@ -83,7 +83,10 @@ def _lg(x: float) -> float:
 def _token(layer: Layer) -> str:
     match layer.op:
         case Op.CONV:
-            return f"c{layer.kernel}s{layer.stride}"
+            # grouped and dilated convs get labels of their own; a plain conv's label (and its bucket) is unchanged
+            g = "g" if layer.groups != 1 else ""
+            d = f"d{layer.dilation}" if layer.dilation != 1 else ""
+            return f"c{layer.kernel}s{layer.stride}{g}{d}"
         case Op.MAXPOOL | Op.AVGPOOL:
             return f"{layer.op.value[0]}p{layer.kernel}s{layer.stride}"
         case Op.DENSE:

@@ -29,6 +29,9 @@ class Op(StrEnum):
 
 
 SPATIAL_OPS = frozenset({Op.CONV, Op.MAXPOOL, Op.AVGPOOL})
+INT_FIELDS = ("channels", "kernel", "stride", "units", "dropout_pct", "groups", "dilation")
+"""A layer's integer fields; ``groups`` and ``dilation`` (conv only) came with schema 2."""
+SCHEMA_2_FIELDS = frozenset({"groups", "dilation"})
 POOL_OPS = frozenset({Op.MAXPOOL, Op.AVGPOOL})
 
 
@@ -36,7 +39,10 @@ POOL_OPS = frozenset({Op.MAXPOOL, Op.AVGPOOL})
 class Layer:
     """One layer. Fields an op does not use must stay at their defaults, so each network has one JSON form.
 
-    - conv: ``channels`` out, odd ``kernel`` ('same' padding), ``stride`` 1 or 2; batch-norm and ReLU follow.
+    - conv: ``channels`` out, odd ``kernel``, ``stride`` 1 or 2; batch-norm and ReLU follow. ``groups`` splits the
+      channels into groups that do not mix (it divides the input and output channels: ``groups`` = input channels
+      is a depthwise conv, see ``sep_conv``); ``dilation`` spaces the kernel's taps. Padding is 'same':
+      ``dilation * (kernel - 1) // 2``, so neither changes a shape. Other ops keep both at 1.
     - maxpool / avgpool: window ``kernel`` with ``stride`` either equal to it (non-overlapping, ceil mode:
       downsamples) or 1 (odd kernel, 'same' padding, as in NAS-Bench-101/201 cells).
     - dense: ``units``, ReLU follows; reading a spatial tensor implies global average pooling first.
@@ -54,10 +60,18 @@ class Layer:
     units: int = 0
     dropout_pct: int = 0
     inputs: tuple[int, ...] = ()
+    groups: int = 1
+    dilation: int = 1
 
-    def to_dict(self) -> dict[str, Any]:
-        """Every field, in canonical form."""
-        return {
+    @property
+    def grouped_or_dilated(self) -> bool:
+        """Whether ``groups`` or ``dilation`` leaves its default (such a network is written in schema 2)."""
+        return self.groups != 1 or self.dilation != 1
+
+    def to_dict(self, *, conv_keys: bool = False) -> dict[str, Any]:
+        """The canonical form: every field of schema 1, plus ``groups`` and ``dilation`` when they leave their
+        default or, with ``conv_keys`` (a schema-2 network), on every conv layer."""
+        d: dict[str, Any] = {
             "op": self.op.value,
             "channels": self.channels,
             "kernel": self.kernel,
@@ -66,6 +80,10 @@ class Layer:
             "dropout_pct": self.dropout_pct,
             "inputs": list(self.inputs),
         }
+        if self.grouped_or_dilated or (conv_keys and self.op is Op.CONV):
+            d["groups"] = self.groups
+            d["dilation"] = self.dilation
+        return d
 
     @staticmethod
     def from_dict(d: Any, *, index: int = 0) -> Layer:
@@ -85,7 +103,7 @@ class Layer:
                 f"layer {index}: unknown op {d['op']!r} (known: {', '.join(o.value for o in Op)})"
             ) from None
         kw: dict[str, Any] = {"op": op}
-        for name in ("channels", "kernel", "stride", "units", "dropout_pct"):
+        for name in INT_FIELDS:
             if name in d:
                 v = d[name]
                 if isinstance(v, bool) or not isinstance(v, int):
@@ -99,9 +117,19 @@ class Layer:
         return Layer(**kw)
 
 
-def conv(channels: int, kernel: int = 3, stride: int = 1) -> Layer:
-    """A conv-BN-ReLU layer."""
-    return Layer(Op.CONV, channels=channels, kernel=kernel, stride=stride)
+def conv(channels: int, kernel: int = 3, stride: int = 1, *, groups: int = 1, dilation: int = 1) -> Layer:
+    """A conv-BN-ReLU layer (grouped and dilated when asked)."""
+    return Layer(Op.CONV, channels=channels, kernel=kernel, stride=stride, groups=groups, dilation=dilation)
+
+
+def sep_conv(in_channels: int, channels: int, kernel: int = 3, stride: int = 1, *,
+             dilation: int = 1) -> tuple[Layer, Layer]:
+    """A depthwise-separable conv: a depthwise conv (``groups`` = its ``in_channels``, which it keeps) then a 1x1
+    conv to ``channels``; each is conv-BN-ReLU. With ``dilation`` > 1 it is DARTS' dilated conv."""
+    return (
+        conv(in_channels, kernel, stride, groups=in_channels, dilation=dilation),
+        conv(channels, 1),
+    )
 
 
 def maxpool(kernel: int = 2, stride: int | None = None) -> Layer:

@@ -6,6 +6,9 @@ Shapes are tracked rank-free as (channels, downsample factor, flat) keys. Every 
 ceil-mode pooling, so a length L becomes ceil(L / factor) and two tensors with equal keys have the same size for any
 input size and rank. A flat tensor's factor is 1: a dense layer reading a spatial tensor pools it globally first.
 
+A conv of ``groups`` g connects each output channel to C_in / g input channels, so its weight and multiply-accumulates
+are those of an ungrouped conv divided by g; ``dilation`` spaces the taps without changing either (nor a shape).
+
 Counts follow the torch builder (``dataset_builder/model.py``): a conv has a weight, a bias and a batch-norm affine
 (with running mean and variance and a step counter as buffers), a dense layer a weight and a bias, and a linear head
 reads the (globally pooled) last output. The builder's parameters and buffers are fp32, the step counter int64.
@@ -73,11 +76,17 @@ def add_mismatch(i: int, a: int, sa: ShapeKey, b: int, sb: ShapeKey) -> SpecErro
     )
 
 
+def check_groups(i: int, layer: Layer, src: ShapeKey) -> None:
+    """Raise the error of layer i, a grouped conv, when its groups do not divide the channels it reads."""
+    if src[0] % layer.groups:
+        raise SpecError(f"layer {i}: conv groups {layer.groups} must divide its {src[0]} input channels")
+
+
 def shape_keys(net: Layered, in_channels: int) -> list[ShapeKey]:
     """Rank-free output of every layer of a constructed (so validated) network for inputs of ``in_channels``.
 
-    Only the rule the input's channels can break is checked (an add joining the input); this is the lean path that
-    the move masks and the full trace share.
+    Only the rules the input's channels can break are checked (an add joining the input, a grouped conv reading
+    it); this is the lean path that the move masks and the full trace share.
     """
     inp: ShapeKey = (in_channels, 1, False)
     keys: list[ShapeKey] = []
@@ -96,6 +105,8 @@ def shape_keys(net: Layered, in_channels: int) -> list[ShapeKey]:
         out = step(op, x.channels if op is _CONV else x.units, x.stride, src)
         if out is None:
             raise flat_read(i, op, src)
+        if op is _CONV and x.groups != 1:
+            check_groups(i, x, src)
         append(out)
     return keys
 
@@ -165,9 +176,10 @@ def _layer(x: Layer, i: int, key: ShapeKey, src: LayerTrace | None, shape_in: tu
     c_in = in_shape[0]
     if op is _CONV:
         k = x.kernel ** len(spatial)
-        w = c_in * c_out * k
+        fan_in = c_in // x.groups * k  # input taps of one output element
+        w = fan_in * c_out
         return LayerTrace(op, srcs, in_shape, shape, out_shape, out_elems, down, w, w + 3 * c_out, 4,
-                          BN_BUFFER_BYTES_PER_CHANNEL * c_out + BN_STEP_BYTES, out_elems * c_in * k)
+                          BN_BUFFER_BYTES_PER_CHANNEL * c_out + BN_STEP_BYTES, out_elems * fan_in)
     if op is _DENSE:
         w = c_in * c_out
         return LayerTrace(op, srcs, in_shape, shape, out_shape, out_elems, down, w, w + c_out, 2, 0, w)
@@ -215,6 +227,7 @@ __all__ = [
     "ShapeKey",
     "Trace",
     "add_mismatch",
+    "check_groups",
     "concrete_shapes",
     "count_params",
     "flat_read",

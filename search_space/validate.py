@@ -8,8 +8,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeVar
 
-from narch.search_space.layer import Layer, Layered, Op, SpecError
-from narch.search_space.trace import Shape, ShapeKey, add_mismatch, count_params, flat_read, step, width
+from narch.search_space.layer import INT_FIELDS, Layer, Layered, Op, SpecError
+from narch.search_space.trace import (
+    Shape,
+    ShapeKey,
+    add_mismatch,
+    check_groups,
+    count_params,
+    flat_read,
+    step,
+    width,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +32,7 @@ class Limits:
     strides: tuple[int, ...] = (1, 2)
     pool_kernels: tuple[int, ...] = (2, 3)
     max_dropout_pct: int = 90
+    max_dilation: int = 8
     max_downsample: int = 1024
     max_params: int = 20_000_000
 
@@ -33,7 +43,7 @@ N = TypeVar("N", bound=Layered)
 
 
 def _check_defaults(i: int, layer: Layer, used: set[str]) -> None:
-    defaults = {"channels": 0, "kernel": 1, "stride": 1, "units": 0, "dropout_pct": 0}
+    defaults = {"channels": 0, "kernel": 1, "stride": 1, "units": 0, "dropout_pct": 0, "groups": 1, "dilation": 1}
     for name, default in defaults.items():
         if name not in used and getattr(layer, name) != default:
             raise SpecError(
@@ -46,7 +56,7 @@ def _check_types(i: int, layer: Layer) -> None:
     # the arch_id) and fail to parse back; layers built in code must hold the same types as parsed ones.
     if not isinstance(layer.op, Op):
         raise SpecError(f"layer {i}: op must be an Op, got {layer.op!r}")
-    for name in ("channels", "kernel", "stride", "units", "dropout_pct"):
+    for name in INT_FIELDS:
         v = getattr(layer, name)
         if isinstance(v, bool) or not isinstance(v, int):
             raise SpecError(f"layer {i}: field {name!r} must be an integer, got {v!r}")
@@ -66,21 +76,31 @@ def _source(i: int, layer: Layer) -> int:
     return j
 
 
-def _layer_shape(i: int, layer: Layer, shapes: list[ShapeKey], input_shape: ShapeKey, lim: Limits) -> ShapeKey:
-    """Check layer i against its op's rules, then its output shape by the trace's shape rule."""
+def _check_conv(i: int, layer: Layer, lim: Limits) -> None:
+    _check_defaults(i, layer, {"channels", "kernel", "stride", "groups", "dilation"})
+    if not 1 <= layer.channels <= lim.max_channels:
+        raise SpecError(f"layer {i}: conv channels must be in 1..{lim.max_channels}, got {layer.channels}")
+    if layer.kernel not in lim.kernels:
+        raise SpecError(f"layer {i}: conv kernel must be one of {lim.kernels}, got {layer.kernel}")
+    if layer.stride not in lim.strides:
+        raise SpecError(f"layer {i}: conv stride must be one of {lim.strides}, got {layer.stride}")
+    if not 1 <= layer.dilation <= lim.max_dilation:
+        raise SpecError(f"layer {i}: conv dilation must be in 1..{lim.max_dilation}, got {layer.dilation}")
+    if layer.groups < 1 or layer.channels % layer.groups:
+        raise SpecError(f"layer {i}: conv groups {layer.groups} must divide its {layer.channels} output channels")
+
+
+def _layer_shape(i: int, layer: Layer, shapes: list[ShapeKey], input_shape: ShapeKey | None,
+                 lim: Limits) -> ShapeKey:
+    """Check layer i against its op's rules, then its output shape by the trace's shape rule (``input_shape``
+    None: the network input's channels are unknown, so a grouped conv reading it is checked by the trace)."""
 
     def shape_of(j: int) -> ShapeKey:
-        return input_shape if j == -1 else shapes[j]
+        return (input_shape or _UNKNOWN_INPUT) if j == -1 else shapes[j]
 
     match layer.op:
         case Op.CONV:
-            _check_defaults(i, layer, {"channels", "kernel", "stride"})
-            if not 1 <= layer.channels <= lim.max_channels:
-                raise SpecError(f"layer {i}: conv channels must be in 1..{lim.max_channels}, got {layer.channels}")
-            if layer.kernel not in lim.kernels:
-                raise SpecError(f"layer {i}: conv kernel must be one of {lim.kernels}, got {layer.kernel}")
-            if layer.stride not in lim.strides:
-                raise SpecError(f"layer {i}: conv stride must be one of {lim.strides}, got {layer.stride}")
+            _check_conv(i, layer, lim)
         case Op.MAXPOOL | Op.AVGPOOL:
             _check_defaults(i, layer, {"kernel", "stride"})
             if layer.kernel not in lim.pool_kernels:
@@ -121,19 +141,25 @@ def _layer_shape(i: int, layer: Layer, shapes: list[ShapeKey], input_shape: Shap
             return sa
         case _:  # pragma: no cover - Op is closed
             raise SpecError(f"layer {i}: unknown op {layer.op!r}")
-    src = shape_of(_source(i, layer))
+    j = _source(i, layer)
+    src = shape_of(j)
     out = step(layer.op, width(layer), layer.stride, src)
     if out is None:
         raise flat_read(i, layer.op, src)
+    if layer.groups != 1 and (j != -1 or input_shape is not None):
+        check_groups(i, layer, src)
     return out
 
 
-def _checked_shapes(net: Layered, in_channels: int, limits: Limits) -> list[ShapeKey]:
+_UNKNOWN_INPUT: ShapeKey = (1, 1, False)  # the network input where its channels are not known (construction)
+
+
+def _checked_shapes(net: Layered, in_channels: int | None, limits: Limits) -> list[ShapeKey]:
     if not net.layers:
         raise SpecError("arch: a network needs at least one layer")
     if len(net.layers) > limits.max_layers:
         raise SpecError(f"arch: {len(net.layers)} layers exceed the depth limit of {limits.max_layers}")
-    input_shape: ShapeKey = (in_channels, 1, False)
+    input_shape: ShapeKey | None = None if in_channels is None else (in_channels, 1, False)
     shapes: list[ShapeKey] = []
     for i, layer in enumerate(net.layers):
         if not isinstance(layer, Layer):
@@ -146,14 +172,15 @@ def _checked_shapes(net: Layered, in_channels: int, limits: Limits) -> list[Shap
     return shapes
 
 
-def infer_shapes(net: Layered, *, in_channels: int = 1, limits: Limits = LIMITS) -> list[Shape]:
-    """Output shape of every layer; raises SpecError on the first rule broken."""
+def infer_shapes(net: Layered, *, in_channels: int | None = None, limits: Limits = LIMITS) -> list[Shape]:
+    """Output shape of every layer; raises SpecError on the first rule broken. Without ``in_channels`` the input is
+    taken as one channel, and a grouped conv reading it is left to the trace (which knows the input)."""
     return [Shape._make(s) for s in _checked_shapes(net, in_channels, limits)]
 
 
 def check_network(net: Layered) -> None:
     """Validation run by Network's constructor (rank- and task-free rules at the hard limits)."""
-    _checked_shapes(net, 1, LIMITS)
+    _checked_shapes(net, None, LIMITS)
 
 
 def validate(
@@ -164,7 +191,7 @@ def validate(
     n_classes: int = 10,
 ) -> N:
     """Check a network against (possibly tighter) limits and, given an input shape, the size limit."""
-    _checked_shapes(net, input_shape[0] if input_shape else 1, limits)
+    _checked_shapes(net, input_shape[0] if input_shape else None, limits)
     if input_shape is not None:
         p = count_params(net, input_shape, n_classes)
         if p > limits.max_params:

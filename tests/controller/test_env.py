@@ -10,7 +10,23 @@ import pytest
 from narch.controller.actions import TrieNode, resolve
 from narch.controller.env import Moves, RangeGuard
 from narch.controller.masks import MoveTable
-from narch.search_space import SEEDS, MoveVocab, legal_moves, random_walk, sample_network
+from narch.search_space import (
+    SEEDS,
+    Move,
+    MoveKind,
+    MoveVocab,
+    Network,
+    Op,
+    SpecError,
+    conv,
+    dense,
+    legal_moves,
+    maxpool,
+    random_walk,
+    sample_network,
+    sep_conv,
+    trace_network,
+)
 from narch.search_space.moves import try_move
 from tests.controller.toy import CTX, toy_setup
 
@@ -34,6 +50,35 @@ def test_fast_legal_moves_equal_search_space_legal_moves(vocab: MoveVocab) -> No
         except ValueError:
             continue  # the network itself breaks this vocabulary's limits
         assert set(table.moves(net)) == {m for m, _ in legal_moves(net, vocab)}, net.to_json()
+
+
+def test_fast_legal_moves_respect_grouped_convs() -> None:
+    # A grouped conv's groups must divide what it reads: inserts before it and scales of what it reads must keep so.
+    # (legal_moves does not know the input's channels; the table does: one here, so a remove that leaves a grouped
+    # conv reading the input is legal there only)
+    def expected(net: Network) -> set[Move]:
+        return {m for m, child in legal_moves(net, MoveVocab()) if shape_ok(child)}
+
+    def shape_ok(child: Network) -> bool:
+        try:
+            trace_network(child, (1, 16), 2)
+        except SpecError:
+            return False
+        return True
+
+    table = MoveTable(MoveVocab())
+    net = Network((conv(8), *sep_conv(8, 16, dilation=2), conv(16, groups=4, dilation=3), maxpool(2), dense(32)))
+    moves = set(table.moves(net))
+    assert moves == expected(net)
+    assert Move(MoveKind.REMOVE, 0) not in moves and Move(MoveKind.REMOVE, 0) in MoveTable(in_channels=8).moves(net)
+    # 12 channels in groups of 12 and 3: no width of the vocabulary (8..128) keeps them divisible
+    net = Network((conv(12), conv(12, groups=12), conv(12, groups=3, dilation=2), maxpool(2), dense(32)))
+    moves = set(table.moves(net))
+    assert moves == expected(net)
+    assert not [m for m in moves if m.kind is MoveKind.SCALE and m.attr == "channels" and m.at <= 2]
+    inserts_at_1 = [m.layer for m in moves if m.kind is MoveKind.INSERT and m.at == 1]
+    assert inserts_at_1 and all(x is not None and x.op is not Op.CONV for x in inserts_at_1)
+    assert Move(MoveKind.SCALE, 2, attr="kernel", value=5) in moves
 
 
 def _leaves(node: TrieNode, pos: int = -1) -> list:

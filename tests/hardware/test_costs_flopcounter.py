@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from narch.dataset_builder.model import build_model
 from narch.hardware.costs import OpClass, step_costs
-from narch.search_space import Network, conv, dense, maxpool, plan_networks
+from narch.search_space import Network, Op, conv, dense, maxpool, plan_networks, sep_conv
 
 aten = torch.ops.aten
 CONV_OPS = {aten.convolution, aten._convolution, aten.convolution_backward}
@@ -68,6 +68,19 @@ def test_sampled_networks_match_flopcounter(i: int, input_shape: tuple[int, ...]
 def test_input_gradient_rules_match_flopcounter(net: Network) -> None:
     for shape in ((1, 40), (1, 8, 8)):
         assert _modelled(net, shape) == _counted(net, shape)
+
+
+def test_grouped_and_dilated_convs_match_flopcounter_but_for_its_grouped_weight_gradient() -> None:
+    # FlopCounterMode counts a conv's weight gradient as if it were ungrouped (its formula skips groups), so it
+    # counts groups times the true work there; the model counts the true work (equal to the forward's).
+    net = Network((conv(8, 3), *sep_conv(8, 16, 5, 2, dilation=2), conv(16, 3, groups=4, dilation=3), dense(16)))
+    for shape in ((1, 40), (2, 9, 7)):
+        counted, modelled = _counted(net, shape), _modelled(net, shape)
+        convs = [o for o in step_costs(net, shape, 10, BATCH).ops() if o.op_class == OpClass.CONV]
+        overcount = sum((layer.groups - 1) * o.flops_fwd for layer, o in zip(
+            [x for x in net.layers if x.op is Op.CONV], convs, strict=True))
+        assert overcount > 0
+        assert modelled == counted | {"conv_bwd": counted["conv_bwd"] - overcount}
 
 
 def test_per_sample_forward_flops_match_flopcounter() -> None:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from narch.search_space import SCHEMA_VERSION, SEEDS, Network
+from narch.search_space import SCHEMA_VERSION, SCHEMA_VERSIONS, SEEDS, Network, conv, dense, sep_conv
 
 RESNET_TINY_JSON = (
     '{"layers":['
@@ -27,10 +27,30 @@ GOLDEN_IDS = {
     "lenet": "d3ad8e172bcb20c9",
 }
 
+# Schema 2 (grouped or dilated convs): every conv layer carries groups and dilation, other layers do not.
+SEPARABLE_JSON = (
+    '{"layers":['
+    '{"channels":8,"dilation":1,"dropout_pct":0,"groups":1,"inputs":[],"kernel":3,"op":"conv","stride":1,"units":0},'
+    '{"channels":8,"dilation":2,"dropout_pct":0,"groups":8,"inputs":[],"kernel":3,"op":"conv","stride":1,"units":0},'
+    '{"channels":16,"dilation":1,"dropout_pct":0,"groups":1,"inputs":[],"kernel":1,"op":"conv","stride":1,"units":0},'
+    '{"channels":0,"dropout_pct":0,"inputs":[],"kernel":1,"op":"dense","stride":1,"units":32}'
+    '],"schema":2}'
+)
+SEPARABLE_ID = "609494daf2ffc0d9"
 
-def test_schema_version_is_pinned() -> None:
-    # Bumping the schema changes every arch_id; the golden values below must be recomputed on purpose.
-    assert SCHEMA_VERSION == 1
+
+def test_schema_versions_are_pinned() -> None:
+    # A new schema version adds a form and keeps the old ones: the golden values below must not move.
+    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSIONS == (1, 2)
+    assert all(net.schema == 1 for net in SEEDS.values())
+
+
+def test_schema_2_canonical_json_is_pinned() -> None:
+    net = Network((conv(8), *sep_conv(8, 16, dilation=2), dense(32)))
+    assert net.to_json() == SEPARABLE_JSON
+    assert net.arch_id == SEPARABLE_ID
+    assert Network.from_json(SEPARABLE_JSON) == net
 
 
 def test_resnet_tiny_canonical_json_is_pinned() -> None:

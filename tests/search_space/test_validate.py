@@ -60,8 +60,8 @@ def test_malformed_json(text: str, match: str) -> None:
 
 
 def test_wrong_schema_version() -> None:
-    with pytest.raises(SpecError, match=r"arch: schema version 2 is not supported \(this is 1\)"):
-        _parse([{"op": "conv", "channels": 8, "kernel": 3}], schema=2)
+    with pytest.raises(SpecError, match=r"arch: schema version 3 is not supported \(this reads \[1, 2\]\)"):
+        _parse([{"op": "conv", "channels": 8, "kernel": 3}], schema=3)
     for schema in ("1", 1.0, True, None):
         with pytest.raises(SpecError, match=rf"arch: schema version {schema!r} is not supported"):
             _parse([{"op": "conv", "channels": 8, "kernel": 3}], schema=schema)
