@@ -24,12 +24,14 @@ from narch.dataset_builder.corpus import CorpusError, is_corpus, read_corpus
 from narch.dataset_builder.schema import COLUMNS, TIME_LABEL, UNITS
 from narch.search_space import Network, SpecError
 
-Arch = Network | str | Mapping[str, Any]  # a Network, an arch_id, a network's JSON text or its dict
+Arch = Network | str | int | Mapping[str, Any]
+"""A Network, an arch_id, a network's JSON text or its dict; in an imported corpus also the benchmark's own index
+(an int: NAS-Bench-201's) or name (NAS-Bench-201's arch string, NAS-Bench-101's module hash)."""
 SETTING = ("task", "n_train", "epochs", "device_kind")
 _NOT_METRICS = frozenset({  # descriptors, protocol and run conditions: numeric, but not outcomes of the network
     "n_train", "n_classes", "class_balance", "linear_probe_acc", "centroid_acc", "epochs", "batch_size", "lr", "seed",
     "latency_batch_n", "threads", "concurrency", "load_avg_1m", "load_avg_1m_before", "other_cpu_cores",
-    "core_share", "speed_probe_s", "timing_tries", "train_steps",
+    "core_share", "speed_probe_s", "timing_tries", "train_steps", "bench_index",
 })
 METRICS = tuple(name for name, typ, _, _ in COLUMNS
                 if typ in (pa.int64(), pa.float64()) and name not in _NOT_METRICS)
@@ -181,18 +183,39 @@ class Corpus:
         first = self.frame.unique("arch_id", keep="first", maintain_order=True)
         return [Network.from_json(j) for j in first["arch_json"]]
 
+    def _bench_rows(self, arch: str | int) -> pl.DataFrame | None:
+        """The rows of a benchmark index or name (None when ``arch`` is neither, or the corpus has no such column)."""
+        if isinstance(arch, bool) or "bench_arch" not in self.frame.columns:
+            return None
+        if isinstance(arch, int):
+            return self.frame.filter(pl.col("bench_index") == arch)
+        if _ARCH_ID.fullmatch(arch.strip()) or arch.lstrip().startswith("{"):
+            return None
+        return self.frame.filter(pl.col("bench_arch") == arch.strip())
+
     def arch_id(self, arch: Arch) -> str:
         """The arch_id of any accepted form (a string of 16 hex digits is taken as an arch_id)."""
+        bench = self._bench_rows(arch) if isinstance(arch, str | int) else None
+        if bench is not None and bench.height:
+            return str(bench["arch_id"][0])
+        if isinstance(arch, int) and not isinstance(arch, bool):
+            raise SpecError(f"arch: {arch} is not a benchmark index of {self.path}")
         if isinstance(arch, str) and not arch.lstrip().startswith("{"):
             if not _ARCH_ID.fullmatch(arch.strip()):
-                raise SpecError(f"arch: {_shown(arch)} is neither an arch_id (16 hex digits) nor a network's JSON")
+                raise SpecError(f"arch: {_shown(arch)} is neither an arch_id (16 hex digits), a network's JSON nor a "
+                                f"benchmark index or name in {self.path}")
             return arch.strip()
         return as_network(arch).arch_id
 
     def lookup(self, arch: Arch) -> Record:
-        """The network's settings and rows; ``NotInCorpus`` (a KeyError) when the corpus holds none of it."""
-        arch_id = self.arch_id(arch)
-        rows = self.frame.filter(pl.col("arch_id") == arch_id)
+        """The network's settings and rows; ``NotInCorpus`` (a KeyError) when the corpus holds none of it. A benchmark
+        index or name gives that benchmark network's rows only (isomorphic cells share an arch_id, not their rows)."""
+        bench = self._bench_rows(arch) if isinstance(arch, str | int) else None
+        if bench is not None and bench.height:
+            arch_id, rows = str(bench["arch_id"][0]), bench
+        else:
+            arch_id = self.arch_id(arch)
+            rows = self.frame.filter(pl.col("arch_id") == arch_id)
         if rows.height == 0:
             raise NotInCorpus(f"{arch_id}: no such network in the corpus {self.path} ({len(self)} networks)")
         net = arch if isinstance(arch, Network) else Network.from_json(rows["arch_json"][0])

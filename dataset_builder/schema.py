@@ -121,6 +121,13 @@ ZERO_COST: list[tuple[str, str, str]] = [
 ZC_PREFIX = "zc_"
 ZC_COLUMNS = [f"{ZC_PREFIX}{name}" for name, _, _ in ZERO_COST]
 ADDED_COLUMNS += [(f"{ZC_PREFIX}{name}", _F, unit, f"zero-cost proxy: {meaning}") for name, unit, meaning in ZERO_COST]
+ADDED_COLUMNS += [
+    ("bench_index", _I, "", "imported rows: the public benchmark's own index of the network (NAS-Bench-201's "
+     "index; null where the benchmark has none, as NAS-Bench-101)"),
+    ("bench_arch", _S, "", "imported rows: the public benchmark's own name of the network (NAS-Bench-201's arch "
+     "string, NAS-Bench-101's and EC-NAS's module hash); params and flops_fwd of imported rows are of that whole "
+     "stacked network (dataset_builder/importers/bench_costs.py), not of the one-cell arch_json"),
+]
 COLUMNS = COLUMNS + ADDED_COLUMNS
 ADDED = frozenset(name for name, *_ in ADDED_COLUMNS)
 

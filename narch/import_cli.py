@@ -57,7 +57,12 @@ def import_cmd(
     preps = prepare_import(kind.value, out, src=src, dataset=dataset, devices=device_list)
     run_import(preps)
     for p in preps:
-        state = "already imported, nothing written" if p.done else "written"
+        if not p.done:
+            state = "written"
+        elif p.filled:
+            state = f"already imported; {p.filled} rows gained benchmark index, name, params or FLOPs"
+        else:
+            state = "already imported, nothing written"
         OUT.print(
             f"{p.out}: {p.n_rows} rows {state}; skipped: {_counts(p.skipped)}; approximated: {_counts(p.notes)}",
             markup=False,

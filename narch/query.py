@@ -9,8 +9,8 @@ predict("results/leaderboards/mnist1d_ref/val_acc/frozen", corpus.networks()[:10
 ```
 Corpus lookups live in ``dataset_builder/query.py``; predictions reuse the artefact loader
 (``predictors.artefacts``) and the controller's per-target loop (``controller.scorers.artefact_predictions``, which
-adds ``<target>_std`` where the family has an uncertainty). Benchmark indices and arch strings (NB-201, NB-101) are
-not looked up here: imported rows do not carry them yet.
+adds ``<target>_std`` where the family has an uncertainty). In imported corpora a lookup also takes the benchmark's
+own index or name (``bench_index``, ``bench_arch``: NB-201's index or arch string, NB-101's module hash).
 """
 
 from __future__ import annotations

@@ -83,8 +83,8 @@ def test_an_unknown_network_names_its_arch_id_and_the_corpus(two_seeds: Path) ->
     assert str(e.value) == f"{net.arch_id}: no such network in the corpus {two_seeds} (2 networks)"
     with pytest.raises(SpecError, match="'lenet' is neither an arch_id"):
         corpus.lookup("lenet")
-    with pytest.raises(SpecError, match="expected a Network, its JSON text or its dict, got int"):
-        corpus.lookup(5)  # type: ignore[arg-type]
+    with pytest.raises(SpecError, match="arch: 5 is not a benchmark index of "):
+        corpus.lookup(5)  # a built corpus has no benchmark index
     with pytest.raises(SpecError):
         corpus.lookup('{"layers": 5}')
 
@@ -191,3 +191,22 @@ def test_the_readme_querying_examples_run(monkeypatch: pytest.MonkeyPatch, capsy
         exec(compile(code, f"README.md (Querying, block {i + 1})", "exec"), {"__name__": "__readme__"})
     out = capsys.readouterr().out
     assert "val_acc" in out and "no such network in the corpus results/corpus/mnist1d_ref" in out
+    assert "NB-201 200 epochs: test_acc 0.9436, 1,288,506 params" in out  # NAS-Bench-201's index 9930
+    assert "NB-201 12 epochs: val_acc 0.8475" in out
+
+
+def test_imported_corpora_answer_by_the_benchmark_index_and_name() -> None:
+    nb201 = open_corpus(ROOT / "results/corpus/nb201_cifar10")
+    csv = pl.read_csv(ROOT / "narch/data/external/nb201/nb201_test_accuracy_200ep.csv")
+    for i in (0, 9930, 15624):
+        by_index, by_name = nb201.lookup(i), nb201.lookup(csv["arch_str"][i])
+        assert by_index.arch_id == by_name.arch_id and by_index.rows.equals(by_name.rows)
+        assert set(by_index.rows["bench_index"]) == {i}  # an isomorphic cell's rows are not mixed in
+        assert by_index.setting(epochs=200)["test_acc"].mean == pytest.approx(csv["cifar10_test_acc"][i] / 100)
+    nb101 = open_corpus(ROOT / "results/corpus/nb101")
+    h = nb101.frame["bench_arch"][0]
+    assert nb101.lookup(h).arch_id == nb101.frame["arch_id"][0] and len(nb101.lookup(h).settings) == 4
+    with pytest.raises(SpecError, match="not a benchmark index"):
+        nb201.lookup(99_999)
+    with pytest.raises(SpecError, match="neither an arch_id"):
+        nb201.lookup("|bogus~0|")

@@ -18,12 +18,13 @@ follow NAS-Bench-101's CIFAR-10 split (40,000 training images); the training pro
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from narch.dataset_builder.importers.bench_costs import nb101_cost
 from narch.dataset_builder.importers.cells import CellFormatError, nb101_network
 from narch.dataset_builder.importers.collect import RowCollector
 from narch.dataset_builder.importers.nb101 import DESCRIPTORS, TRAINING
@@ -31,6 +32,7 @@ from narch.dataset_builder.importers.sources import SOURCES, SourceError, check_
 from narch.dataset_builder.importers.sources import source_record as record
 from narch.dataset_builder.importers.writer import (
     PreparedImport,
+    SourceColumns,
     already_imported,
     budget_protocols,
     finish_prepare,
@@ -113,6 +115,23 @@ def _cell(adjacency: str, ops: str, n: int, where: str) -> tuple[list[list[int]]
     return [[int(adjacency[i * n + j]) for j in range(n)] for i in range(n)], labels
 
 
+def _bench_columns(df: pl.DataFrame, where: str) -> SourceColumns:
+    """Per source row: the module hash and the whole network's FLOPs (bench_costs.nb101_cost, which reproduces the
+    file's trainable_parameters)."""
+    cells = {int(r["source_row"]): r for r in df.select("source_row", "module_hash", "adjacency", "ops",
+                                                          "num_vertices").iter_rows(named=True)}
+    flops: dict[str, float] = {}
+
+    def columns(_source: str, i: int) -> dict[str, Any]:
+        r = cells[i]
+        if r["module_hash"] not in flops:
+            adj, ops = _cell(r["adjacency"], r["ops"], int(r["num_vertices"]), f"{where} row {i}")
+            flops[r["module_hash"]] = float(nb101_cost(adj, ops).flops_fwd)
+        return {"bench_arch": r["module_hash"], "flops_fwd": flops[r["module_hash"]]}
+
+    return columns
+
+
 def _read(path: Path, f: EcnasFile) -> pl.DataFrame:
     df = read_csv_checked(path, REQUIRED, strings=("adjacency", "ops", "module_hash"))
     df = df.with_row_index("source_row")
@@ -147,8 +166,9 @@ def prepare_ecnas_file(path: Path, out: Path) -> PreparedImport:
     budgets = budget_protocols(protocol, epochs)
     protocol["budget_protocol_hashes"] = {str(e): h for e, h in budgets.items()}
     manifest = make_manifest(TASK, protocol)
+    bench = _bench_columns(df, f"{path}")
     if done := already_imported(f"ecnas {path.stem}", Path(out), manifest):
-        return done
+        return replace(done, bench=bench)
     shared = {
         **provenance_columns(manifest.created_at),
         **DESCRIPTORS,
@@ -175,6 +195,7 @@ def prepare_ecnas_file(path: Path, out: Path) -> PreparedImport:
             "train_time_s": float(r["final_training_time"]),
             "energy_j": float(r["final_energy"]) * KWH_J,
             "wall_time_s": float(r["total_time"]),
+            **bench(path.name, int(r["source_row"])),
         }
         col.add(g, int(r["source_row"]), ("nb101", r["module_hash"]), lambda a=adj, o=ops: nb101_network(a, o), cols)
     prep = PreparedImport(

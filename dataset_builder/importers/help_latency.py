@@ -12,7 +12,7 @@ Latency rows have no training protocol: ``epochs``, ``batch_size`` and the accur
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import polars as pl
 
 from narch.dataset_builder.importers.cells import nb201_network
 from narch.dataset_builder.importers.collect import CellCache, RowCollector
-from narch.dataset_builder.importers.nb201 import DATASETS
+from narch.dataset_builder.importers.nb201 import DATASETS, nb201_bench_columns
 from narch.dataset_builder.importers.sources import (
     SOURCES,
     check_range,
@@ -107,6 +107,7 @@ def prepare_help_latency(
     arch_strs = df["arch_str"].to_list()
     index = df["nb201_index"].cast(pl.Int64).to_list()
     cache = {} if cache is None else cache
+    bench = nb201_bench_columns(dict(zip(index, arch_strs, strict=True)), DATASET)  # source rows: NB-201 indices
     preps = []
     for s in names:
         dev = SETTINGS[s]
@@ -121,7 +122,7 @@ def prepare_help_latency(
         }
         manifest = make_manifest(TASK, protocol)
         if done := already_imported(f"help-latency {s}", Path(out) / s, manifest):
-            preps.append(done)
+            preps.append(replace(done, bench=bench))
             continue
         shared = {
             **provenance_columns(manifest.created_at),
@@ -142,7 +143,8 @@ def prepare_help_latency(
                 cols = {**shared, "latency_bs1_ms": latency[i]}
             else:
                 cols = {**shared, "latency_bsN_ms": latency[i], "latency_batch_n": dev.batch}
-            col.add(g, index[i], ("nb201", arch_str), lambda a=arch_str: nb201_network(a), cols)
+            col.add(g, index[i], ("nb201", arch_str), lambda a=arch_str: nb201_network(a),
+                    cols | bench(path.name, index[i]))
         prep = PreparedImport(
             f"help-latency {s}", Path(out) / s, manifest, col.groups, dict(col.skipped), dict(col.notes), col.unmapped
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from narch.dataset_builder.importers.backfill import backfill
 from narch.dataset_builder.importers.collect import CellCache
 from narch.dataset_builder.importers.ecnas import prepare_ecnas
 from narch.dataset_builder.importers.help_latency import prepare_help_latency
@@ -42,7 +43,10 @@ def prepare_import(
 
 
 def run_import(preps: list[PreparedImport]) -> list[PreparedImport]:
-    """Write every prepared corpus (skipping those already imported); returns them for reporting."""
+    """Write every prepared corpus; one already imported gets the columns it lacks (backfill); returns them."""
     for p in preps:
-        write_import(p)
+        if p.done and p.bench is not None:
+            p.filled = backfill(p.out, p.bench)
+        else:
+            write_import(p)
     return preps

@@ -12,14 +12,17 @@ Op codes in the file: -1 input, -2 output, 0 conv3x3-bn-relu, 1 conv1x1-bn-relu,
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from narch.dataset_builder.importers.bench_costs import nb101_cost
 from narch.dataset_builder.importers.cells import CellFormatError, nb101_network
 from narch.dataset_builder.importers.collect import RowCollector
 from narch.dataset_builder.importers.sources import SOURCES, SourceError, source_record
 from narch.dataset_builder.importers.writer import (
     PreparedImport,
+    SourceColumns,
     already_imported,
     budget_protocols,
     finish_prepare,
@@ -56,6 +59,20 @@ def unpad(adjacency: list[list[Any]], codes: list[int], where: str) -> tuple[lis
             raise CellFormatError(f"{where}: padding vertex {i} has edges")
     adj = [[int(adjacency[i][j]) for j in keep] for i in keep]
     return adj, [OP_CODES[codes[i]] for i in keep]
+
+
+def nb101_bench_columns(d: dict[str, list[Any]], path: Path) -> SourceColumns:
+    """Per source row: NAS-Bench-101's module hash and the whole network's FLOPs (bench_costs.nb101_cost; its
+    parameter count is the file's, which the cost model reproduces exactly)."""
+    flops: dict[int, float] = {}
+
+    def columns(_source: str, i: int) -> dict[str, Any]:
+        if i not in flops:
+            adj, ops = unpad(d["adjacency"][i], d["operations"][i], f"{path} cell {i}")
+            flops[i] = float(nb101_cost(adj, ops).flops_fwd)
+        return {"bench_arch": d["key"][i], "flops_fwd": flops[i]}
+
+    return columns
 
 
 def _load(path: Path) -> dict[str, list[Any]]:
@@ -102,8 +119,9 @@ def prepare_nb101(out: Path, *, src: Path | None = None) -> PreparedImport:
     budgets = budget_protocols(protocol, list(BUDGETS))
     protocol["budget_protocol_hashes"] = {str(e): h for e, h in budgets.items()}
     manifest = make_manifest(TASK, protocol)
+    bench = nb101_bench_columns(d, path)
     if done := already_imported("nb101", Path(out), manifest):
-        return done
+        return replace(done, bench=bench)
     shared = {
         **provenance_columns(manifest.created_at),
         **DESCRIPTORS,
@@ -125,6 +143,7 @@ def prepare_nb101(out: Path, *, src: Path | None = None) -> PreparedImport:
                 "val_acc": float(d[f"{b}_final_validation_accuracy"][i]),
                 "params": int(d["trainable_parameters"][i]),
                 "train_time_s": float(d["final_training_time"][i]) if b == 108 else None,
+                **bench(path.name, i),
             }
             col.add(groups[b], i, ("nb101", key), lambda a=adj, o=ops: nb101_network(a, o), cols)
     prep = PreparedImport("nb101", Path(out), manifest, col.groups, dict(col.skipped), dict(col.notes), col.unmapped)

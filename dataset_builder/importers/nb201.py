@@ -14,12 +14,14 @@ maps every row back to it (isomorphic cells may share an arch_id).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from narch.dataset_builder.importers.bench_costs import NetCost, nb201_cost
 from narch.dataset_builder.importers.cells import nb201_network
 from narch.dataset_builder.importers.collect import CellCache, RowCollector
 from narch.dataset_builder.importers.sources import (
@@ -33,6 +35,7 @@ from narch.dataset_builder.importers.sources import (
 from narch.dataset_builder.importers.sources import source_record as record
 from narch.dataset_builder.importers.writer import (
     PreparedImport,
+    SourceColumns,
     already_imported,
     budget_protocols,
     finish_prepare,
@@ -69,6 +72,20 @@ TRAINING = {  # NAS-Bench-201 paper, training hyperparameters (the same for both
     "batch_size": 256,
     "schedule": "cosine",
 }
+
+
+def nb201_bench_columns(arch_strs: Sequence[str] | Mapping[int, str], ds: Nb201Dataset) -> SourceColumns:
+    """Per NAS-Bench-201 index (the source row; ``arch_strs[index]`` its cell): the index, the arch string and the
+    whole network's params and FLOPs on this data set (bench_costs.nb201_cost, computed once per cell)."""
+    costs: dict[str, NetCost] = {}
+
+    def columns(_source: str, i: int) -> dict[str, Any]:
+        a = arch_strs[i]
+        if a not in costs:
+            costs[a] = nb201_cost(a, n_classes=ds.n_classes, hw=ds.input_shape[-1])
+        return {"bench_index": i, "bench_arch": a, "params": costs[a].params, "flops_fwd": float(costs[a].flops_fwd)}
+
+    return columns
 
 
 def resolve_dataset(name: str) -> Nb201Dataset:
@@ -122,8 +139,9 @@ def prepare_nb201(
     budgets = budget_protocols(protocol, sorted(paths))
     protocol["budget_protocol_hashes"] = {str(e): h for e, h in budgets.items()}
     manifest = make_manifest(ds.task, protocol)
+    bench = nb201_bench_columns(next(iter(frames.values()))["arch_str"].to_list(), ds)
     if done := already_imported(f"nb201 {ds.name}", Path(out), manifest):
-        return done
+        return replace(done, bench=bench)
     shared = {
         **provenance_columns(manifest.created_at),
         "task": ds.task,
@@ -148,6 +166,7 @@ def prepare_nb201(
                 "epochs": epochs,
                 "test_acc": test[i] / 100.0,
                 "val_acc": None if val[i] is None else val[i] / 100.0,
+                **bench(paths[epochs].name, i),
             }
             col.add(g, i, ("nb201", arch_str), lambda s=arch_str: nb201_network(s), cols)
     prep = PreparedImport(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ from narch.dataset_builder.corpus import (
 )
 from narch.dataset_builder.importers.cells import CELL_MAPPING_VERSION
 from narch.search_space import SEARCH_SPACE_VERSION
+
+SourceColumns = Callable[[str, int], dict[str, Any]]
+"""(source file name, source row number) -> the columns of the rows from that source row."""
 
 SIDECAR = "_import.json"  # corpus.LEGACY_NAMES: older imports keep import.json (corpus_file finds either)
 NOTE = (
@@ -79,6 +83,8 @@ class PreparedImport:
     notes: dict[str, int]
     unmapped: dict[str, dict[str, Any]]
     done_rows: int | None = None  # set when the same import is already there
+    bench: SourceColumns | None = None  # per source row, the columns a finished import may lack (importers.backfill)
+    filled: int = 0  # rows of a finished import that the backfill gave a value
 
     @property
     def done(self) -> bool:
