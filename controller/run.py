@@ -20,7 +20,9 @@ from narch.controller.session import Log, SearchConfig, Setup, prepare, quiet, r
 from narch.controller.verify import Verification, verify_top
 from narch.core.provenance import provenance
 
-__all__ = ["SearchRun", "execute", "search_provenance"]
+__all__ = ["SearchRun", "execute", "saturation", "search_provenance"]
+
+SATURATED_TOL = 1e-6  # relative: final best rewards closer than this are one value
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,26 @@ class SearchRun:
     def summary(self) -> dict[str, Any]:
         """What summary.json holds."""
         out = self.search.summary()
+        if (warning := saturation(self.final)) is not None:
+            out["warnings"] = [warning]
         if self.hardware is not None:
             out["hardware_compare"] = self.hardware.table.to_dicts()
         if self.verification is not None:
             out["verify"] = self.verification.table.to_dicts()
         return out | {"provenance": self.provenance}
+
+
+def saturation(final: pl.DataFrame) -> str | None:
+    """A warning when every strategy ended on the same best reward in every seed (its ``min`` and ``max`` over seeds
+    one value across strategies): the predictor saturates, so the search cannot tell the strategies apart."""
+    if final.height < 2 or not {"min", "max"} <= set(final.columns):
+        return None
+    lo, hi = float(final["min"].min()), float(final["max"].max())  # type: ignore[arg-type]
+    if hi - lo > SATURATED_TOL * max(1.0, abs(hi)):
+        return None
+    return (f"every strategy ended on the same best reward {hi:.6g} in every seed ({final.height} strategies): the "
+            f"predictor saturates (each search finds networks at its ceiling), so this search cannot rank the "
+            f"strategies; use a predictor with more spread at the top, a stricter reward, or a smaller budget")
 
 
 def search_provenance(cfg: SearchConfig) -> dict[str, Any]:
@@ -79,5 +96,7 @@ def execute(cfg: SearchConfig, log: Log = quiet, *, rows: pl.DataFrame | None = 
     hardware = compare_hardware(cfg, setup, log=log) if cfg.hardware_compare else None
     verification = verify_top(cfg, setup, outcome.history, log=log) if cfg.verify_top else None
     run = SearchRun(outcome, hardware, verification, prov)
+    if (warning := saturation(outcome.final)) is not None:
+        log(f"warning: {warning}")
     report.write_json(cfg.out / "summary.json", run.summary())
     return run

@@ -76,3 +76,16 @@ def test_predictions_stay_inside_the_predictor_s_training_labels(frozen: Path, t
     raw = toy.predict(nets)
     assert (s.acc >= 0.5).all() and (s.acc <= 0.6).all() and (s.time_s >= 0.2).all() and (s.time_s <= 0.3).all()
     assert np.any(raw["val_acc"] > 0.6) or np.any(raw["val_acc"] < 0.5), "the clamp was exercised"
+
+
+def test_a_search_where_every_strategy_saturates_warns() -> None:
+    from narch.controller.run import saturation
+
+    def final(mins: list[float], maxs: list[float]) -> pl.DataFrame:
+        return pl.DataFrame({"strategy": [f"s{i}" for i in range(len(mins))], "min": mins, "max": maxs})
+
+    warning = saturation(final([0.992, 0.992, 0.992], [0.992, 0.992, 0.992]))
+    assert warning is not None and "same best reward 0.992 in every seed (3 strategies)" in warning
+    assert saturation(final([0.99, 0.992], [0.992, 0.992])) is None  # one seed of one strategy fell short
+    assert saturation(final([0.95, 0.97], [0.96, 0.98])) is None
+    assert saturation(final([0.992], [0.992])) is None  # one strategy: nothing to rank
