@@ -16,6 +16,7 @@ from narch.controller.report import SearchOutcome
 from narch.controller.search import RunResult
 from narch.controller.session import Log, SearchConfig, Setup, prepare, quiet, run_strategies
 from narch.core.files import atomic_savefig, atomic_write_text, publish_dir
+from narch.core.plots import log_scale
 from narch.core.tables import markdown_table
 from narch.hardware.catalogue import get_device
 from narch.search_space import Network
@@ -106,7 +107,7 @@ def _plot(df: pl.DataFrame, targets: list[str], path: Path) -> None:
         ax.set_xticks(x + 0.4 - width / 2, targets)
         ax.set_ylabel(y)
         ax.grid(alpha=0.3, axis="y")
-    axes[0].set_yscale("log")
+    log_scale(axes[0], "y")
     lo = min(row[f"reward_{t}"] for row in df.iter_rows(named=True) for t in targets)
     hi = max(row[f"reward_{t}"] for row in df.iter_rows(named=True) for t in targets)
     axes[1].set_ylim(lo - 0.1 * (hi - lo + 1e-3), hi + 0.1 * (hi - lo + 1e-3))

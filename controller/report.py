@@ -16,6 +16,7 @@ from scipy import stats
 from narch.controller.pareto import hypervolume, pareto_mask, to_min
 from narch.controller.search import RunResult, history_frame
 from narch.core.files import atomic_savefig, atomic_write_bytes, atomic_write_json, atomic_write_text
+from narch.core.plots import Bounds, interval_method, log_scale, mean_interval
 from narch.core.tables import markdown_table
 
 REF_FACTOR = 4.0  # hypervolume reference point: accuracy 0, size and time at 4x their reward thresholds
@@ -42,13 +43,16 @@ def best_so_far(history: pl.DataFrame, budget: int) -> pl.DataFrame:
     return pl.concat(out)
 
 
-def curve_stats(curves: pl.DataFrame) -> pl.DataFrame:
-    """Mean and 95 % CI of best-so-far over seeds, per strategy and query."""
+def curve_stats(curves: pl.DataFrame, *, bounds: Bounds | None = None) -> pl.DataFrame:
+    """Mean and 95 % CI of best-so-far over seeds, per strategy and query: ``ci95`` the t-interval's half-width,
+    ``lo``/``hi`` the band the plot draws (``plots.mean_interval``: the exact bootstrap below FEW_SEEDS seeds, so a
+    band of two seeds spans their two values rather than 12.7 standard errors; inside ``bounds`` when given)."""
     rows = []
     for (strategy, query), g in curves.group_by(["strategy", "query"], maintain_order=True):
         v = g["best_reward"].to_numpy()
+        lo, hi = mean_interval(v, bounds=bounds)
         rows.append({"strategy": strategy, "query": query, "mean": float(v.mean()), "ci95": ci95(v),
-                     "n_seeds": len(v)})
+                     "lo": lo, "hi": hi, "n_seeds": len(v)})
     return pl.DataFrame(rows).sort(["strategy", "query"])
 
 
@@ -113,12 +117,18 @@ def plot_curves(stats_df: pl.DataFrame, path: Path, *, title: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for strategy in stats_df["strategy"].unique(maintain_order=True).to_list():
         g = stats_df.filter(pl.col("strategy") == strategy)
-        q, m, c = g["query"].to_numpy(), g["mean"].to_numpy(), np.nan_to_num(g["ci95"].to_numpy())
-        ax.plot(q, m, label=strategy, lw=1.5)
-        ax.fill_between(q, m - c, m + c, alpha=0.2)
+        q, m = g["query"].to_numpy(), g["mean"].to_numpy()
+        (line,) = ax.plot(q, m, label=strategy, lw=1.5)
+        lo, hi = g["lo"].to_numpy(), g["hi"].to_numpy()
+        ok = np.isfinite(lo) & np.isfinite(hi)
+        ax.fill_between(q, np.where(ok, lo, m), np.where(ok, hi, m), alpha=0.2, color=line.get_color(), lw=0)
+    n = int(stats_df["n_seeds"].max()) if stats_df.height else 0
+    how = {"none": "one seed: no band", "bootstrap": f"band: exact bootstrap 95 % interval over {n} seeds",
+           "t": f"band: 95 % t-interval over {n} seeds"}[interval_method(n)]
     ax.set_xlabel("predictor queries")
-    ax.set_ylabel("best reward so far (mean, 95 % CI over seeds)")
-    ax.set_xscale("log")
+    ax.set_ylabel("best reward so far (mean over seeds)")
+    ax.text(0.99, 0.01, how, transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.35")
+    log_scale(ax, "x")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -139,7 +149,7 @@ def plot_pareto(front: pl.DataFrame, path: Path) -> None:
         axes[0].scatter(g["size_bytes"], g["acc"], s=10, label=strategy)
         axes[1].scatter(g["time_s"], g["acc"], s=10, label=strategy)
     for ax, x in zip(axes, ("model size (bytes)", "training time (s)"), strict=True):
-        ax.set_xscale("log")
+        log_scale(ax, "x")
         ax.set_xlabel(x)
         ax.set_ylabel("predicted accuracy")
         ax.grid(alpha=0.3)

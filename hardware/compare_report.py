@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from narch.core.files import atomic_savefig, atomic_write_text
+from narch.core.plots import log_scale
 from narch.core.provenance import provenance, provenance_markdown
 from narch.hardware.calibration import Calibration
 from narch.hardware.catalogue import Device, get_device
@@ -100,8 +101,9 @@ def plot_roofline(report: CompareReport, path: Path, *, roofs: list[Device]) -> 
         ax.plot(xs, np.minimum(peak, bw * xs), lw=1.5, label=f"roof: {dev.name}")
     ax.scatter(ai, rows["flops_run"].to_numpy() / rows["measured_s"].to_numpy(), s=12, label="measured")
     ax.scatter(ai, rows["flops_run"].to_numpy() / rows["raw_s"].to_numpy(), s=8, marker="x", label="raw roofline")
-    ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (FLOP/byte, training step)",
-           ylabel="attained FLOP/s", title="Roofline: corpus networks")
+    ax.set(xlabel="arithmetic intensity (FLOP/byte, training step)", ylabel="attained FLOP/s",
+           title="Roofline: corpus networks")
+    log_scale(ax, "x", "y")
     ax.legend(fontsize=7)
     y = rows["measured_s"].to_numpy()
     test = ~rows["train"].to_numpy()
@@ -109,8 +111,8 @@ def plot_roofline(report: CompareReport, path: Path, *, roofs: list[Device]) -> 
     ax2.scatter(y[test], rows["calibrated_s"].to_numpy()[test], s=10, label="calibrated")
     lim = [y.min() / 2, y.max() * 2]
     ax2.plot(lim, lim, "k--", lw=1)
-    ax2.set(xscale="log", yscale="log", xlabel="measured train time (s)", ylabel="predicted (s)",
-            title="Held-out architectures")
+    ax2.set(xlabel="measured train time (s)", ylabel="predicted (s)", title="Held-out architectures")
+    log_scale(ax2, "x", "y")
     ax2.legend(fontsize=8)
     p = report.provenance
     fig.text(0.01, 0.005, f"{p.get('command')} | host {p.get('host')} ({p.get('cpu_model')}) | "

@@ -10,11 +10,13 @@ import matplotlib.pyplot as plt
 import polars as pl
 
 from narch.core.files import atomic_savefig
+from narch.core.plots import legible_log, log_scale
 from narch.dataset_builder.build import BuildConfig, prepare_build
 from narch.dataset_builder.corpus import read_corpus
 from narch.dataset_builder.progress import run_with_progress
 from narch.dataset_builder.protocol import Protocol
-from narch.pipeline.sections import Figure, Section, Table, Text
+from narch.pipeline.labels import header
+from narch.pipeline.sections import Figure, Section, Table, Text, pct
 from narch.pipeline.stages import SAVED, RunContext, load_output
 
 SPREAD = ("val_acc", "train_time_s", "params")
@@ -25,8 +27,9 @@ def corpus_plots(df: pl.DataFrame, out: Path) -> list[Path]:
     ok = df.filter(pl.col("status") == "ok")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     sc = axes[0].scatter(ok["params"], ok["val_acc"], c=ok["train_time_s"], s=10, cmap="viridis", norm="log")
-    axes[0].set(xscale="log", xlabel="parameters", ylabel="validation accuracy", title="accuracy vs size")
-    fig.colorbar(sc, ax=axes[0], label="train_time_s")
+    axes[0].set(xlabel="parameters", ylabel="validation accuracy", title="accuracy vs size")
+    log_scale(axes[0], "x")
+    legible_log(fig.colorbar(sc, ax=axes[0], label="training time (s)").ax.yaxis)
     for curve in ok["val_acc_curve"].head(200).to_list():
         axes[1].plot(range(1, len(curve) + 1), curve, color="tab:blue", alpha=0.15, lw=0.8, marker=".", ms=2)
     axes[1].set(xlabel="epoch", ylabel="validation accuracy", title="learning curves (first 200 networks)")
@@ -38,10 +41,16 @@ def corpus_plots(df: pl.DataFrame, out: Path) -> list[Path]:
 
 
 def spread(df: pl.DataFrame) -> pl.DataFrame:
-    """p10, median and p90 of accuracy, training time and parameters over the ok rows."""
+    """Minimum, p10, median, p90 and maximum of accuracy, training time and parameters over the ok rows."""
     ok = df.filter(pl.col("status") == "ok")
-    return pl.DataFrame([{"column": c, "p10": ok[c].quantile(0.1), "median": ok[c].quantile(0.5),
-                          "p90": ok[c].quantile(0.9)} for c in SPREAD])
+    return pl.DataFrame([{"column": c, "min": _num(ok[c].min()), "p10": ok[c].quantile(0.1),
+                          "median": _num(ok[c].median()), "p90": ok[c].quantile(0.9), "max": _num(ok[c].max())}
+                         for c in SPREAD], schema={"column": pl.String, **dict.fromkeys(
+                             ("min", "p10", "median", "p90", "max"), pl.Float64)})
+
+
+def _num(v: Any) -> float | None:
+    return None if v is None else float(v)
 
 
 @dataclass(frozen=True)
@@ -64,10 +73,25 @@ class CorpusResult:
         statuses = ", ".join(f"{s}: {n}" for s, n in sorted(self.statuses.items()))
         text = (f"{self.n_rows} rows ({statuses}), {self.networks} distinct networks, task {', '.join(self.tasks)}, "
                 f"device {', '.join(self.devices)}.")
-        blocks: list[Any] = [Text(text), Table(self.spread)]
+        shown = self.spread.with_columns(pl.Series("column", [header(c) for c in self.spread["column"]]))
+        blocks: list[Any] = [Text(text), Table(shown)]
         if self.rate_per_h:
             blocks.append(Text(f"This run trained {self.trained} networks at {self.rate_per_h:.0f} networks/hour."))
-        return Section("Corpus", [*blocks, *(Figure(p) for p in self.plots)])
+        return Section("Corpus", [*blocks, *(Figure(p) for p in self.plots)], summary=[self.finding()])
+
+    def finding(self) -> str:
+        """The corpus in one sentence: its size and the range of accuracy, training time and size it spans (from
+        the saved figures, so a resumed run says the same)."""
+        ok = self.statuses.get("ok", 0)
+        head = (f"**Corpus**: {self.networks} networks ({self.n_rows} training runs, {ok} finished) on "
+                f"{', '.join(self.tasks)}")
+        if ok == 0:
+            return head + "; no run finished, so there is nothing to rank."
+        r = {row["column"]: row for row in self.spread.iter_rows(named=True)}
+        lo, hi, what = ("min", "max", "") if "min" in self.spread.columns else ("p10", "p90", " (p10 to p90)")
+        acc, t, p = r["val_acc"], r["train_time_s"], r["params"]
+        return (f"{head}; validation accuracy{what} {pct(acc[lo])} to {pct(acc[hi])} (median {pct(acc['median'])}), "
+                f"training time {t[lo]:.3g} to {t[hi]:.3g} s, {p[lo]:,.0f} to {p[hi]:,.0f} parameters.")
 
 
 def summarise(corpus: Path, df: pl.DataFrame, *, trained: int, rate_per_h: float | None, plots: list[Path]
@@ -124,7 +148,15 @@ class HardwareResult:
         return Section("Measured vs roofline training time", [
             Text(text), Table(self.errors, floats=3),
             Text("Fitted coefficients (time = sum of coefficient x roofline term; efficiency = 1 / coefficient):"),
-            Table(self.coefficients), *(Figure(p) for p in self.plots)])
+            Table(self.coefficients), *(Figure(p) for p in self.plots)], summary=[self.finding()])
+
+    def finding(self) -> str:
+        """How well the calibrated roofline predicts measured training time on held-out architectures."""
+        raw = self.errors.filter(pl.col("rows") == "raw, held-out")["median_abs_pct_error"].to_list()
+        raw_txt = f" (raw roofline: {raw[0]:.1f} %)" if raw and raw[0] is not None else ""
+        return (f"**Roofline time model**: the calibrated roofline is off by a median "
+                f"{self.calibrated_median_ape_pct:.1f} % of the measured training time on {self.test_rows} held-out "
+                f"rows{raw_txt}.")
 
 
 def _errors(metrics: dict[str, Any]) -> pl.DataFrame:

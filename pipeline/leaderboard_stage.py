@@ -14,7 +14,7 @@ from narch.pipeline.sections import Block, Figure, Heading, Section, Table, Text
 from narch.pipeline.stages import RunContext
 from narch.predictors.freeze import RULE
 from narch.predictors.leaderboard import SIZES, LeaderboardConfig, plan_leaderboard
-from narch.predictors.leaderboard_report import build_leaderboard, target_tables
+from narch.predictors.leaderboard_report import build_leaderboard, finding, target_tables
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,9 @@ class LeaderboardStageResult:
                        Table(t.top), Text("Kendall τ by training-set size:"), Table(t.tau_by_size)]
             if t.frozen:
                 blocks.append(Text(f"Frozen: **{t.frozen}** ({t.rule}; {RULE['throughput']})."))
-        return Section("Predictor leaderboard", [*blocks, *(Figure(p) for p in self.plots)])
+        found = [finding(self.board, t, self.frozen.get(t), self.seeds) for t in self.targets]
+        return Section("Predictor leaderboard", [*blocks, *(Figure(p) for p in self.plots)],
+                       summary=[f for f in found if f])
 
 
 def leaderboard_stage(ctx: RunContext, cfg: dict[str, Any]) -> LeaderboardStageResult:

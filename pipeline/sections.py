@@ -42,11 +42,20 @@ Block = Text | Heading | Table | Figure
 
 @dataclass(frozen=True)
 class Section:
-    """A titled part of the report."""
+    """A titled part of the report. ``summary``: its key findings, one sentence each (inline markdown, written from
+    the stage's numbers), which the report lists at its top."""
 
     title: str
     blocks: list[Block] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)
 
     @property
     def figures(self) -> list[Path]:
         return [b.path for b in self.blocks if isinstance(b, Figure)]
+
+
+def pct(fraction: float | None, digits: int = 1) -> str:
+    """A fraction as a percentage in the report's style ("45.5 %"); "–" when missing."""
+    if fraction is None or fraction != fraction:
+        return "–"
+    return f"{fraction * 100:.{digits}f} %"

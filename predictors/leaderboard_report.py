@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from narch.core.files import atomic_savefig, atomic_write_bytes, atomic_write_json, atomic_write_text
+from narch.core.plots import KENDALL_TAU, compact_number, errorbar_yerr, log_scale
 from narch.core.provenance import PROVENANCE_KEYS, provenance
 from narch.core.tables import markdown_table
 from narch.predictors.base import Target
@@ -33,7 +34,8 @@ from narch.predictors.leaderboard import (
 )
 
 SHOWN = (("kendall_tau", "τ", 3), ("spearman", "ρ", 3), ("mae", "MAE", 4), ("mae_log", "MAE log", 3),
-         ("within_10pct", "±10 %", 2), ("precision_at_10pct", "P@10 %", 2), ("fit_s", "fit s", 2), ("qps", "q/s", 0))
+         ("within_10pct", "±10 %", 2), ("precision_at_10pct", "P@10 %", 2), ("fit_s", "Fit time (s)", 2),
+         ("qps", "Queries/s", 0))
 
 
 def _versions() -> dict[str, str]:
@@ -69,6 +71,42 @@ class TargetTables:
     rule: str
 
 
+def ranked(board: pl.DataFrame, tname: str) -> pl.DataFrame:
+    """The board's rows of target ``tname`` at its largest training size, best first under the freezing rule's
+    quality order (``RULE``: lowest MAE in log space, ties by the ±10 % hit rate, for a log target; highest Kendall
+    τ, ties by MAE, otherwise; NaN last); empty when the board has no row of that target."""
+    b = board.filter(pl.col("target") == tname)
+    if b.height == 0:
+        return b
+    keys = ["mae_log_mean", "within_10pct_mean"] if Target.of(tname).log else ["kendall_tau_mean", "mae_mean"]
+    desc = [False, True] if Target.of(tname).log else [True, False]
+    return b.filter(pl.col("size") == b["size"].max()).sort([pl.col(k).fill_nan(None) for k in keys],
+                                                             descending=desc, nulls_last=True)
+
+
+def _pm(mean: Any, se: Any, digits: int) -> str:
+    if mean is None or not np.isfinite(mean):
+        return "–"
+    return f"{mean:.{digits}f} ± {se:.{digits}f}" if se is not None and np.isfinite(se) else f"{mean:.{digits}f}"
+
+
+def finding(board: pl.DataFrame, tname: str, frozen: str | None, seeds: int) -> str | None:
+    """The best family of target ``tname`` in one sentence, with its score (mean ± standard error over seeds) and
+    what was frozen; None when the board has no row of the target."""
+    top = ranked(board, tname)
+    if top.height == 0:
+        return None
+    r = top.row(0, named=True)
+    score = f"Kendall τ {_pm(r['kendall_tau_mean'], r['kendall_tau_se'], 3)}"
+    if Target.of(tname).log:
+        score = (f"MAE in log space {_pm(r['mae_log_mean'], r['mae_log_se'], 3)}, "
+                 f"{r['within_10pct_mean'] * 100:.0f} % within ±10 %, {score}")
+    kept = (" It is the one frozen." if frozen == r["predictor"] else
+            f" Frozen: **{frozen}**." if frozen else "")
+    return (f"**Best predictor of {tname}**: {r['predictor']}, {score} on {r['n_test']} test configurations, "
+            f"trained on {r['size']} architectures ({seeds} seed{'s' if seeds != 1 else ''}; ± standard error).{kept}")
+
+
 def target_tables(board: pl.DataFrame, targets: tuple[str, ...] | list[str], frozen: dict[str, str]
                   ) -> list[TargetTables]:
     """The display tables of every target on the board, in ``targets`` order."""
@@ -79,8 +117,7 @@ def target_tables(board: pl.DataFrame, targets: tuple[str, ...] | list[str], fro
             continue
         target = Target.of(tname)
         largest = int(b["size"].max())  # type: ignore[arg-type]
-        top = b.filter(pl.col("size") == largest)
-        top = top.sort("mae_log_mean" if target.log else "kendall_tau_mean", descending=not target.log)
+        top = ranked(board, tname)
         shown = [s for s in SHOWN if target.log or s[0] not in ("mae_log", "within_10pct")]
         top_df = pl.DataFrame({"predictor": top["predictor"].to_list(),
                                **{label: [_cell(r, m, d) for r in top.iter_rows(named=True)]
@@ -119,6 +156,7 @@ def plots(cfg: LeaderboardConfig, res: LeaderboardResult) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
 
     paths = []
     for tname in cfg.targets:
@@ -128,9 +166,17 @@ def plots(cfg: LeaderboardConfig, res: LeaderboardResult) -> list[Path]:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for fam in sorted(set(b["predictor"].to_list())):
             f = b.filter(pl.col("predictor") == fam).sort("size")
-            ax.errorbar(f["size"].to_list(), f["kendall_tau_mean"].to_list(), yerr=f["kendall_tau_se"].to_list(),
+            tau = f["kendall_tau_mean"].to_numpy()
+            ax.errorbar(f["size"].to_list(), tau, yerr=errorbar_yerr(tau, f["kendall_tau_se"].to_numpy(), KENDALL_TAU),
                         marker="o", ms=3, capsize=2, label=fam)
-        ax.set(xscale="log", xlabel="training architectures", ylabel="Kendall τ", title=f"{tname}: τ vs size")
+        ax.set(xlabel="training architectures", ylabel="Kendall τ (mean ± s.e. over seeds)",
+               title=f"{tname}: τ vs size")
+        ax.set_ylim(max(-1.05, ax.get_ylim()[0]), min(1.05, ax.get_ylim()[1]))
+        log_scale(ax, "x")
+        sizes = sorted(set(b["size"].to_list()))
+        if len(sizes) <= 8:  # few sizes: a tick at each (1-2-5 steps between 4 and 6 would read 4.5)
+            ax.set_xticks(sizes, [compact_number(float(v)) for v in sizes])
+            ax.xaxis.set_minor_locator(NullLocator())
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
         fig.tight_layout()
@@ -139,9 +185,7 @@ def plots(cfg: LeaderboardConfig, res: LeaderboardResult) -> list[Path]:
         plt.close(fig)
         paths.append(path)
         target = Target.of(tname)
-        largest = b.filter(pl.col("size") == b["size"].max())
-        best = largest.sort("mae_log_mean" if target.log else "kendall_tau_mean", descending=not target.log)
-        fams = [f for f in best["predictor"].to_list() if (tname, f) in res.predictions][:3]
+        fams = [f for f in ranked(res.board, tname)["predictor"].to_list() if (tname, f) in res.predictions][:3]
         if not fams:
             continue
         fig, axes = plt.subplots(1, len(fams), figsize=(4.2 * len(fams), 4), squeeze=False)
@@ -151,7 +195,7 @@ def plots(cfg: LeaderboardConfig, res: LeaderboardResult) -> list[Path]:
             lo, hi = float(min(y.min(), yhat.min())), float(max(y.max(), yhat.max()))
             ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
             if target.log:
-                ax.set(xscale="log", yscale="log")
+                log_scale(ax, "x", "y")
             ax.set(xlabel=f"measured {tname}", ylabel="predicted", title=f"{fam} (seed 0, largest size)")
         fig.tight_layout()
         path = cfg.out / f"pred_vs_measured_{tname}.png"

@@ -39,6 +39,10 @@ def test_best_so_far_is_monotone_and_carried_past_a_runs_end() -> None:
     assert s0 == [0.5, 0.5, 0.7, 0.7] and s1 == [0.6, 0.8, 0.8, 0.8]
     st = curve_stats(curves).filter(pl.col("query") == 4)
     assert st["mean"][0] == pytest.approx(0.75) and st["n_seeds"][0] == 2
+    # two seeds: the plotted band is the exact bootstrap's, the two values, not mean ± 12.7 standard errors
+    assert (st["lo"][0], st["hi"][0]) == pytest.approx((0.7, 0.8))
+    st = curve_stats(curves, bounds=(None, 0.78)).filter(pl.col("query") == 4)
+    assert st["hi"][0] == pytest.approx(0.78)
 
 
 def test_ci95_is_a_t_interval() -> None:

@@ -19,6 +19,7 @@ import pytest
 from narch.dataset_builder.corpus import part_files, read_corpus
 from narch.pipeline.run import run_pipeline
 from narch.search_space import plan_networks
+from tests.pipeline.test_report import assert_fits, layout
 
 
 def _narch_run(out: Path) -> list[str]:
@@ -74,7 +75,35 @@ def test_report_embeds_every_plot(smoke_run: Path) -> None:
     assert len(images) == len(re.findall(r"!\[", md)) >= 2
     for data in images:
         assert base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "<table>" in page and "git_rev" in page
+    assert "<table" in page and "git_rev" in page
+
+
+def test_the_summary_is_written_from_the_stages_results(smoke_run: Path) -> None:
+    md = (smoke_run / "report.md").read_text()
+    summary = md.split("## Summary\n\n", 1)[1].split("\n\n## Contents", 1)[0].splitlines()
+    df = read_corpus(smoke_run / "corpus")
+    networks = json.loads((smoke_run / "stages" / "00-corpus.json").read_text())["output"]["networks"]
+    assert summary[0].startswith(f"- **Corpus**: {networks} networks") and networks <= df["arch_id"].n_unique()
+    assert [line.split("**")[1] for line in summary] == [
+        "Corpus", "Roofline time model", "Best predictor of val_acc", "Best predictor of train_time_s",
+        "Best search strategy", "Best searched network"]
+    board = pl.read_parquet(smoke_run / "leaderboard" / "leaderboard.parquet")
+    assert any(p in summary[2] for p in board["predictor"].unique().to_list())
+    assert "measured validation accuracy" in summary[-1] and "predicted" in summary[-1]
+
+
+def test_the_markdown_report_parses_and_its_contents_links_resolve(smoke_run: Path) -> None:
+    from markdown_it import MarkdownIt
+
+    from narch.pipeline.report import Anchors
+
+    md = (smoke_run / "report.md").read_text()
+    tokens = MarkdownIt("commonmark").enable("table").parse(md)
+    assert sum(t.type == "table_open" for t in tokens) == md.count("\n|---") >= 8  # every table parses as one
+    anchors = Anchors()
+    heads = {anchors(tokens[i + 1].content) for i, t in enumerate(tokens) if t.type == "heading_open" and t.tag != "h1"}
+    links = re.findall(r"\]\(#([^)]+)\)", md)
+    assert len(links) >= 8 and set(links) <= heads
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium (apt-get install chromium)")
@@ -90,6 +119,17 @@ def test_report_renders_in_headless_chromium_with_its_plots(smoke_run: Path) -> 
     colourful = (img.max(axis=2) - img.min(axis=2)) > 0.25  # plot markers and colour maps, not black-on-white text
     assert colourful.mean() > 0.002, "no coloured plot pixels: the embedded images did not render"
     assert np.unique(img.reshape(-1, 3), axis=0).shape[0] > 200
+    # the page as Chromium laid it out: the summary and the contents at the top of the screenshot, every
+    # contents link resolving, no table wider than the page; narrower than the tables, they scroll, not the page
+    m = layout(smoke_run / "report.html", smoke_run, 1200)
+    assert_fits(m, tables_fit=True)
+    assert len(m["tables"]) >= 8
+    assert 0 < m["summary"]["top"] < m["summary"]["bottom"] < m["contents"]["top"] < m["contents"]["bottom"] < 2600
+    assert m["summary_items"] >= 5 and "Best predictor of val_acc" in m["summary"]["text"]
+    titles = [link["text"] for link in m["toc_links"]]
+    assert {"Corpus", "Predictor leaderboard", "Search on the frozen predictor", "Provenance"} <= set(titles)
+    assert all(link["target"] for link in m["toc_links"]), m["toc_links"]
+    assert_fits(layout(smoke_run / "report.html", smoke_run, 560), tables_fit=False)
 
 
 def _refuse_constant(name: str) -> None:

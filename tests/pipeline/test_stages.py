@@ -64,7 +64,7 @@ def test_markdown_renders_sections_with_relative_figures(tmp_path: Path) -> None
     stages = [Stage("toy", lambda ctx: _toy(ctx.out), loader(Toy), {})]
     records = run_stages(stages, RunContext(tmp_path, Console(quiet=True)))
     md = render_markdown(records, title="T", prov={"git_rev": "abc", "extra_key": 1}, root=tmp_path)
-    assert "## Toy" in md and "3 things." in md and "| a | b |" in md and "![plot](plot.png)" in md
+    assert "## Toy" in md and "3 things." in md and "| A | B |" in md and "![plot](plot.png)" in md
     assert "- git_rev: `abc`" in md and "- extra_key: `1`" in md
 
 
