@@ -41,6 +41,11 @@ def search_cmd(
     compare_seeds: Annotated[int | None, typer.Option(help="seeds per hardware target (default --seeds)")] = None,
     strategy_seeds: Annotated[str, typer.Option(help="per-strategy seed counts overriding --seeds, e.g. tpe=3")]
     = "",
+    closed_loop: Annotated[int, typer.Option(help="closed loop: ROUNDS of search, real training of the best new "
+                                                  "networks and refit, per strategy (0: off)")] = 0,
+    per_round: Annotated[int, typer.Option(help="closed loop: networks trained for real per round")] = 4,
+    explore: Annotated[float, typer.Option(help="closed loop: weight of the predicted std in the pick "
+                                                "(exploration bonus)")] = 1.0,
     plugin: Plugins = None,
 ) -> None:
     """Search networks on a frozen predictor with every strategy under one query budget; write the report."""
@@ -62,7 +67,19 @@ def search_cmd(
         strategy_seeds=per_seeds,
         command="narch " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
-    summary = execute(cfg, log=lambda s: ERR.print(s, markup=False, highlight=False, soft_wrap=True))
+    log = lambda s: ERR.print(s, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
+    if closed_loop:
+        from narch.controller.closed_loop import LoopConfig, run_loop
+
+        loop = LoopConfig(rounds=closed_loop, per_round=per_round, explore=explore)
+        for name in strategies:
+            res = run_loop(cfg, loop, name, log=log)
+            last = res.rounds.row(-1, named=True)
+            OUT.print(f"{name:>10}: best measured after {last['trainings']} real trainings {last['best_measured']}"
+                      f" (best of as many random corpus networks: {last['random_best']}); {res.folder}",
+                      highlight=False)
+        return
+    summary = execute(cfg, log=log)
     for row in summary.final.iter_rows(named=True):
         OUT.print(f"{row['strategy']:>10}: final best reward {row['final_best_mean']:.4f} "
                   f"± {row['ci95']:.4f} (95 % CI, {row['seeds']} seeds)", highlight=False)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,14 +98,14 @@ def typical_task(rows: pl.DataFrame) -> dict[str, Any]:
     return row_descriptors(first) | {"task": first["task"]} if "task" in first else row_descriptors(first)
 
 
-def _fit_first_fast(families: list[str], trows: pl.DataFrame, target: Target, trials: Callable[[str], int]
-                    ) -> tuple[str, Predictor, dict[str, Any]] | None:
+def _fit_first_fast(families: list[str], trows: pl.DataFrame, target: Target, trials: Callable[[str], int],
+                    fixed: dict[str, Any] | None = None) -> tuple[str, Predictor, dict[str, Any]] | None:
     """The first family whose refitted model reaches MIN_FROZEN_QPS (best of 5 timed batches); when none is fast
-    enough the first is kept and flagged."""
+    enough the first is kept and flagged. ``fixed``: hyperparameters to refit with instead of tuning."""
     first: tuple[str, Predictor, dict[str, Any]] | None = None
     for fam in families:
         cls = PREDICTORS.get(fam)
-        params, _ = tune(cls, trows, target, trials=trials(fam), seed=0)
+        params = dict(fixed) if fixed is not None else tune(cls, trows, target, trials=trials(fam), seed=0)[0]
         pred = cls(seed=0, **params).fit(trows, target)
         qps = query_rate(pred, trows, repeats=5)
         info = {"params": params, "frozen_qps": round(qps), "meets_throughput_rule": qps >= MIN_FROZEN_QPS}
@@ -134,28 +134,36 @@ def _row_of(board: pl.DataFrame | None, target: str, family: str) -> dict[str, A
 
 
 def freeze(rows: pl.DataFrame, targets: Sequence[str], *, out: Path, corpus: str | Path, command: str,
-           board: pl.DataFrame | None = None, family: str | None = None,
-           trials: Callable[[str], int] = lambda _: 0) -> dict[str, str]:
+           board: pl.DataFrame | None = None, family: str | Mapping[str, str] | None = None,
+           trials: Callable[[str], int] = lambda _: 0,
+           params: Mapping[str, dict[str, Any]] | None = None) -> dict[str, str]:
     """Freeze one predictor per target into ``out`` and return target -> family; the old ``out`` stays until the
     new one is complete (``save_artefact`` publishes it as a unit), so a crash during the refit leaves it.
 
     The candidates are the top ``CANDIDATES`` of ``board`` under the declared rule, or the one ``family`` named
-    (for every target it models); each is tuned with ``trials(family)`` Optuna trials on all of the target's rows
-    (0: the family's defaults), refitted on them, and timed."""
+    (for every target it models; a mapping names one per target); each is tuned with ``trials(family)`` Optuna
+    trials on all of the target's rows (0: the family's defaults), or refitted with ``params[target]`` where given
+    (the closed loop refits a frozen predictor's own hyperparameters), refitted on them, and timed."""
     load_families()
-    if family is not None:
-        PREDICTORS.get(family)  # an unknown name fails here, naming the known ones
+    families = family if isinstance(family, Mapping) else None
+    for name in ([family] if isinstance(family, str) else list(families.values()) if families else []):
+        PREDICTORS.get(name)  # an unknown name fails here, naming the known ones
     fitted: dict[str, Predictor] = {}
     metrics: dict[str, dict[str, Any]] = {}
     used = []
     for tname in targets:
         target = Target.of(tname)
         trows = target_rows(rows, target)
-        chosen = _fit_first_fast(_candidates(target, board, family), trows, target, trials)
+        named = families.get(tname) if families is not None else family
+        if families is not None and named is None:
+            continue
+        assert not isinstance(named, Mapping)
+        fixed = (params or {}).get(tname)
+        chosen = _fit_first_fast(_candidates(target, board, named), trows, target, trials, fixed)
         if chosen is None:
             continue
         fam, fitted[tname], info = chosen
-        rule = RULE["named"] if family is not None else RULE["log" if target.log else "linear"]
+        rule = RULE["named"] if named is not None else RULE["log" if target.log else "linear"]
         y = trows[tname].cast(pl.Float64)
         metrics[tname] = {"rule": rule, "throughput_rule": RULE["throughput"], "fitted_on_rows": trows.height,
                           "label_range": [float(y.min()), float(y.max())],  # type: ignore[arg-type]
