@@ -1,4 +1,4 @@
-"""`narch import nb201|nb101|help-latency|ecnas`: parse, prepare every corpus, write, print one line each."""
+"""`narch import nb201|nb101|help-latency|ecnas|table`: parse, prepare every corpus, write, print one line each."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from narch.core.checks import check_out_folder
 
 
 class ImportKind(StrEnum):
-    """Public corpora `narch import` reads."""
+    """Public corpora `narch import` reads, and `table`: your own benchmark (a table and a config)."""
 
     NB201 = "nb201"
     NB101 = "nb101"
     HELP_LATENCY = "help-latency"
     ECNAS = "ecnas"
+    TABLE = "table"
 
 
 def _counts(d: dict[str, int]) -> str:
@@ -27,7 +28,7 @@ def _counts(d: dict[str, int]) -> str:
 
 @guarded
 def import_cmd(
-    kind: Annotated[ImportKind, typer.Argument(help="which public corpus")],
+    kind: Annotated[ImportKind, typer.Argument(help="which public corpus, or table (your own benchmark)")],
     out: Annotated[
         Path,
         typer.Option(
@@ -39,11 +40,14 @@ def import_cmd(
         Path | None,
         typer.Option(
             help="source file or folder (default: the public files shipped with the package, or $NARCH_EXTERNAL_DIR "
-            "when set)"
+            "when set); table: the CSV, JSONL or Parquet file (required)"
         ),
     ] = None,
     dataset: Annotated[str | None, typer.Option(help="nb201: cifar10, cifar100 or ImageNet16-120")] = None,
     devices: Annotated[str | None, typer.Option(help="help-latency: comma-separated settings (default: all)")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="table: JSON config (task, data, arch form and op mapping, metrics; see README)")
+    ] = None,
 ) -> None:
     """Import a public corpus into the corpus schema (checks everything before writing anything)."""
     from narch.dataset_builder.importers import prepare_import, run_import
@@ -54,7 +58,7 @@ def import_cmd(
         device_list = [d.strip() for d in devices.split(",") if d.strip()]
         if not device_list:
             raise fail("--devices is empty")
-    preps = prepare_import(kind.value, out, src=src, dataset=dataset, devices=device_list)
+    preps = prepare_import(kind.value, out, src=src, dataset=dataset, devices=device_list, config=config)
     run_import(preps)
     for p in preps:
         if not p.done:

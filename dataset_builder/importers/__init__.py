@@ -1,4 +1,5 @@
-"""Importers of public corpora (NAS-Bench-201, HELP latencies, NAS-Bench-101, EC-NAS) into the corpus schema."""
+"""Importers of public corpora (NAS-Bench-201, HELP latencies, NAS-Bench-101, EC-NAS), and of any user's table of
+architectures and metrics (``table.py``), into the corpus schema."""
 
 from narch.dataset_builder.importers.cells import (
     CELL_MAPPING_VERSION,

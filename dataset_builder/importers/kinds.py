@@ -10,9 +10,10 @@ from narch.dataset_builder.importers.ecnas import prepare_ecnas
 from narch.dataset_builder.importers.help_latency import prepare_help_latency
 from narch.dataset_builder.importers.nb101 import prepare_nb101
 from narch.dataset_builder.importers.nb201 import prepare_nb201
+from narch.dataset_builder.importers.table import prepare_table
 from narch.dataset_builder.importers.writer import PreparedImport, write_import
 
-KINDS = ("nb201", "nb101", "help-latency", "ecnas")
+KINDS = ("nb201", "nb101", "help-latency", "ecnas", "table")
 
 
 def prepare_import(
@@ -22,6 +23,7 @@ def prepare_import(
     src: Path | None = None,
     dataset: str | None = None,
     devices: list[str] | None = None,
+    config: Path | None = None,
 ) -> list[PreparedImport]:
     """Check the source and map every cell; nothing is written. ValueError for bad input."""
     if kind not in KINDS:
@@ -30,6 +32,10 @@ def prepare_import(
         raise ValueError(f"--dataset applies to nb201 only, not {kind}")
     if devices is not None and kind != "help-latency":
         raise ValueError(f"--devices applies to help-latency only, not {kind}")
+    if kind == "table" and (src is None or config is None):
+        raise ValueError("a table import needs --src (the table) and --config (how to read it)")
+    if config is not None and kind != "table":
+        raise ValueError(f"--config applies to table only, not {kind}")
     cache: CellCache = {}
     match kind:
         case "nb201":
@@ -38,6 +44,9 @@ def prepare_import(
             return [prepare_nb101(out, src=src)]
         case "help-latency":
             return prepare_help_latency(out, src=src, devices=devices, cache=cache)
+        case "table":
+            assert src is not None and config is not None
+            return [prepare_table(out, src=src, config=config, cache=cache)]
         case _:
             return prepare_ecnas(out, src=src)
 
