@@ -30,12 +30,12 @@ def _counts(d: dict[str, int]) -> str:
 def import_cmd(
     kind: Annotated[ImportKind, typer.Argument(help="which public corpus, or table (your own benchmark)")],
     out: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             help="corpus folder (help-latency: one sub-folder per device setting; "
-            "ecnas with a folder source: one per file)"
+            "ecnas with a folder source: one per file) [default: runs/<kind>, nb201: runs/nb201_<dataset>]"
         ),
-    ],
+    ] = None,
     src: Annotated[
         Path | None,
         typer.Option(
@@ -52,6 +52,12 @@ def import_cmd(
     """Import a public corpus into the corpus schema (checks everything before writing anything)."""
     from narch.dataset_builder.importers import prepare_import, run_import
 
+    if out is None:
+        if kind is ImportKind.TABLE:
+            raise fail("import table needs --out (the folder of your benchmark's corpus)")
+        name = f"nb201_{(dataset or 'cifar10').lower().replace('-', '_')}" if kind is ImportKind.NB201 else \
+            kind.value.replace("-", "_")
+        out = Path("runs") / name
     check_out_folder("--out", out)
     device_list = None
     if devices is not None:

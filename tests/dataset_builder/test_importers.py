@@ -330,3 +330,14 @@ def test_missing_file_names_the_folder_searched_and_the_upstream(
     monkeypatch.delenv(EXTERNAL_ENV)
     _fails(["help-latency", "--src", str(mine), "--out", str(out)], f"searched {mine}", "HayeonLee/HELP")
     assert not out.exists()
+
+
+def test_import_nb201_works_with_no_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(EXTERNAL_ENV, raising=False)
+    res = runner.invoke(app, ["import", "nb201"])
+    assert res.exit_code == 0, res.output
+    assert "runs/nb201_cifar10: 30568 rows written" in res.output
+    assert read_corpus(tmp_path / "runs" / "nb201_cifar10").height == 30_568
+    res = runner.invoke(app, ["import", "table", "--src", "x.csv"])
+    assert res.exit_code != 0 and "import table needs --out" in res.output
