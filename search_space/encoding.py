@@ -16,7 +16,7 @@ import numpy as np
 
 from narch.search_space.layer import Op
 from narch.search_space.spec import Network
-from narch.search_space.validate import infer_shapes
+from narch.search_space.trace import shape_keys
 
 FEATURES = ("op", "size", "kernel", "stride", "dropout", "in_a", "in_b", "in_size", "res")
 """Token names of a node: op; output width (channels or units); kernel; stride; dropout; distance back to the first
@@ -78,8 +78,8 @@ class EncodedNetwork:
 
 def encode_network(net: Network, *, in_channels: int = 1) -> EncodedNetwork:
     """Tokens and edges of one network (uncached)."""
-    shapes = infer_shapes(net, in_channels=in_channels)
-    widths = [in_channels] + [s.channels for s in shapes]
+    shapes = shape_keys(net, in_channels)  # the network was validated on construction: only the input's rules
+    widths = [in_channels] + [s[0] for s in shapes]
     rows = [(INPUT_OP, size_token(in_channels), 0, 0, 0, 0, 0, 0, res_token(1, flat=False))]
     edges: list[tuple[int, int]] = []
     for i, (layer, shape) in enumerate(zip(net.layers, shapes, strict=True)):
@@ -90,14 +90,14 @@ def encode_network(net: Network, *, in_channels: int = 1) -> EncodedNetwork:
         rows.append(
             (
                 OP_TOKEN[layer.op],
-                size_token(shape.channels),
+                size_token(shape[0]),
                 min(layer.kernel, KERNEL_VOCAB - 1),
                 min(layer.stride, STRIDE_VOCAB - 1),
                 min(DROPOUT_VOCAB - 1, round(layer.dropout_pct / 10)),
                 _offset(node, srcs[0]),
                 in_b,
                 size_token(widths[srcs[0]]),
-                res_token(shape.factor, flat=shape.flat),
+                res_token(shape[1], flat=shape[2]),
             )
         )
     return EncodedNetwork(np.asarray(rows, dtype=np.uint8), np.asarray(edges, dtype=np.uint8).reshape(-1, 2))
