@@ -133,8 +133,9 @@ class TrieBuilder:
         return t
 
     def build(self, net: Network) -> TrieNode | None:
-        """The trie of ``net``'s legal moves. Insert positions and scaled layers expand lazily: their keys (the
-        mask) are exact up front, the subtree below is computed only when a choice reaches it."""
+        """The trie of ``net``'s legal moves. Insert positions, the later layer of an insert-add and scaled layers
+        expand lazily: their keys (the mask) are exact up front, the subtree below is computed only when a choice
+        reaches it."""
         table, info = self.table, self.table.info(net)
         root = TrieNode("kind")
         if table.insert_room(info):
@@ -147,8 +148,16 @@ class TrieBuilder:
 
             if keys:
                 root.children[KINDS.index(MoveKind.INSERT)] = TrieNode("ins_pos", LazyChildren(keys, position))
-        for m in table.adds(info):
-            _add(root, move_path(m, self.vocab, net), m)
+        pairs = table.add_pairs(info)
+        if pairs:
+            earlier_of = dict(pairs)
+
+            def joins(node: int) -> TrieNode:
+                b = node - 1
+                return TrieNode("add_a", {a + 1: Move(MoveKind.INSERT_ADD, b, other=a) for a in earlier_of[b]})
+
+            root.children[KINDS.index(MoveKind.INSERT_ADD)] = TrieNode("add_b", LazyChildren([b + 1 for b, _ in pairs],
+                                                                                             joins))
         scales = {i: table.scales_of(net, info, i) for i in range(len(info.rows))
                   if not table.scale_surely_legal(net, i)}
         keys = [i + 1 for i in range(len(info.rows)) if i not in scales or scales[i]]
