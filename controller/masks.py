@@ -280,7 +280,8 @@ class MoveTable:
             out.append(Move(MoveKind.SCALE, i, attr=attr, value=v))
         return out
 
-    def removes(self, info: _NetInfo) -> list[Move]:
+    def removable(self, info: _NetInfo) -> list[int]:
+        """The layers a remove may delete (ascending)."""
         n = len(info.rows)
         if not self.vocab.allow_remove or n <= 1:
             return []
@@ -292,8 +293,11 @@ class MoveTable:
             first = info.shapes[i - 1] if i > 0 else info.inp
             if first == info.shapes[i] or self._trace_ok(info, i + 1, first, self.limits.max_downsample,
                                                          changed=i, changed_shape=first):
-                out.append(Move(MoveKind.REMOVE, i))
+                out.append(i)
         return out
+
+    def removes(self, info: _NetInfo) -> list[Move]:
+        return [Move(MoveKind.REMOVE, i) for i in self.removable(info)]
 
     def legal(self, net: Network) -> LegalMoves:
         """The legal moves of ``net`` (cached): insert effects per position, and the other moves spelled out."""
