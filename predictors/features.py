@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from narch.search_space import Layer, Network, Op, deepest
 from narch.search_space.trace import C_ADD, C_CONV, C_DROPOUT, TraceTable, batch_trace, trace_table
 
 FEATURES_VERSION = 2
-OPS = tuple(Op)
+OPS = tuple(Op)  # = trace.OPS: a table's op codes index it
 PER_LAYER = (*(f"is_{o.value}" for o in OPS), "log2_channels", "kernel", "stride", "log2_units", "dropout",
              "skip_a", "skip_b", "log2_out", "log2_factor")
 GLOBAL = ("depth", *(f"n_{o.value}" for o in OPS), "n_stride2", "log_params", "log_flops_fwd", "log_activations",
@@ -96,18 +97,22 @@ def _lg_of(x: np.ndarray) -> np.ndarray:
     return _LG[x]
 
 
-def _token(layer: Layer) -> str:
-    match layer.op:
-        case Op.CONV:
-            # grouped and dilated convs get labels of their own; a plain conv's label (and its bucket) is unchanged
-            g = "g" if layer.groups != 1 else ""
-            d = f"d{layer.dilation}" if layer.dilation != 1 else ""
-            return f"c{layer.kernel}s{layer.stride}{g}{d}"
-        case Op.MAXPOOL | Op.AVGPOOL:
-            return f"{layer.op.value[0]}p{layer.kernel}s{layer.stride}"
-        case Op.DENSE:
-            return "d"
+def _token_of(op: Op, kernel: int, stride: int, groups: int, dilation: int) -> str:
+    """A layer's label on a path."""
+    if op is Op.CONV:
+        # grouped and dilated convs get labels of their own; a plain conv's label (and its bucket) is unchanged
+        g = "g" if groups != 1 else ""
+        d = f"d{dilation}" if dilation != 1 else ""
+        return f"c{kernel}s{stride}{g}{d}"
+    if op is Op.MAXPOOL or op is Op.AVGPOOL:
+        return f"{op.value[0]}p{kernel}s{stride}"
+    if op is Op.DENSE:
+        return "d"
     return ""  # dropout and add leave a path's label unchanged
+
+
+def _token(layer: Layer) -> str:
+    return _token_of(layer.op, layer.kernel, layer.stride, layer.groups, layer.dilation)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -119,25 +124,34 @@ def _label_info(label: tuple[str, ...]) -> tuple[int, int, int]:
 _INPUT_PATHS: dict[tuple[str, ...], int] = {(): 1}
 
 
-def _paths(net: Network) -> dict[tuple[str, ...], int]:
-    """Input-to-output paths of a network by op-sequence label, with their counts."""
-    paths: list[dict[tuple[str, ...], int]] = []
-    for i, layer in enumerate(net.layers):
-        srcs = layer.inputs if layer.inputs else (i - 1,)
-        tok = _token(layer)
-        first = paths[srcs[0]] if srcs[0] >= 0 else _INPUT_PATHS
-        if len(srcs) == 1:  # one source: the labels extend (or stay: dropout) and cannot collide
-            merged = {(*label, tok): c for label, c in first.items()} if tok else first
-        else:
-            merged = {(*label, tok): c for label, c in first.items()} if tok else dict(first)
-            for j in srcs[1:]:
-                for label, c in (paths[j] if j >= 0 else _INPUT_PATHS).items():
-                    key = (*label, tok) if tok else label
-                    merged[key] = merged.get(key, 0) + c
+def _paths(tokens: Sequence[str], firsts: Sequence[int], seconds: Sequence[int]) -> dict[tuple[str, ...], int]:
+    """Input-to-output paths of a network by op-sequence label, with their counts: per layer its label token, its
+    first source and its second one (an add's; -2: none), -1 being the network input.
+
+    A layer with one source has its source's labels, extended by its token: it is kept as (the labels of the last
+    merge, the tokens since), and labels are spelled out only where two sources merge and at the output.
+    """
+    inp: tuple[dict[tuple[str, ...], int], tuple[str, ...]] = (_INPUT_PATHS, ())
+    paths: list[tuple[dict[tuple[str, ...], int], tuple[str, ...]]] = []
+    for tok, j, b in zip(tokens, firsts, seconds, strict=True):
+        base, suffix = paths[j] if j >= 0 else inp
+        if tok:
+            suffix = (*suffix, tok)
+        if b == -2:  # one source: the labels extend (or stay: dropout) and cannot collide
+            paths.append((base, suffix))
+            continue
+        merged = dict(_spelled(base, suffix))
+        base_b, suffix_b = paths[b] if b >= 0 else inp
+        for label, c in _spelled(base_b, (*suffix_b, tok) if tok else suffix_b).items():
+            merged[label] = merged.get(label, 0) + c
         if len(merged) > MAX_LABELS:  # keep the most frequent labels; counts beyond are rare in this space
             merged = dict(sorted(merged.items(), key=lambda kv: -kv[1])[:MAX_LABELS])
-        paths.append(merged)
-    return paths[-1]
+        paths.append((merged, ()))
+    return _spelled(*paths[-1])
+
+
+def _spelled(base: dict[tuple[str, ...], int], suffix: tuple[str, ...]) -> dict[tuple[str, ...], int]:
+    return {(*label, *suffix): c for label, c in base.items()} if suffix else base
 
 
 def _path_head(out: dict[tuple[str, ...], int]) -> tuple[list[float], list[int], list[int]]:
@@ -161,13 +175,13 @@ def _path_head(out: dict[tuple[str, ...], int]) -> tuple[list[float], list[int],
     return head, buckets, counts
 
 
-def _path_matrix(nets: Sequence[Network]) -> np.ndarray:
-    """Path encodings of a batch (rows as ``path_vector``)."""
+def _path_rows(paths: Sequence[dict[tuple[str, ...], int]]) -> np.ndarray:
+    """Path encodings (rows as ``path_vector``) of networks' output paths."""
     n_head = len(PATHS) - PATH_BUCKETS
-    out = np.zeros((len(nets), len(PATHS)))
+    out = np.zeros((len(paths), len(PATHS)))
     heads, rows, cols, vals = [], [], [], []
-    for r, net in enumerate(nets):
-        head, b, c = _path_head(_paths(net))
+    for r, p in enumerate(paths):
+        head, b, c = _path_head(p)
         heads.append(head)
         rows += [r] * len(b)
         cols += b
@@ -178,10 +192,34 @@ def _path_matrix(nets: Sequence[Network]) -> np.ndarray:
     return out
 
 
+def _table_tokens(t: TraceTable) -> list[str]:
+    """Every layer's path token, computed once per distinct (op, kernel, stride, grouped, dilation) of the batch."""
+    c = t.cols
+    key = (((c["op"] * 16 + c["kernel"]) * 16 + c["stride"]) * 2 + (c["groups"] != 1)) * 16 + c["dilation"]
+    uniq, inv = np.unique(key, return_inverse=True)
+    rows = [int(np.flatnonzero(key == k)[0]) for k in uniq.tolist()]
+    toks = [_token_of(OPS[c["op"][r]], int(c["kernel"][r]), int(c["stride"][r]), int(c["groups"][r]),
+                      int(c["dilation"][r])) for r in rows]
+    return [toks[k] for k in inv.reshape(-1).tolist()]
+
+
+def _path_matrix(t: TraceTable) -> np.ndarray:
+    """Path encodings of a traced batch."""
+    toks = _table_tokens(t)
+    c = t.cols
+    firsts = c["src"].tolist()
+    seconds = np.where(c["dist_b"] > 0, t.pos - c["dist_b"], -2).tolist()
+    bounds = t.start.tolist()
+    return _path_rows([_paths(toks[lo:hi], firsts[lo:hi], seconds[lo:hi])
+                       for lo, hi in pairwise(bounds)])
+
+
 def path_vector(net: Network) -> np.ndarray:
     """Path encoding (after BANANAS): input-to-output paths labelled by their op sequence, counted into hashed
     buckets, plus path statistics. Position-free, so cells mapped onto layer DAGs encode by structure."""
-    return _path_matrix([net])[0]
+    firsts = [x.inputs[0] if x.inputs else i - 1 for i, x in enumerate(net.layers)]
+    seconds = [x.inputs[1] if len(x.inputs) > 1 else -2 for x in net.layers]
+    return _path_rows([_paths([_token(x) for x in net.layers], firsts, seconds)])[0]
 
 
 _NO_ACT_CODES = (C_DROPOUT, C_ADD)  # their outputs are not counted as activations
@@ -236,7 +274,7 @@ def arch_matrix(t: TraceTable, nets: Sequence[Network], max_depth: int) -> np.nd
     ])
     per = np.zeros((b, max_depth, len(PER_LAYER)))
     per[net_of[kept], pos[kept]] = rows
-    return np.concatenate([g, per.reshape(b, -1), _path_matrix(nets)], axis=1)
+    return np.concatenate([g, per.reshape(b, -1), _path_matrix(t)], axis=1)
 
 
 def arch_vector(net: Network, input_shape: tuple[int, ...], n_classes: int, max_depth: int) -> np.ndarray:

@@ -177,8 +177,8 @@ OP_CODE: dict[Op, int] = {op: k for k, op in enumerate(OPS)}
 _CODE_BY_ID = {id(op): k for k, op in enumerate(OPS)}  # an id() look-up: no Python-level Enum hash in the pass
 C_CONV, C_MAXPOOL, C_AVGPOOL, C_DENSE, C_DROPOUT, C_ADD = (OP_CODE[o] for o in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL,
                                                                                 Op.DENSE, Op.DROPOUT, Op.ADD))
-LAYER_COLUMNS = ("op", "channels", "units", "kernel", "stride", "dropout_pct", "groups", "dist_a", "dist_b", "src",
-                 "out_channels", "factor", "flat", "downsample", "grad")
+LAYER_COLUMNS = ("op", "channels", "units", "kernel", "stride", "dropout_pct", "groups", "dilation", "dist_a", "dist_b",
+                 "src", "out_channels", "factor", "flat", "downsample", "grad")
 """What the Python pass records per layer (see ``_rows``); the rest of a table is numpy arithmetic on these."""
 _N_COLUMNS = len(LAYER_COLUMNS)
 
@@ -207,7 +207,7 @@ def _rows(net: Layered, in_channels: int) -> list[tuple[int, ...]]:
         d = (downs[j] if j >= 0 else 1) if flat else f  # a spatial tensor's downsampling is its factor
         downs.append(d)
         grads.append(g)
-        rows.append((code[id(op)], x.channels, x.units, x.kernel, x.stride, x.dropout_pct, x.groups,
+        rows.append((code[id(op)], x.channels, x.units, x.kernel, x.stride, x.dropout_pct, x.groups, x.dilation,
                      i - j if ins else 0, i - ins[1] if len(ins) > 1 else 0, j, c, f, int(flat), d, g))
     return rows
 
