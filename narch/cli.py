@@ -11,6 +11,7 @@ import typer
 from narch.console import ERR, OUT, guarded, stop_on_sigterm
 from narch.core.checks import check_out_folder
 from narch.core.errors import SettingError
+from narch.core.store import as_location
 from narch.hardware_cli import hardware_app, roofline_cmd
 from narch.import_cli import import_cmd
 from narch.predict_cli import leaderboard_cmd, predict_cmd
@@ -59,7 +60,8 @@ def build(
     archs: Annotated[int, typer.Option(help="networks to plan (sampled and edited)")] = 16,
     epochs: Annotated[int, typer.Option(help="training epochs")] = 5,
     seed: Annotated[int, typer.Option(help="plan and training seed")] = 0,
-    out: Annotated[Path, typer.Option(help="corpus folder")] = Path("runs/corpus"),
+    out: Annotated[str, typer.Option(help="corpus folder, or an object store's URL (s3://bucket/prefix)")
+                   ] = "runs/corpus",
     archs_from: Annotated[Path | None, typer.Option(
         help='profile the networks of a file instead of sampling: .jsonl, one network a line, e.g. {"layers": '
              '[{"op": "conv", "channels": 16, "kernel": 3}, {"op": "dense", "units": 64}]} (fields left out take '
@@ -91,7 +93,7 @@ def build(
     proto = Protocol(epochs=epochs, batch_size=batch_size, lr=lr)
     cfg = BuildConfig(
         task=task,
-        out=out,
+        out=as_location(out),
         archs=archs,
         seed=seed,
         protocol=proto,
@@ -134,13 +136,13 @@ def build(
 @corpus_app.command("info")
 @guarded
 def corpus_info(
-    corpus: Annotated[Path, typer.Argument(help="corpus folder")],
+    corpus: Annotated[str, typer.Argument(help="corpus folder or URL")],
     skip_corrupt: Annotated[bool, typer.Option(help="summarise the readable parts when some are corrupt")] = False,
 ) -> None:
     """Summarise a corpus: rows by status, tasks, devices, columns with units."""
     from narch.dataset_builder.info import corpus_summary
 
-    corpus_summary(corpus, console=OUT, skip_corrupt=skip_corrupt)
+    corpus_summary(as_location(corpus), console=OUT, skip_corrupt=skip_corrupt)
 
 
 @app.command("zc")
@@ -222,13 +224,13 @@ def corpus_migrate(corpora: Annotated[list[Path], typer.Argument(help="corpus fo
 @corpus_app.command("compact")
 @guarded
 def corpus_compact(
-    corpus: Annotated[Path, typer.Argument(help="corpus folder")],
+    corpus: Annotated[str, typer.Argument(help="corpus folder or URL")],
     wait: Annotated[bool, typer.Option(help="wait for another compaction of this corpus (else stop at once)")] = True,
 ) -> None:
     """Merge a corpus's part files into one (safe to interrupt: the next compaction finishes or undoes it)."""
     from narch.dataset_builder.compaction import compact_corpus
 
-    done = compact_corpus(corpus, wait=wait)
+    done = compact_corpus(as_location(corpus), wait=wait)
     for note in (done.recovered, f"deleted {done.removed} parts a merged part covers" if done.removed else ""):
         if note:
             OUT.print(f"{corpus}: {note}")
