@@ -197,7 +197,10 @@ class FsspecStore:
         except ImportError:
             raise StoreError(FS_HINT) from None
         try:
-            self.fs, self.path = fsspec.core.url_to_fs(url)
+            try:  # no listing cache: another host's new file must be seen at once (s3fs answers info() from it)
+                self.fs, self.path = fsspec.core.url_to_fs(url, use_listings_cache=False)
+            except TypeError:
+                self.fs, self.path = fsspec.core.url_to_fs(url)
         except (ImportError, ValueError) as e:
             raise StoreError(f"{url}: cannot open its filesystem ({e}); {FS_HINT}") from None
         self.root: Location = url
@@ -223,6 +226,8 @@ class FsspecStore:
             return []
         except TypeError:  # a filesystem whose ls takes no refresh
             return list(self.fs.ls(path, detail=True))
+        finally:
+            self.fs.invalidate_cache(path)
 
     def names(self, pattern: str = "*.parquet") -> list[str]:
         found = (e["name"].rstrip("/").rsplit("/", 1)[-1] for e in self._ls(self.path) if e["type"] == "file")
