@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,6 +17,10 @@ from narch.import_cli import import_cmd
 from narch.predict_cli import leaderboard_cmd, predict_cmd
 from narch.search_cli import search_cmd
 from narch.transfer_cli import transfer_cmd
+
+if TYPE_CHECKING:
+    from narch.dataset_builder.build import BuildConfig
+    from narch.dataset_builder.runners.job_array import ArrayConfig
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -83,6 +87,18 @@ def build(
     ray_num_cpus: Annotated[int | None, typer.Option(help="CPUs of the local Ray cluster (default: all)")] = None,
     wait_quiet: Annotated[bool, typer.Option(help="hold each run until other work leaves the cores (clean timings)")]
     = False,
+    array: Annotated[int | None, typer.Option(help="submit N tasks of a job array, task i building --shard i/N "
+                                                   "(submitit; Slurm unless --array-executor local)")] = None,
+    array_executor: Annotated[str, typer.Option(help="slurm, or local (submitit's processes on this machine)")]
+    = "slurm",
+    array_logs: Annotated[Path, typer.Option(help="submitit's folder of task logs and pickles")
+                          ] = Path("runs/submitit"),
+    array_parallelism: Annotated[int | None, typer.Option(help="array tasks running at once")] = None,
+    array_wait: Annotated[bool, typer.Option(help="wait for the array's tasks and print their total")] = True,
+    slurm_partition: Annotated[str | None, typer.Option(help="Slurm partition of the array's tasks")] = None,
+    slurm_time_min: Annotated[int, typer.Option(help="time limit of each array task, minutes")] = 60,
+    slurm_cpus: Annotated[int, typer.Option(help="CPUs of each array task")] = 1,
+    slurm_gpus: Annotated[int, typer.Option(help="GPUs of each array task")] = 0,
 ) -> None:
     """Train networks for real and append them to a Parquet corpus (resumes by default)."""
     from narch.dataset_builder.build import BuildConfig, prepare_build
@@ -111,6 +127,13 @@ def build(
         ray_num_cpus=ray_num_cpus,
         wait_quiet=wait_quiet,
     )
+    if array is not None:
+        from narch.dataset_builder.runners.job_array import ArrayConfig
+
+        _build_array(cfg, ArrayConfig(tasks=array, folder=array_logs, executor=array_executor,
+                                      partition=slurm_partition, time_min=slurm_time_min, cpus_per_task=slurm_cpus,
+                                      gpus_per_task=slurm_gpus, parallelism=array_parallelism), wait=array_wait)
+        return
     prepared = prepare_build(cfg)
     if prepared.duplicates:
         ERR.print(f"{archs_from}: {prepared.duplicates} repeated network(s) left out (each is trained once)",
@@ -131,6 +154,21 @@ def build(
     if summary.interrupted:
         ERR.print(f"interrupted: {RESUME_BUILD}")
         raise typer.Exit(130)
+
+
+def _build_array(cfg: BuildConfig, array: ArrayConfig, *, wait: bool) -> None:
+    """`narch build --array N`: submit the shards, then (unless told not to) wait and print their total."""
+    from narch.dataset_builder.runners.job_array import submit_array, wait_array
+
+    jobs = submit_array(cfg, array)
+    ERR.print(f"submitted {len(jobs)} array tasks ({array.executor}): jobs {', '.join(str(j.job_id) for j in jobs)}; "
+              f"logs in {array.folder}", markup=False, highlight=False)
+    if not wait:
+        return
+    s = wait_array(jobs)
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(s.statuses.items())) or "none"
+    OUT.print(f"{cfg.out}: {s.done} trained ({statuses}), {s.skipped} already present, {s.planned} planned, "
+              f"in {len(jobs)} array tasks")
 
 
 @corpus_app.command("info")
