@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from narch.core.provenance import now_iso
+from narch.core.provenance import cluster_node, now_iso
 from narch.core.store import Location, open_store
 from narch.dataset_builder.corpus import holds_key, key_part_name, read_part, run_lock_name, write_part
 from narch.dataset_builder.protocol import Protocol
@@ -112,6 +112,7 @@ def _train_and_write(ctx: RunContext, item: PlannedNet,
         **_device_columns(ctx.device_kind),
         "threads": torch.get_num_threads(),
         "concurrency": ctx.concurrency,
+        "worker_node": cluster_node(),
     }
     row = profile_row(item, dd, ctx.protocol, seed=ctx.seed, timeout_s=ctx.timeout_s, shared=shared)
     tries = 1
