@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from narch.core.checks import check_float, check_int, check_out_folder
 from narch.core.errors import SettingError
 from narch.core.provenance import builder_version, git_rev, now_iso
-from narch.core.store import Location, as_location, is_url
+from narch.core.store import FsspecStore, Location, as_location, is_url
 from narch.dataset_builder.contention import TimingGuard
 from narch.dataset_builder.corpus import Manifest, create_corpus, existing_keys, open_corpus
 from narch.dataset_builder.protocol import Protocol
@@ -131,6 +131,10 @@ def prepare_build(cfg: BuildConfig) -> PreparedBuild:
         created_at=now_iso(),
         data_dir=None if cfg.data_dir is None else str(cfg.data_dir),
     )
+    if is_url(cfg.out):
+        why = FsspecStore(str(cfg.out)).unreachable()
+        if why:
+            raise SettingError(f"{cfg.out}: --out cannot be written ({why})")
     open_corpus(cfg.out, manifest)
     return PreparedBuild(cfg, plan, manifest, kind, duplicates)
 

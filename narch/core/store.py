@@ -209,6 +209,16 @@ class FsspecStore:
     def __reduce__(self) -> tuple[Any, ...]:  # travels to Ray and pool workers as its URL
         return (FsspecStore, (self.root,))
 
+    def unreachable(self) -> str | None:
+        """Why the folder cannot be used (its bucket is missing, the store cannot be reached), or None."""
+        top = self.path.lstrip("/").split("/", 1)[0]
+        try:
+            if top and not self.fs.exists(top):
+                return f"{top} does not exist"
+        except OSError as e:
+            return str(e) or type(e).__name__
+        return None
+
     def _p(self, name: str) -> str:
         return f"{self.path}/{name}"
 

@@ -230,3 +230,20 @@ def test_the_journal_and_locks_stay_out_of_the_parts(corpus_at: str) -> None:
     store = open_store(corpus_at)
     assert store.exists(JOURNAL) and store.names("*.parquet") == [p.name for p in part_files(corpus_at)]
     assert _glob_rows(corpus_at) == 2
+
+
+def test_corpus_info_reads_the_store(corpus_at: str) -> None:
+    _fake(corpus_at, 2)
+    r = CliRunner().invoke(app, ["corpus", "info", corpus_at])
+    assert r.exit_code == 0, r.output
+    assert "parts: 2" in r.output and "rows: 2" in r.output
+
+
+def test_a_missing_bucket_or_scheme_is_one_line_naming_it(s3_endpoint: str) -> None:
+    cases = {"s3://no-such-bucket-narch/c": "s3://no-such-bucket-narch/c: --out cannot be written "
+                                            "(no-such-bucket-narch does not exist)",
+             "nosuchscheme://b/c": "nosuchscheme://b/c: cannot open its filesystem"}
+    for url, said in cases.items():
+        r = _python("import sys; from narch.cli import app; app(sys.argv[1:])", *BUILD, "--out", url)
+        lines = [x for x in (r.stdout + r.stderr).splitlines() if x.strip()]
+        assert r.returncode == 2 and len(lines) == 1 and said in lines[0], (url, lines)
