@@ -4,10 +4,10 @@ What the corpus needs of a folder is five things: list its files, read one, writ
 or none of it, delete one, and hold a named lock across processes and hosts. On a local folder they are the calls
 the corpus always made (temp file, fsync, rename; ``flock``). On an object store (``s3://``, ``gs://``, ``memory://``
 or any fsspec URL; ``file://`` is a local folder) a write is one PUT, which the store makes visible whole or not at
-all, and a lock is a lease (``lease_lock``): there is no atomic rename and no ``flock``, so nothing else is assumed.
+all, and a lock is a lease (narch.core.leases): there is no atomic rename and no ``flock``, so nothing else is assumed.
 
 Why not Delta Lake or Iceberg: their commit is an atomic put-if-absent of the next log entry, which is what
-``lease_lock`` is built on too; what they add is a log of every live file, and the corpus keeps its folder as the
+a lease is built on too; what they add is a log of every live file, and the corpus keeps its folder as the
 truth (write-once part names, merged parts listing the parts they cover, a compaction journal), so that builds on
 many hosts write parts without coordinating and a plain glob of the folder keeps reading right. Adopting either
 would be a second layout for the same corpus, with readers that a plain ``pyarrow.dataset`` of the folder no longer
@@ -18,25 +18,20 @@ from __future__ import annotations
 
 import fnmatch
 import io
-import json
 import os
-import threading
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from narch.core.errors import NarchError
 from narch.core.files import atomic_write_bytes, fsync_dir, parse_json, read_json
-from narch.core.locks import LockBusy, hold_lock
+from narch.core.leases import lease_lock
+from narch.core.locks import hold_lock
 
 Location = str | Path  # a local folder, or a URL (scheme://...)
 LOCKS = "_locks"  # an object store's lease locks: _locks/<name>/<generation>
-LEASE_ENV = "NARCH_LEASE_S"  # seconds a lock's heartbeat may stay unchanged before another process takes it over
-DEFAULT_LEASE_S = 60.0
 FS_HINT = "corpora on object stores need fsspec and its filesystem (s3fs, gcsfs): pip install -e '.[cluster]'"
 
 
@@ -239,6 +234,12 @@ class FsspecStore:
         finally:
             self.fs.invalidate_cache(path)
 
+    def entries(self, folder: str) -> dict[str, str]:
+        """The files of a subfolder, listed now: name -> a tag that changes whenever the file is rewritten (ETag)."""
+        return {e["name"].rstrip("/").rsplit("/", 1)[-1]: str(e.get("ETag") or e.get("etag") or e.get("mtime")
+                                                              or e.get("size"))
+                for e in self._ls(self._p(folder)) if e["type"] == "file"}
+
     def names(self, pattern: str = "*.parquet") -> list[str]:
         found = (e["name"].rstrip("/").rsplit("/", 1)[-1] for e in self._ls(self.path) if e["type"] == "file")
         return sorted(n for n in found if fnmatch.fnmatchcase(n, pattern))
@@ -318,92 +319,3 @@ def open_store(location: Location) -> Store:
     if isinstance(location, Path):
         return LocalStore(location)
     return FsspecStore(location)
-
-
-def lease_s() -> float:
-    """The lease of object-store locks (``NARCH_LEASE_S``): how long a holder's heartbeat may stay unchanged."""
-    return float(os.environ.get(LEASE_ENV, DEFAULT_LEASE_S))
-
-
-@contextmanager
-def lease_lock(store: FsspecStore, folder: str, *, wait: bool = True) -> Iterator[None]:
-    """An exclusive lock on an object store, where there is no ``flock``: generations ``folder/<n>`` created with
-    put-if-absent, the highest one is the lock.
-
-    To acquire, a process lists the generations and, when the highest is released, or stale (its heartbeat, a
-    rewrite of its content every lease/4, has not changed for a whole lease as this process watched it: no clocks are
-    compared across hosts), creates the next one if absent; it holds the lock when, listed again, its generation is
-    still the highest (a racer that created a lower one loses and deletes it). The holder deletes older generations
-    and marks its own released at the end; the highest is never deleted, so numbers only grow. A holder that dies
-    keeps the lock for one lease; one that stalls past its lease without dying may find the lock taken over (as with
-    any lease): keep the lease above the longest pause a holder may see."""
-    lease = lease_s()
-    me = f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    gen = _acquire(store, folder, me, wait=wait, lease=lease)
-    name = f"{folder}/{gen:012d}"
-    stop = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(store, name, me, stop, lease / 4), daemon=True)
-    beat.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        beat.join()
-        store.put(name, _body(me, "released", -1))
-
-
-def _body(holder: str, state: str, beat: int) -> bytes:
-    return json.dumps({"holder": holder, "state": state, "beat": beat, "at": time.time()}).encode()
-
-
-def _generations(store: FsspecStore, folder: str) -> dict[int, dict[str, Any]]:
-    return {int(n): e for e in store._ls(store._p(folder))
-            if (n := e["name"].rstrip("/").rsplit("/", 1)[-1]).isdigit()}
-
-
-def _released(store: FsspecStore, name: str) -> bool:
-    try:
-        return json.loads(store.read_bytes(name)).get("state") == "released"
-    except FileNotFoundError:
-        return True
-    except ValueError:
-        return False
-
-
-def _acquire(store: FsspecStore, folder: str, me: str, *, wait: bool, lease: float) -> int:
-    watched: dict[int, tuple[str, float]] = {}  # generation -> (its tag, when this process first saw that tag)
-    while True:
-        gens = _generations(store, folder)
-        top = max(gens, default=0)
-        free = top == 0 or _released(store, f"{folder}/{top:012d}")
-        if not free:
-            tag = str(gens[top].get("ETag") or gens[top].get("etag") or gens[top].get("size"))
-            seen = watched.get(top)
-            if seen is None or seen[0] != tag:
-                watched[top] = (tag, time.monotonic())
-            free = time.monotonic() - watched[top][1] >= lease
-        if free:
-            mine = top + 1
-            try:
-                store.put(f"{folder}/{mine:012d}", _body(me, "held", 0), create=True)
-            except FileExistsError:
-                continue
-            now = _generations(store, folder)
-            if max(now) == mine:
-                for g in now:
-                    if g < mine:
-                        store.delete(f"{folder}/{g:012d}")
-                return mine
-            store.delete(f"{folder}/{mine:012d}")  # a racer got a higher one: this generation never held the lock
-            continue
-        if not wait:
-            raise LockBusy(f"{store.show(folder)}: held by another process")
-        time.sleep(min(0.2, lease / 20))
-
-
-def _heartbeat(store: FsspecStore, name: str, me: str, stop: threading.Event, every_s: float) -> None:
-    beat = 0
-    while not stop.wait(every_s):
-        beat += 1
-        with suppress(OSError):  # a network hiccup: the next beat tries again (a lease lasts four beats)
-            store.put(name, _body(me, "held", beat))

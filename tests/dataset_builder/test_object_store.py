@@ -247,3 +247,31 @@ def test_a_missing_bucket_or_scheme_is_one_line_naming_it(s3_endpoint: str) -> N
         r = _python("import sys; from narch.cli import app; app(sys.argv[1:])", *BUILD, "--out", url)
         lines = [x for x in (r.stdout + r.stderr).splitlines() if x.strip()]
         assert r.returncode == 2 and len(lines) == 1 and said in lines[0], (url, lines)
+
+
+def test_a_lease_lock_lets_one_holder_in_at_a_time(s3_endpoint: str) -> None:
+    import threading
+
+    from narch.testing.object_store import new_bucket
+
+    store = open_store(f"{new_bucket()}/c")
+    inside, overlaps, entered = [0], [0], [0]
+
+    def worker() -> None:
+        for _ in range(3):
+            with store.lock("x.lock"):
+                inside[0] += 1
+                overlaps[0] += inside[0] > 1
+                time.sleep(0.05)
+                entered[0] += 1
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert entered[0] == 12 and overlaps[0] == 0
+    generations = store.entries("_locks/x.lock")
+    assert len(generations) == 1 and json.loads(store.read_bytes(f"_locks/x.lock/{next(iter(generations))}")
+                                                )["state"] == "released"
