@@ -78,7 +78,7 @@ class TrieNode:
     """A decision point: which head picks next and the children each choice leads to (a node or a Move)."""
 
     head: str
-    children: dict[int, TrieNode | Move | Layer] | Mapping[int, TrieNode] = field(default_factory=dict)
+    children: dict[int, TrieNode | Move | Layer] | Mapping[int, TrieNode | Move] = field(default_factory=dict)
 
 
 Leaf = Move | Layer  # an insert's leaf is its layer (the position is an earlier choice); others are moves
@@ -133,8 +133,9 @@ class TrieBuilder:
         return t
 
     def build(self, net: Network) -> TrieNode | None:
-        """The trie of ``net``'s legal moves. Insert positions and scaled layers expand lazily: their keys (the
-        mask) are exact up front, the subtree below is computed only when a choice reaches it."""
+        """The trie of ``net``'s legal moves. Insert positions, the later layer of an insert-add, scaled and removed
+        layers expand lazily: their keys (the mask) are exact up front, the subtree (or move) below is computed only
+        when a choice reaches it."""
         table, info = self.table, self.table.info(net)
         root = TrieNode("kind")
         if table.insert_room(info):
@@ -147,8 +148,16 @@ class TrieBuilder:
 
             if keys:
                 root.children[KINDS.index(MoveKind.INSERT)] = TrieNode("ins_pos", LazyChildren(keys, position))
-        for m in table.adds(info):
-            _add(root, move_path(m, self.vocab, net), m)
+        pairs = table.add_pairs(info)
+        if pairs:
+            earlier_of = dict(pairs)
+
+            def joins(node: int) -> TrieNode:
+                b = node - 1
+                return TrieNode("add_a", {a + 1: Move(MoveKind.INSERT_ADD, b, other=a) for a in earlier_of[b]})
+
+            root.children[KINDS.index(MoveKind.INSERT_ADD)] = TrieNode("add_b", LazyChildren([b + 1 for b, _ in pairs],
+                                                                                             joins))
         scales = {i: table.scales_of(net, info, i) for i in range(len(info.rows))
                   if not table.scale_surely_legal(net, i)}
         keys = [i + 1 for i in range(len(info.rows)) if i not in scales or scales[i]]
@@ -162,20 +171,22 @@ class TrieBuilder:
 
         if keys:
             root.children[KINDS.index(MoveKind.SCALE)] = TrieNode("scale_layer", LazyChildren(keys, layer))
-        for m in table.removes(info):
-            _add(root, move_path(m, self.vocab, net), m)
+        removable = table.removable(info)
+        if removable:
+            root.children[KINDS.index(MoveKind.REMOVE)] = TrieNode("remove_layer", LazyChildren(
+                [i + 1 for i in removable], lambda node: Move(MoveKind.REMOVE, node - 1)))
         return root if root.children else None
 
 
-class LazyChildren(Mapping[int, "TrieNode"]):
-    """Children whose keys are known and whose subtrees are built on first access."""
+class LazyChildren(Mapping[int, "TrieNode | Move"]):
+    """Children whose keys are known and whose subtrees (or leaf moves) are built on first access."""
 
-    def __init__(self, keys: list[int], make: Callable[[int], TrieNode]) -> None:
+    def __init__(self, keys: list[int], make: Callable[[int], TrieNode | Move]) -> None:
         self._keys = keys
         self._make = make
-        self._built: dict[int, TrieNode] = {}
+        self._built: dict[int, TrieNode | Move] = {}
 
-    def __getitem__(self, k: int) -> TrieNode:
+    def __getitem__(self, k: int) -> TrieNode | Move:
         node = self._built.get(k)
         if node is None:
             if k not in self._keys:

@@ -210,18 +210,25 @@ class MoveTable:
         """The insertable layers with these effects, in vocabulary order."""
         return [x for eff in self._by_effect if eff in effects for x in self._by_effect[eff]]
 
-    def adds(self, info: _NetInfo) -> list[Move]:
+    def add_pairs(self, info: _NetInfo) -> list[tuple[int, list[int]]]:
+        """Per layer b that an add may join (ascending), the earlier layers a it may join it with (ascending, -1:
+        the network input): those of equal shape."""
         shapes = info.shapes
-        n = len(shapes)
-        if n + 1 > self.limits.max_layers:
+        if len(shapes) + 1 > self.limits.max_layers:
             return []
-        inp: ShapeKey = (self.in_channels, 1, False)
-        return [
-            Move(MoveKind.INSERT_ADD, b, other=a)
-            for b in range(n)
-            for a in range(-1, b)
-            if (inp if a == -1 else shapes[a]) == shapes[b]
-        ]
+        seen: dict[ShapeKey, list[int]] = {(self.in_channels, 1, False): [-1]}
+        out = []
+        for b, key in enumerate(shapes):
+            earlier = seen.get(key)
+            if earlier is None:
+                seen[key] = [b]
+            else:
+                out.append((b, list(earlier)))
+                earlier.append(b)
+        return out
+
+    def adds(self, info: _NetInfo) -> list[Move]:
+        return [Move(MoveKind.INSERT_ADD, b, other=a) for b, earlier in self.add_pairs(info) for a in earlier]
 
     def _scales(self, net: Network, info: _NetInfo) -> list[Move]:
         return [m for i in range(len(info.rows)) for m in self.scales_of(net, info, i)]
@@ -273,7 +280,8 @@ class MoveTable:
             out.append(Move(MoveKind.SCALE, i, attr=attr, value=v))
         return out
 
-    def removes(self, info: _NetInfo) -> list[Move]:
+    def removable(self, info: _NetInfo) -> list[int]:
+        """The layers a remove may delete (ascending)."""
         n = len(info.rows)
         if not self.vocab.allow_remove or n <= 1:
             return []
@@ -285,8 +293,11 @@ class MoveTable:
             first = info.shapes[i - 1] if i > 0 else info.inp
             if first == info.shapes[i] or self._trace_ok(info, i + 1, first, self.limits.max_downsample,
                                                          changed=i, changed_shape=first):
-                out.append(Move(MoveKind.REMOVE, i))
+                out.append(i)
         return out
+
+    def removes(self, info: _NetInfo) -> list[Move]:
+        return [Move(MoveKind.REMOVE, i) for i in self.removable(info)]
 
     def legal(self, net: Network) -> LegalMoves:
         """The legal moves of ``net`` (cached): insert effects per position, and the other moves spelled out."""

@@ -16,8 +16,9 @@ import numpy as np
 import polars as pl
 
 from narch.hardware.catalogue import Device, get_device
-from narch.hardware.roofline import roofline_run
+from narch.hardware.roofline import roofline_run, roofline_train_times
 from narch.search_space import Network, trace_network
+from narch.search_space.trace import batch_trace
 
 TIME_TARGET = "train_time_s"
 
@@ -114,20 +115,24 @@ class Objectives:
         return roofline_run(net, c.input_shape, c.n_classes, batch_size=c.batch_size, n_train=c.n_train,
                             epochs=c.epochs, device=dev).train_time_s
 
+    def roofline_times_s(self, nets: Sequence[Network]) -> np.ndarray:
+        """``roofline_time_s`` of a batch, traced and costed together."""
+        assert self._device is not None
+        c = self.ctx
+        return roofline_train_times(nets, c.input_shape, c.n_classes, batch_size=c.batch_size, n_train=c.n_train,
+                                    epochs=c.epochs, device=self._device)
+
     def __call__(self, nets: Sequence[Network]) -> Scores:
         pred = self.scorer.predict(nets)
         c = self.ctx
-        if self.time_source == "predictor":
-            time_s = self._kept(pred, TIME_TARGET)
-        else:
-            time_s = np.asarray([self.roofline_time_s(n) for n in nets])
-        traces = [trace_network(n, c.input_shape, c.n_classes) for n in nets]
+        time_s = self._kept(pred, TIME_TARGET) if self.time_source == "predictor" else self.roofline_times_s(nets)
+        t = batch_trace(nets, c.input_shape, c.n_classes)  # the batch the scorer traced: traced once
         return Scores(
             acc=np.clip(self._kept(pred, self.accuracy), 0.0, 1.0),
             acc_std=pred.get(f"{self.accuracy}_std"),
-            size_bytes=np.asarray([t.model_size_bytes for t in traces], dtype=np.float64),
+            size_bytes=t.model_size_bytes.astype(np.float64),
             time_s=time_s,
-            params=np.asarray([t.params for t in traces], dtype=np.float64),
+            params=t.total_params.astype(np.float64),
         )
 
 
@@ -145,5 +150,5 @@ def corpus_medians(rows: pl.DataFrame, objectives: Objectives, *, sample: int = 
     js = ok["arch_json"].unique(maintain_order=True)
     if js.len() > sample:
         js = js.sample(sample, seed=seed)
-    times = [objectives.roofline_time_s(Network.from_json(j)) for j in js.to_list()]
-    return size, float(np.median(times)) if times else math.nan
+    nets = [Network.from_json(j) for j in js.to_list()]
+    return size, float(np.median(objectives.roofline_times_s(nets))) if nets else math.nan

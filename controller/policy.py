@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ class PolicyStep:
     entropy: torch.Tensor
     value: torch.Tensor
     n_heads: torch.Tensor
+    paths: list[Path] = field(default_factory=list)  # per environment, the (head, choice) taken: ``forced`` replays
 
 
 def _masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -78,6 +79,7 @@ class Policy(nn.Module):
         n_heads = torch.zeros(b)
         cur: list[TrieNode | Leaf] = list(tries)
         ins_pos = [-1] * b
+        paths: list[list[tuple[str, int]]] = [[] for _ in range(b)]
         depth = 0
         while True:
             groups: dict[str, list[int]] = {}
@@ -126,6 +128,7 @@ class Policy(nn.Module):
                     node = cur[i]
                     assert isinstance(node, TrieNode)
                     k = int(choice[r])
+                    paths[i].append((head, k))
                     if head == "ins_pos":
                         ins_pos[i] = k
                     cur[i] = node.children[k]
@@ -135,7 +138,7 @@ class Policy(nn.Module):
             ctx = torch.tanh(ctx + update)
             depth += 1
         moves = [resolve(leaf, pos) for leaf, pos in zip(cur, ins_pos, strict=True)]  # type: ignore[arg-type]
-        return PolicyStep(moves, log_prob, entropy, self.value(x).squeeze(-1), n_heads)
+        return PolicyStep(moves, log_prob, entropy, self.value(x).squeeze(-1), n_heads, [tuple(p) for p in paths])
 
     def values(self, tokens: torch.Tensor, lengths: torch.Tensor, progress: torch.Tensor) -> torch.Tensor:
         """V(s) alone (bootstrapping)."""

@@ -12,6 +12,7 @@ value network.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,6 +42,8 @@ class RLConfig:
     elite: int = 8
     episode_len: int = 4  # 0: the search's episode length
     normalize_advantages: bool = False
+    ppo_epochs: int = 4  # ppo: passes over each batch of episodes
+    clip: float = 0.2  # ppo: the ratio pi/pi_old is clipped to [1 - clip, 1 + clip]
 
     @staticmethod
     def from_params(params: dict[str, object]) -> RLConfig:
@@ -89,6 +92,7 @@ class _Controller:
         self.t = 0
         self.episode_len = self.cfg.episode_len or ctx.episode_len
         self.steps: list[PolicyStep] = []
+        self.inputs: list[tuple[Any, ...]] = []  # each step's policy inputs (PPO replays them)
         self.rewards: list[np.ndarray] = []
         self.updates = 0
         self.pending: list[Network] = []
@@ -99,8 +103,9 @@ class _Controller:
             raise RuntimeError("a state has no legal move")
         batch = self.encoder.networks(self.states)
         progress = torch.full((len(self.states),), self.t / self.episode_len)
-        return self.policy(torch.from_numpy(batch.tokens), torch.from_numpy(batch.lengths), progress,
-                           tries, generator=self.gen)  # type: ignore[arg-type]
+        inputs = (torch.from_numpy(batch.tokens), torch.from_numpy(batch.lengths), progress, tries)
+        self.inputs.append(inputs)
+        return self.policy(*inputs, generator=self.gen)  # type: ignore[arg-type]
 
     def ask(self, n: int) -> list[Network]:
         step = self._step()
@@ -118,7 +123,7 @@ class _Controller:
             self._update()
             self._reset()
             self.t = 0
-            self.steps, self.rewards = [], []
+            self.steps, self.rewards, self.inputs = [], [], []
 
     def _reset(self) -> None:
         """Episode starts: the seed network, or (with p_elite) one of the best found so far - the controller keeps
@@ -166,6 +171,36 @@ class A2C(_Controller):
         policy_loss = -(logp * adv).mean()
         value_loss = ((target - v) ** 2).mean()
         self._apply(policy_loss + self.cfg.value_coef * value_loss - self.cfg.entropy * ent.mean())
+
+
+@STRATEGIES.register("ppo")
+class PPO(_Controller):
+    """A2C's actor-critic with PPO's clipped surrogate (Schulman et al. 2017): each batch of episodes is reused for
+    ``ppo_epochs`` updates, the moves taken replayed through the policy (``forced`` head paths) for their new
+    log-probabilities; advantages (GAE on the values at sampling time) are normalised; the value loss is the
+    squared error to the sampled return estimate (issue 13 item 3, a variant of the paper's A2C)."""
+
+    def _update(self) -> None:
+        r = torch.as_tensor(np.stack(self.rewards), dtype=torch.float32)  # (T, B)
+        old_logp = torch.stack([s.log_prob for s in self.steps]).detach()
+        v_old = torch.stack([s.value for s in self.steps]).detach()
+        adv = advantages(r, v_old, gamma=self.cfg.gamma, lam=self.cfg.gae_lambda)
+        target = adv + v_old
+        if adv.numel() > 1:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        lo, hi = 1.0 - self.cfg.clip, 1.0 + self.cfg.clip
+        for epoch in range(self.cfg.ppo_epochs):
+            if epoch == 0:  # the sampling pass's graph is the first replay: same parameters, same log-probs
+                steps = self.steps
+            else:
+                steps = [self.policy(*inp, forced=s.paths) for inp, s in zip(self.inputs, self.steps, strict=True)]
+            logp = torch.stack([s.log_prob for s in steps])
+            v = torch.stack([s.value for s in steps])
+            ent = torch.stack([s.entropy for s in steps])
+            ratio = torch.exp(logp - old_logp)
+            policy_loss = -torch.min(ratio * adv, ratio.clamp(lo, hi) * adv).mean()
+            value_loss = ((target - v) ** 2).mean()
+            self._apply(policy_loss + self.cfg.value_coef * value_loss - self.cfg.entropy * ent.mean())
 
 
 @STRATEGIES.register("reinforce")

@@ -127,6 +127,9 @@ ADDED_COLUMNS += [
     ("bench_arch", _S, "", "imported rows: the public benchmark's own name of the network (NAS-Bench-201's arch "
      "string, NAS-Bench-101's and EC-NAS's module hash); params and flops_fwd of imported rows are of that whole "
      "stacked network (dataset_builder/importers/bench_costs.py), not of the one-cell arch_json"),
+    ("bench_cell", _S, "", "imported cell benchmarks: the cell as the benchmark defines it, JSON {\"adjacency\": "
+     "upper-triangular 0/1 matrix, \"ops\": one per node, input first, output last}; NAS-Bench-201's ops on edges "
+     "become nodes (importers/cells.py edges_to_nodes); what gin_cell reads"),
     ("worker_node", _S, "", "the cluster node that trained the run: ray:<node id> for a Ray task (nodes may share "
      "a host), slurm:<job>_<array task>@<node> in a Slurm job; null on one machine"),
 ]

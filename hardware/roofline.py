@@ -7,10 +7,32 @@ Element-wise ops run at the fp32 vector rate. ``bf16``/``fp16`` halve activation
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from narch.hardware.catalogue import Device, get_device
-from narch.hardware.costs import ADAMW_OPS_PER_TENSOR, OpClass, OpCost, RunCosts, StepCosts, run_costs
+from narch.hardware.costs import (
+    ADAMW_OPS_PER_TENSOR,
+    CLASS_CODE,
+    OP_CLASSES,
+    V_BYTES_BWD,
+    V_BYTES_FWD,
+    V_FLOPS_BWD,
+    V_FLOPS_FWD,
+    V_LAUNCHES_BWD,
+    V_LAUNCHES_FWD,
+    OpClass,
+    OpCost,
+    OpTable,
+    RunCosts,
+    StepCosts,
+    network_ops,
+    run_batches,
+    run_costs,
+)
 from narch.search_space import Network
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
@@ -59,13 +81,37 @@ class OpTime:
         return "compute" if self.compute_s >= self.memory_s else "memory"
 
 
+_OPTIMIZER = CLASS_CODE[OpClass.OPTIMIZER]
+
+
+def op_seconds(op_class: np.ndarray, flops: np.ndarray, nbytes: np.ndarray, launches: np.ndarray, device: Device,
+               precision: str = "fp32") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per op (classes as ``costs.CLASS_CODE``): compute, memory and launch seconds, i.e. FLOPs / attainable FLOP/s,
+    bytes / attainable bandwidth and launches x overhead (``launches``: as the op counts them; AdamW on CUDA is
+    replaced by its foreach launches here)."""
+    peak = np.asarray([device.peak(op_dtype(c, device, precision)) * device.compute_efficiency for c in OP_CLASSES])
+    half = precision in ("bf16", "fp16")
+    scale = np.asarray([0.5 if half and c not in (OpClass.OPTIMIZER, OpClass.DATA) else 1.0 for c in OP_CLASSES])
+    bw = device.mem_bandwidth.value * device.memory_efficiency
+    if device.kind == "gpu":
+        launches = np.where(op_class == _OPTIMIZER, ADAMW_OPS_PER_TENSOR, launches)
+    return (flops.astype(np.float64) / peak[op_class], nbytes.astype(np.float64) * scale[op_class] / bw,
+            launches.astype(np.float64) * device.launch_overhead_s)
+
+
+def _op_times(ops: Sequence[OpCost], labels: Sequence[str], device: Device, precision: str) -> tuple[OpTime, ...]:
+    cls = np.fromiter((CLASS_CODE[o.op_class] for o in ops), dtype=np.int64, count=len(ops))
+    flops = np.asarray([o.flops for o in ops], dtype=np.int64)
+    nbytes = np.asarray([o.bytes for o in ops], dtype=np.int64)
+    launches = np.asarray([o.launches for o in ops], dtype=np.int64)
+    c, m, la = (a.tolist() for a in op_seconds(cls, flops, nbytes, launches, device, precision))
+    return tuple(OpTime(o.name, o.op_class, lab, *t)
+                 for o, lab, t in zip(ops, labels, zip(c, m, la, strict=True), strict=True))
+
+
 def op_time(op: OpCost, layer: str, device: Device, precision: str = "fp32") -> OpTime:
     """max(FLOPs / attainable FLOP/s, bytes / attainable bandwidth) and launches x overhead."""
-    peak = device.peak(op_dtype(op.op_class, device, precision)) * device.compute_efficiency
-    scale = 0.5 if precision in ("bf16", "fp16") and op.op_class not in (OpClass.OPTIMIZER, OpClass.DATA) else 1.0
-    bw = device.mem_bandwidth.value * device.memory_efficiency
-    return OpTime(op.name, op.op_class, layer, op.flops / peak, op.bytes * scale / bw,
-                  op_launches(op, device.kind) * device.launch_overhead_s)
+    return _op_times([op], [layer], device, precision)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +168,42 @@ def _device(device: Device | str, threads: int | None = None) -> Device:
 def step_time(costs: StepCosts, device: Device | str = "local", *, precision: str = "fp32") -> StepTime:
     """Roofline time of one step of known costs."""
     dev = _device(device)
-    ops = tuple(op_time(o, layer.label, dev, precision) for layer in costs.layers for o in layer.ops)
+    pairs = [(o, layer.label) for layer in costs.layers for o in layer.ops]
+    ops = _op_times([o for o, _ in pairs], [lab for _, lab in pairs], dev, precision)
     return StepTime(dev.key, costs.batch_size, ops, costs.flops_train_step, costs.bytes_train_step,
                     dev.step_overhead_s)
+
+
+def step_seconds(ops: OpTable, batch_size: int | np.ndarray, device: Device | str = "local", *,
+                 precision: str = "fp32") -> np.ndarray:
+    """``step_time(...).time_s`` of every network of an op table at once (the same sums, in the same order)."""
+    dev = _device(device)
+    v = ops.values(batch_size)
+    c, m, la = op_seconds(ops.op_class, v[:, V_FLOPS_FWD] + v[:, V_FLOPS_BWD], v[:, V_BYTES_FWD] + v[:, V_BYTES_BWD],
+                          v[:, V_LAUNCHES_FWD] + v[:, V_LAUNCHES_BWD], dev, precision)
+    # bincount adds each network's op times one by one in op order, from 0: the sum step_time's time_s takes
+    return np.bincount(ops.net, weights=np.maximum(c, m) + la, minlength=len(ops.start) - 1) + dev.step_overhead_s
+
+
+def train_seconds(ops: OpTable, *, batch_size: int, n_train: int, epochs: int, device: Device | str = "local",
+                  precision: str = "fp32") -> np.ndarray:
+    """``roofline_run(...).train_time_s`` of every network of an op table at once."""
+    if n_train < 1 or epochs < 1 or batch_size < 1:
+        raise ValueError(f"n_train, epochs and batch_size must be >= 1, got {n_train}, {epochs} and {batch_size}")
+    dev = _device(device)
+    full, rem = run_batches(batch_size, n_train)
+    n_full = math.ceil(n_train / batch_size) - (rem != 0)
+    epoch = n_full * step_seconds(ops, full, dev, precision=precision)
+    epoch = epoch + (step_seconds(ops, rem, dev, precision=precision) if rem else 0.0)
+    return epochs * epoch
+
+
+def roofline_train_times(nets: Sequence[Network], input_shape: tuple[int, ...], n_classes: int, *, batch_size: int,
+                         n_train: int, epochs: int, device: Device | str = "local",
+                         precision: str = "fp32") -> np.ndarray:
+    """``roofline_train_time_s`` of a batch of networks, traced and costed together."""
+    return train_seconds(network_ops(nets, input_shape, n_classes), batch_size=batch_size, n_train=n_train,
+                         epochs=epochs, device=device, precision=precision)
 
 
 @dataclass(frozen=True, slots=True)

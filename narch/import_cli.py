@@ -70,7 +70,7 @@ def import_cmd(
         if not p.done:
             state = "written"
         elif p.filled:
-            state = f"already imported; {p.filled} rows gained benchmark index, name, params or FLOPs"
+            state = f"already imported; {p.filled} rows gained benchmark index, name, cell, params or FLOPs"
         else:
             state = "already imported, nothing written"
         OUT.print(

@@ -2,7 +2,9 @@
 
 The architecture part is read off the search space's trace (shapes, parameters and multiply-accumulates) and cached
 per (architecture, input shape, classes), so rows parsed from JSON and ``Network`` objects from the controller give
-identical features and a repeated network costs a dict look-up.
+identical features and a repeated network costs a dict look-up. New networks are featurised together: one batched
+trace (``trace_table``) and numpy columns for the per-layer block and the global counts; only the path encoding and a
+few logarithms per network stay in Python (the logarithms through ``math``, so values equal the one-network form).
 """
 
 from __future__ import annotations
@@ -10,14 +12,17 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from narch.search_space import Layer, Network, Op, deepest, trace_network
+from narch.core.lru import LRU
+from narch.search_space import Layer, Network, Op, deepest
+from narch.search_space.trace import C_ADD, C_CONV, C_DROPOUT, TraceTable, batch_trace, trace_table
 
 FEATURES_VERSION = 2
 OPS = tuple(Op)
@@ -35,7 +40,6 @@ DESCRIPTORS = ("n_train", "n_classes", "class_balance", "linear_probe_acc", "cen
 LOG_DESCRIPTORS = frozenset({"n_train", "epochs", "batch_size", "lr", "n_classes"})
 DEFAULT_SHAPE: tuple[tuple[int, ...], int] = ((1, 40), 10)
 _CACHE_MAX = 200_000
-_NO_ACTIVATIONS = (Op.DROPOUT, Op.ADD)  # their outputs are not counted as activations (a tuple: no enum hash)
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,18 @@ def _lg(x: float) -> float:
     return math.log2(x + 1.0)
 
 
+_LG = np.zeros(0)
+
+
+def _lg_of(x: np.ndarray) -> np.ndarray:
+    """``_lg`` of non-negative integers by a table of ``math.log2`` values (equal to the scalar form, vectorised)."""
+    global _LG
+    top = int(x.max(initial=0))
+    if top >= len(_LG):
+        _LG = np.asarray([_lg(i) for i in range(max(top + 1, 4097))])
+    return _LG[x]
+
+
 def _token(layer: Layer) -> str:
     match layer.op:
         case Op.CONV:
@@ -94,78 +110,175 @@ def _token(layer: Layer) -> str:
     return ""  # dropout and add leave a path's label unchanged
 
 
-def path_vector(net: Network) -> np.ndarray:
-    """Path encoding (after BANANAS): input-to-output paths labelled by their op sequence, counted into hashed
-    buckets, plus path statistics. Position-free, so cells mapped onto layer DAGs encode by structure."""
+@lru_cache(maxsize=1 << 16)
+def _label_info(label: tuple[str, ...]) -> tuple[int, int, int]:
+    """(bucket, convs on the path, length) of a path label."""
+    return zlib.crc32("/".join(label).encode()) % PATH_BUCKETS, sum(t[0] == "c" for t in label), len(label)
+
+
+_INPUT_PATHS: dict[tuple[str, ...], int] = {(): 1}
+
+
+def _paths(net: Network) -> dict[tuple[str, ...], int]:
+    """Input-to-output paths of a network by op-sequence label, with their counts."""
     paths: list[dict[tuple[str, ...], int]] = []
     for i, layer in enumerate(net.layers):
         srcs = layer.inputs if layer.inputs else (i - 1,)
-        merged: dict[tuple[str, ...], int] = {}
         tok = _token(layer)
-        for j in srcs:
-            for label, c in (paths[j] if j >= 0 else {(): 1}).items():
-                key = (*label, tok) if tok else label
-                merged[key] = merged.get(key, 0) + c
+        first = paths[srcs[0]] if srcs[0] >= 0 else _INPUT_PATHS
+        if len(srcs) == 1:  # one source: the labels extend (or stay: dropout) and cannot collide
+            merged = {(*label, tok): c for label, c in first.items()} if tok else first
+        else:
+            merged = {(*label, tok): c for label, c in first.items()} if tok else dict(first)
+            for j in srcs[1:]:
+                for label, c in (paths[j] if j >= 0 else _INPUT_PATHS).items():
+                    key = (*label, tok) if tok else label
+                    merged[key] = merged.get(key, 0) + c
         if len(merged) > MAX_LABELS:  # keep the most frequent labels; counts beyond are rare in this space
             merged = dict(sorted(merged.items(), key=lambda kv: -kv[1])[:MAX_LABELS])
         paths.append(merged)
-    out = paths[-1]
-    counts = np.asarray(list(out.values()), dtype=np.float64)
-    convs = np.asarray([sum(t[0] == "c" for t in label) for label in out], dtype=np.float64)
-    lens = np.asarray([len(label) for label in out], dtype=np.float64)
-    total = counts.sum()
-    buckets = np.zeros(PATH_BUCKETS)
+    return paths[-1]
+
+
+def _path_head(out: dict[tuple[str, ...], int]) -> tuple[list[float], list[int], list[int]]:
+    """The path statistics (PATHS before the buckets) and the (bucket, count) pairs of one network's paths."""
+    total = sum(out.values())
+    buckets, counts = [], []
+    through_conv = no_conv = 0
+    lo_conv = lo_len = 1 << 62
+    hi_conv = hi_len = 0
     for label, c in out.items():
-        buckets[zlib.crc32("/".join(label).encode()) % PATH_BUCKETS] += c
-    head = [math.log(total), len(out), convs.min(), float(counts @ convs / total), convs.max(),
-            float(counts[convs == 0].sum() / total), lens.min(), lens.max()]
-    return np.concatenate([np.asarray(head), buckets])
+        b, conv, length = _label_info(label)
+        buckets.append(b)
+        counts.append(c)
+        through_conv += c * conv
+        if conv == 0:
+            no_conv += c
+        lo_conv, hi_conv = min(lo_conv, conv), max(hi_conv, conv)
+        lo_len, hi_len = min(lo_len, length), max(hi_len, length)
+    head = [math.log(total), float(len(out)), float(lo_conv), through_conv / total, float(hi_conv), no_conv / total,
+            float(lo_len), float(hi_len)]
+    return head, buckets, counts
+
+
+def _path_matrix(nets: Sequence[Network]) -> np.ndarray:
+    """Path encodings of a batch (rows as ``path_vector``)."""
+    n_head = len(PATHS) - PATH_BUCKETS
+    out = np.zeros((len(nets), len(PATHS)))
+    heads, rows, cols, vals = [], [], [], []
+    for r, net in enumerate(nets):
+        head, b, c = _path_head(_paths(net))
+        heads.append(head)
+        rows += [r] * len(b)
+        cols += b
+        vals += c
+    out[:, :n_head] = heads
+    np.add.at(out, (np.asarray(rows, dtype=np.int64), n_head + np.asarray(cols, dtype=np.int64)),
+              np.asarray(vals, dtype=np.float64))
+    return out
+
+
+def path_vector(net: Network) -> np.ndarray:
+    """Path encoding (after BANANAS): input-to-output paths labelled by their op sequence, counted into hashed
+    buckets, plus path statistics. Position-free, so cells mapped onto layer DAGs encode by structure."""
+    return _path_matrix([net])[0]
+
+
+_NO_ACT_CODES = (C_DROPOUT, C_ADD)  # their outputs are not counted as activations
+
+
+def arch_matrix(t: TraceTable, nets: Sequence[Network], max_depth: int) -> np.ndarray:
+    """GLOBAL + per-layer + path features of a traced batch (RUN and descriptors are added per row), one row per
+    network; ``nets`` are the networks ``t`` traced, in order."""
+    b = len(t)
+    c = t.cols
+    op, kernel, stride = c["op"], c["kernel"], c["stride"]
+    n_ops = len(OPS)
+    net_of, pos = t.net, t.pos
+    firsts = t.start[:-1]
+    depth = t.depth
+    out_ch = c["out_channels"]
+    down = c["downsample"]
+    # global block
+    counts = np.bincount(net_of * n_ops + op, minlength=b * n_ops).reshape(b, n_ops)
+    n_stride2 = np.bincount(net_of, weights=(op == C_CONV) & (stride == 2), minlength=b)
+    act = np.where((op == _NO_ACT_CODES[0]) | (op == _NO_ACT_CODES[1]), 0, t.out_elems)
+    acts = np.add.reduceat(act, firsts) + math.prod(t.input_shape[1:])
+    max_down = np.maximum.reduceat(down, firsts)
+    max_ch = np.maximum.reduceat(out_ch, firsts)
+    sum_ch = np.add.reduceat(out_ch, firsts)
+    last = t.last
+    g = np.empty((b, len(GLOBAL)))
+    g[:, 0] = depth
+    g[:, 1:1 + n_ops] = counts
+    k = 1 + n_ops
+    g[:, k] = n_stride2
+    g[:, k + 1] = [math.log(p) for p in t.total_params.tolist()]
+    g[:, k + 2] = [math.log(2.0 * m + 1) for m in t.total_macs.tolist()]
+    g[:, k + 3] = [math.log(a) for a in acts.tolist()]
+    g[:, k + 4] = [math.log2(d) for d in max_down.tolist()]
+    g[:, k + 5] = _lg_of(max_ch)
+    g[:, k + 6] = [_lg(s / n) for s, n in zip(sum_ch.tolist(), depth.tolist(), strict=True)]
+    g[:, k + 7] = np.maximum.reduceat(kernel, firsts)
+    g[:, k + 8] = _lg_of(out_ch[last])
+    g[:, k + 9] = c["flat"][last]
+    # per-layer block: the first max_depth layers of each network
+    keep = pos < max_depth
+    rows = np.zeros((int(keep.sum()), len(PER_LAYER)))
+    kept = np.flatnonzero(keep)
+    rows[np.arange(len(kept)), op[kept]] = 1.0
+    down_kept = down[kept]
+    uniq, inv = np.unique(down_kept, return_inverse=True)
+    rows[:, n_ops:] = np.column_stack([
+        _lg_of(c["channels"][kept]), kernel[kept], stride[kept], _lg_of(c["units"][kept]), c["dropout_pct"][kept] / 100,
+        c["dist_a"][kept], c["dist_b"][kept], _lg_of(out_ch[kept]),
+        np.asarray([math.log2(d) for d in uniq.tolist()])[inv.reshape(-1)],
+    ])
+    per = np.zeros((b, max_depth, len(PER_LAYER)))
+    per[net_of[kept], pos[kept]] = rows
+    return np.concatenate([g, per.reshape(b, -1), _path_matrix(nets)], axis=1)
 
 
 def arch_vector(net: Network, input_shape: tuple[int, ...], n_classes: int, max_depth: int) -> np.ndarray:
     """GLOBAL + per-layer features of one network (RUN and descriptors are added per row), read off its trace."""
-    t = trace_network(net, input_shape, n_classes)
-    in_elems = math.prod(input_shape[1:])
-    per = np.zeros((max_depth, len(PER_LAYER)))
-    counts = dict.fromkeys(OPS, 0)
-    acts = n_stride2 = max_kernel = 0
-    for i, (layer, lt) in enumerate(zip(net.layers, t.layers, strict=True)):
-        op = layer.op
-        if op not in _NO_ACTIVATIONS:
-            acts += lt.out_elems
-        counts[op] += 1
-        n_stride2 += layer.stride == 2 and op == Op.CONV
-        max_kernel = max(max_kernel, layer.kernel)
-        if i < max_depth:
-            ins = layer.inputs
-            row = per[i]
-            row[OPS.index(op)] = 1.0
-            row[len(OPS):] = (_lg(layer.channels), layer.kernel, layer.stride, _lg(layer.units),
-                              layer.dropout_pct / 100, i - ins[0] if ins else 0, i - ins[1] if len(ins) > 1 else 0,
-                              _lg(lt.channels), math.log2(lt.downsample))
-    chans = [lt.channels for lt in t.layers]
-    last = t.layers[-1]
-    g = [t.depth, *(counts[o] for o in OPS), n_stride2, math.log(t.params), math.log(2.0 * t.macs + 1),
-         math.log(acts + in_elems), math.log2(max(lt.downsample for lt in t.layers)), _lg(max(chans)),
-         _lg(sum(chans) / len(chans)), max_kernel, _lg(last.channels), float(last.shape.flat)]
-    return np.concatenate([np.asarray(g, dtype=np.float64), per.ravel(), path_vector(net)])
+    return arch_matrix(trace_table([net], input_shape, n_classes), [net], max_depth)[0]
 
 
 class _ArchCache:
-    """Arch vectors keyed by (arch_id or Network, input shape, classes, depth); cleared when it grows large."""
+    """Arch vectors keyed by (arch_id or Network, input shape, classes, depth): a bounded LRU; misses are computed
+    together (one batched trace)."""
 
-    def __init__(self) -> None:
-        self._d: dict[tuple[Any, ...], np.ndarray] = {}
+    def __init__(self, max_entries: int = _CACHE_MAX) -> None:
+        self._lru: LRU[np.ndarray] = LRU(max_entries)
+
+    def __len__(self) -> int:
+        return len(self._lru)
+
+    def clear(self) -> None:
+        self._lru.clear()
+
+    def many(self, keys: Sequence[Hashable], nets: Callable[[list[int]], Sequence[Network]],
+             shape: tuple[int, ...], n_classes: int, depth: int) -> list[np.ndarray]:
+        """Vectors of ``keys`` (all of one task); ``nets(missing)``: the networks of the positions not cached."""
+        get = self._lru.get
+        out = [get((k, shape, n_classes, depth)) for k in keys]
+        missing = [i for i, v in enumerate(out) if v is None]
+        if missing:
+            todo: dict[Hashable, int] = {}  # a batch may repeat a network: compute it once
+            for i in missing:
+                todo.setdefault(keys[i], i)
+            firsts = list(todo.values())
+            new = nets(firsts)
+            mat = arch_matrix(batch_trace(new, shape, n_classes), new, depth)
+            put = self._lru.put
+            by_key = {keys[i]: put((keys[i], shape, n_classes, depth), row.copy())
+                      for i, row in zip(firsts, mat, strict=True)}
+            for i in missing:
+                out[i] = by_key[keys[i]]
+        return out  # type: ignore[return-value]
 
     def get(self, net: Network, shape: tuple[int, ...], n_classes: int, depth: int) -> np.ndarray:
-        v = self._d.get((net, shape, n_classes, depth))
-        return self.put((net, shape, n_classes, depth), net) if v is None else v
-
-    def put(self, key: tuple[Any, ...], net: Network) -> np.ndarray:
-        if len(self._d) >= _CACHE_MAX:
-            self._d.clear()
-        v = self._d[key] = arch_vector(net, key[1], key[2], key[3])
-        return v
+        return self.many([net], lambda _: [net], shape, n_classes, depth)[0]
 
 
 ARCH_CACHE = _ArchCache()
@@ -240,13 +353,17 @@ def row_features(rows: pl.DataFrame, spec: FeatureSpec) -> np.ndarray:
     shapes, classes = _shapes(rows)
     depth = spec.max_depth
     keys = rows["arch_id"].to_list() if "arch_id" in rows.columns else rows["arch_json"].to_list()
-    d = ARCH_CACHE._d
-    out = [d.get((k, s, c, depth)) for k, s, c in zip(keys, shapes, classes, strict=True)]
-    missing = [i for i, v in enumerate(out) if v is None]
-    if missing:
-        js = rows["arch_json"].gather(missing).to_list()
-        for i, j in zip(missing, js, strict=True):
-            out[i] = ARCH_CACHE.put((keys[i], shapes[i], classes[i], depth), Network.from_json(j))
+    groups: dict[tuple[tuple[int, ...], int], list[int]] = {}  # one task per group (usually one group)
+    for i, task in enumerate(zip(shapes, classes, strict=True)):
+        groups.setdefault(task, []).append(i)
+    out: list[np.ndarray] = [np.empty(0)] * rows.height
+    js = rows["arch_json"]
+    for (shape, n_classes), idx in groups.items():
+        def parse(missing: list[int], idx: list[int] = idx) -> list[Network]:
+            return [Network.from_json(j) for j in js.gather([idx[m] for m in missing]).to_list()]
+
+        for i, v in zip(idx, ARCH_CACHE.many([keys[i] for i in idx], parse, shape, n_classes, depth), strict=True):
+            out[i] = v
     arch = np.array(out)
     cols = {d: rows[d].cast(pl.Float64).to_numpy() for d in DESCRIPTORS if d in rows.columns}
     sizes = np.asarray([math.prod(s) for s in shapes], dtype=np.float64)
@@ -261,8 +378,8 @@ def network_features(nets: Sequence[Network], descriptors: Mapping[str, Any], sp
     """
     shape = tuple(int(x) for x in descriptors.get("input_shape", DEFAULT_SHAPE[0]))
     n_classes = int(descriptors.get("n_classes", DEFAULT_SHAPE[1]))
-    get = ARCH_CACHE.get
-    arch = np.array([get(net, shape, n_classes, spec.max_depth) for net in nets])
+    arch = np.array(ARCH_CACHE.many(nets, lambda missing: [nets[i] for i in missing], shape, n_classes,
+                                    spec.max_depth))
     n = len(nets)
     cols = {d: np.full(n, float(descriptors[d])) for d in DESCRIPTORS if descriptors.get(d) is not None}
     return _assemble(spec, arch, cols, np.full(n, float(math.prod(shape))))

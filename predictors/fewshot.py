@@ -29,7 +29,7 @@ import polars as pl
 from narch.core.errors import NarchError
 from narch.hardware.calibration import fit_nnls
 from narch.predictors.features import FeatureSpec, row_features
-from narch.predictors.roofline_time import terms_for
+from narch.predictors.roofline_time import row_terms
 
 Mode = Literal["prior", "roofline", "blend"]
 MODES: tuple[Mode, ...] = ("prior", "roofline", "blend")
@@ -194,8 +194,7 @@ class FewShotTransfer:
 
 
 def _terms(rows: pl.DataFrame, target: str) -> np.ndarray:
-    cols = [c for c in ("arch_json", *_DESCRIPTORS) if c in rows.columns]
-    return np.array([terms_for(r["arch_json"], target, r) for r in rows.select(cols).iter_rows(named=True)])
+    return row_terms(rows, target)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from narch.core.files import atomic_write_text
 from narch.predictors.base import PREDICTORS, Target
 from narch.predictors.features import FeatureSpec, network_features, row_features
 from narch.predictors.payloads import read_text
-from narch.predictors.roofline_time import RooflineTimePredictor, terms_for
+from narch.predictors.roofline_time import RooflineTimePredictor, terms_many
 from narch.predictors.tabular import TargetError
 
 
@@ -85,7 +85,7 @@ class RooflineBoostPredictor:
 
     def predict_networks(self, nets: Sequence[Any], descriptors: Mapping[str, Any]) -> np.ndarray:
         assert self.spec is not None and self.target is not None
-        terms = np.array([terms_for(n, self.target.name, descriptors) for n in nets])
+        terms = terms_many(nets, self.target.name, descriptors)
         return self._out(network_features(nets, descriptors, self.spec), terms)
 
     def config(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ Only time targets: training run, epoch and step times, and forward latencies (fo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -17,8 +18,21 @@ import numpy as np
 import polars as pl
 
 from narch.core.files import atomic_write_json
+from narch.core.lru import LRU
 from narch.hardware.calibration import fit_nnls
-from narch.hardware.costs import OpClass, run_costs, step_costs
+from narch.hardware.costs import (
+    OP_CLASSES,
+    V_BYTES_BWD,
+    V_BYTES_FWD,
+    V_FLOPS_BWD,
+    V_FLOPS_FWD,
+    V_LAUNCHES_BWD,
+    V_LAUNCHES_FWD,
+    OpClass,
+    OpTable,
+    network_ops,
+    run_batches,
+)
 from narch.predictors.base import PREDICTORS, Target
 from narch.predictors.features import DEFAULT_SHAPE
 from narch.predictors.tabular import TargetError, load_array, save_arrays
@@ -28,68 +42,109 @@ TERMS = [f"{c.value}:{k}" for c in OpClass for k in ("flops", "bytes")] + ["laun
 RUN_TARGETS = ("train_time_s", "train_time_robust_s", "train_cpu_s", "epoch_time_p50_s", "epoch_time_p90_s",
                "step_time_p50_s", "step_time_p90_s")
 LATENCY_TARGETS = ("latency_bs1_ms", "latency_bsN_ms")
-_CACHE: dict[tuple[Any, ...], np.ndarray] = {}
+_CACHE: LRU[np.ndarray] = LRU(100_000)
+_CLASS_TERM = np.asarray([TERMS.index(f"{c.value}:flops") for c in OP_CLASSES], dtype=np.int64)
+_FORWARD_ONLY = np.asarray([c not in (OpClass.OPTIMIZER, OpClass.DATA, OpClass.LOSS) for c in OP_CLASSES])
+_LAUNCHES, _STEPS, _EPOCHS, _CONST = (TERMS.index(k) for k in ("launches", "steps", "epochs", "const"))
 
 
-def _run_terms(net: Network, shape: tuple[int, ...], n_classes: int, batch: int, n_train: int, epochs: int,
-               per: str) -> np.ndarray:
-    """Terms of a training run, of one epoch (per='epoch') or of one full step (per='step')."""
-    rc = run_costs(net, shape, n_classes, batch_size=batch, n_train=n_train, epochs=epochs)
-    n_full = rc.steps_per_epoch - (rc.remainder is not None)
-    parts = [(rc.full, 1)] if per == "step" else [(rc.full, n_full), (rc.remainder, 1)]
+def _accumulate(ops: OpTable, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+    """(B, TERMS) sums of per-op (keep, flops, bytes, launches) parts: each term adds its ops one by one, part by
+    part in op order, from 0 (bincount's order), as a loop over the parts' ops would."""
+    nt = len(TERMS)
+    b = len(ops.start) - 1
+    idx, w = [], []
+    base = ops.net * nt
+    k = _CLASS_TERM[ops.op_class]
+    for keep, flops, nbytes, launches in parts:
+        idx += [(base + k)[keep], (base + k + 1)[keep], (base + _LAUNCHES)[keep]]
+        w += [flops[keep], nbytes[keep], launches[keep]]
+    return np.bincount(np.concatenate(idx), weights=np.concatenate(w), minlength=b * nt).reshape(b, nt)
+
+
+def _run_terms(ops: OpTable, batch: int, n_train: int, epochs: int, per: str) -> np.ndarray:
+    """Terms of a training run, of one epoch (per='epoch') or of one full step (per='step'), per network."""
+    full, rem = run_batches(batch, n_train)
+    steps_per_epoch = math.ceil(n_train / batch)
+    n_full = steps_per_epoch - (rem != 0)
+    batches = [(full, 1)] if per == "step" else [(full, n_full)] + ([(rem, 1)] if rem else [])
     scale = 1 if per == "step" else (epochs if per == "run" else 1)
-    t = np.zeros(len(TERMS))
-    for costs, count in parts:
-        if costs is None:
-            continue
-        for o in costs.ops():
-            k = TERMS.index(f"{o.op_class.value}:flops")
-            t[k] += count * scale * o.flops
-            t[k + 1] += count * scale * o.bytes
-            t[-4] += count * scale * o.launches
-    t[-3] = 1 if per == "step" else rc.steps_per_epoch * scale
-    t[-2] = epochs if per == "run" else 1
-    t[-1] = 1.0
+    keep = np.ones(len(ops.net), dtype=bool)
+    parts = []
+    for n, count in batches:
+        v = ops.values(n)
+        # count * scale * value as floats: both factors are exact below 2**53, so the one rounding of the product
+        # is that of the exact integer product
+        mult = float(count * scale)
+        parts.append((keep, (v[:, V_FLOPS_FWD] + v[:, V_FLOPS_BWD]).astype(np.float64) * mult,
+                      (v[:, V_BYTES_FWD] + v[:, V_BYTES_BWD]).astype(np.float64) * mult,
+                      (v[:, V_LAUNCHES_FWD] + v[:, V_LAUNCHES_BWD]).astype(np.float64) * mult))
+    t = _accumulate(ops, parts)
+    t[:, _STEPS] = 1 if per == "step" else steps_per_epoch * scale
+    t[:, _EPOCHS] = epochs if per == "run" else 1
+    t[:, _CONST] = 1.0
     return t
 
 
-def _forward_terms(net: Network, shape: tuple[int, ...], n_classes: int, batch: int) -> np.ndarray:
-    """Forward-only terms of one inference batch (latency)."""
-    sc = step_costs(net, shape, n_classes, batch)
-    t = np.zeros(len(TERMS))
-    for o in sc.ops():
-        if o.op_class in (OpClass.OPTIMIZER, OpClass.DATA, OpClass.LOSS):
-            continue
-        k = TERMS.index(f"{o.op_class.value}:flops")
-        t[k] += o.flops_fwd
-        t[k + 1] += o.bytes_fwd
-        t[-4] += o.launches_fwd
-    t[-1] = 1.0
+def _forward_terms(ops: OpTable, batch: int) -> np.ndarray:
+    """Forward-only terms of one inference batch (latency), per network."""
+    v = ops.values(batch).astype(np.float64)
+    t = _accumulate(ops, [(_FORWARD_ONLY[ops.op_class], v[:, V_FLOPS_FWD], v[:, V_BYTES_FWD], v[:, V_LAUNCHES_FWD])])
+    t[:, _CONST] = 1.0
     return t
+
+
+def _task(target: str, d: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What a target's terms depend on besides the network: (shape, classes, batch[, n_train, epochs])."""
+    shape = tuple(int(x) for x in (d.get("input_shape") or DEFAULT_SHAPE[0]))
+    n_classes = int(d.get("n_classes") or DEFAULT_SHAPE[1])
+    if target in LATENCY_TARGETS:
+        return shape, n_classes, 1 if target == "latency_bs1_ms" else int(d.get("latency_batch_n") or 1)
+    return shape, n_classes, int(d.get("batch_size") or 128), int(d.get("n_train") or 1), int(d.get("epochs") or 1)
+
+
+def terms_many(nets: Sequence[Network | str], target: str, d: Mapping[str, Any]) -> np.ndarray:
+    """(len(nets), TERMS) cached terms of networks (or their canonical JSON) under one task description ``d`` (a
+    corpus row or descriptors); the ones not cached are costed together."""
+    task = _task(target, d)
+    keys = [(n, target, *task) for n in nets]
+    out = [_CACHE.get(k) for k in keys]
+    missing = [i for i, v in enumerate(out) if v is None]
+    if missing:
+        todo: dict[Any, int] = {}
+        for i in missing:
+            todo.setdefault(keys[i], i)
+        objs = [Network.from_json(n) if isinstance(n, str) else n for n in (nets[i] for i in todo.values())]
+        ops = network_ops(objs, task[0], task[1])
+        if target in LATENCY_TARGETS:
+            t = _forward_terms(ops, task[2])
+        else:
+            per = "step" if target.startswith("step_") else ("epoch" if target.startswith("epoch_") else "run")
+            t = _run_terms(ops, task[2], task[3], task[4], per)
+        new = {key: _CACHE.put(key, row) for key, row in zip(todo, t, strict=True)}
+        for i in missing:
+            out[i] = new[keys[i]]
+    return np.array(out)
 
 
 def terms_for(net: Network | str, target: str, d: Mapping[str, Any]) -> np.ndarray:
     """Cached terms of one network under one task description ``d`` (a corpus row or descriptors)."""
-    shape = tuple(int(x) for x in (d.get("input_shape") or DEFAULT_SHAPE[0]))
-    n_classes = int(d.get("n_classes") or DEFAULT_SHAPE[1])
-    if target in LATENCY_TARGETS:
-        batch = 1 if target == "latency_bs1_ms" else int(d.get("latency_batch_n") or 1)
-        key: tuple[Any, ...] = (net, target, shape, n_classes, batch)
-    else:
-        batch, n_train, epochs = int(d.get("batch_size") or 128), int(d.get("n_train") or 1), int(d.get("epochs") or 1)
-        key = (net, target, shape, n_classes, batch, n_train, epochs)
-    v = _CACHE.get(key)
-    if v is None:
-        if len(_CACHE) > 100_000:
-            _CACHE.clear()
-        obj = Network.from_json(net) if isinstance(net, str) else net
-        if target in LATENCY_TARGETS:
-            v = _forward_terms(obj, shape, n_classes, batch)
-        else:
-            per = "step" if target.startswith("step_") else ("epoch" if target.startswith("epoch_") else "run")
-            v = _run_terms(obj, shape, n_classes, batch, n_train, epochs, per)
-        _CACHE[key] = v
-    return v
+    return terms_many([net], target, d)[0]
+
+
+def row_terms(rows: pl.DataFrame, target: str) -> np.ndarray:
+    """(rows, TERMS) of corpus rows, costed together per task (the rows of a corpus usually share one)."""
+    cols = [c for c in ("arch_json", "input_shape", "n_classes", "batch_size", "n_train", "epochs", "latency_batch_n")
+            if c in rows.columns]
+    groups: dict[tuple[Any, ...], tuple[dict[str, Any], list[int]]] = {}
+    js = []
+    for i, r in enumerate(rows.select(cols).iter_rows(named=True)):
+        js.append(r["arch_json"])
+        groups.setdefault(_task(target, r), (r, []))[1].append(i)
+    out = np.empty((rows.height, len(TERMS)))
+    for d, idx in groups.values():
+        out[idx] = terms_many([js[i] for i in idx], target, d)
+    return out
 
 
 @PREDICTORS.register("roofline_time")
@@ -114,10 +169,7 @@ class RooflineTimePredictor:
 
     def _terms(self, rows: pl.DataFrame) -> np.ndarray:
         assert self.target is not None
-        cols = [c for c in ("arch_json", "input_shape", "n_classes", "batch_size", "n_train", "epochs",
-                            "latency_batch_n") if c in rows.columns]
-        return np.array([terms_for(r["arch_json"], self.target.name, r) for r in rows.select(cols).iter_rows(
-            named=True)])
+        return row_terms(rows, self.target.name)
 
     def fit(self, rows: pl.DataFrame, target: Target) -> Self:
         if not self.supports(target):
@@ -136,7 +188,7 @@ class RooflineTimePredictor:
 
     def predict_networks(self, nets: Sequence[Network], descriptors: Mapping[str, Any]) -> np.ndarray:
         assert self.target is not None
-        return self._out(np.array([terms_for(n, self.target.name, descriptors) for n in nets]))
+        return self._out(terms_many(nets, self.target.name, descriptors))
 
     def efficiencies(self) -> dict[str, float]:
         """Fitted seconds per unit of each term."""

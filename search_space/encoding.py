@@ -16,7 +16,7 @@ import numpy as np
 
 from narch.search_space.layer import Op
 from narch.search_space.spec import Network
-from narch.search_space.validate import infer_shapes
+from narch.search_space.trace import shape_keys
 
 FEATURES = ("op", "size", "kernel", "stride", "dropout", "in_a", "in_b", "in_size", "res")
 """Token names of a node: op; output width (channels or units); kernel; stride; dropout; distance back to the first
@@ -59,10 +59,6 @@ def res_token(factor: int, *, flat: bool) -> int:
     return 0 if flat else min(RES_VOCAB - 1, 1 + round(math.log2(max(factor, 1))))
 
 
-def _offset(node: int, src_node: int) -> int:
-    return min(MAX_OFFSET, node - src_node)
-
-
 @dataclass(frozen=True, slots=True)
 class EncodedNetwork:
     """One network: tokens (n_nodes, N_FEATURES) and edges (E, 2) as (src node, dst node), both uint8 (tokens
@@ -76,28 +72,45 @@ class EncodedNetwork:
         return int(self.tokens.shape[0])
 
 
+_SIZE_TOKENS: dict[int, int] = {}  # memo of size_token (widths are bounded by the limits)
+_RES_TOKENS: dict[tuple[int, bool], int] = {}  # memo of res_token
+_OP_TOKEN_BY_ID = {id(op): t for op, t in OP_TOKEN.items()}  # no Python-level Enum hash in the loop
+
+
+def _size(width: int) -> int:
+    t = _SIZE_TOKENS.get(width)
+    if t is None:
+        t = _SIZE_TOKENS[width] = size_token(width)
+    return t
+
+
 def encode_network(net: Network, *, in_channels: int = 1) -> EncodedNetwork:
     """Tokens and edges of one network (uncached)."""
-    shapes = infer_shapes(net, in_channels=in_channels)
-    widths = [in_channels] + [s.channels for s in shapes]
-    rows = [(INPUT_OP, size_token(in_channels), 0, 0, 0, 0, 0, 0, res_token(1, flat=False))]
+    shapes = shape_keys(net, in_channels)  # the network was validated on construction: only the input's rules
+    widths = [in_channels] + [s[0] for s in shapes]
+    rows = [(INPUT_OP, _size(in_channels), 0, 0, 0, 0, 0, 0, res_token(1, flat=False))]
     edges: list[tuple[int, int]] = []
-    for i, (layer, shape) in enumerate(zip(net.layers, shapes, strict=True)):
+    res = _RES_TOKENS
+    for i, (layer, (width, factor, flat)) in enumerate(zip(net.layers, shapes, strict=True)):
         node = i + 1
-        srcs = [j + 1 for j in layer.inputs] if layer.inputs else [node - 1]
+        ins = layer.inputs
+        srcs = [j + 1 for j in ins] if ins else [i]
         edges += [(s, node) for s in srcs]
-        in_b = _offset(node, srcs[1]) if len(srcs) > 1 else 0
+        in_b = min(MAX_OFFSET, node - srcs[1]) if len(srcs) > 1 else 0
+        r = res.get((factor, flat))
+        if r is None:
+            r = res[(factor, flat)] = res_token(factor, flat=flat)
         rows.append(
             (
-                OP_TOKEN[layer.op],
-                size_token(shape.channels),
+                _OP_TOKEN_BY_ID[id(layer.op)],
+                _size(width),
                 min(layer.kernel, KERNEL_VOCAB - 1),
                 min(layer.stride, STRIDE_VOCAB - 1),
                 min(DROPOUT_VOCAB - 1, round(layer.dropout_pct / 10)),
-                _offset(node, srcs[0]),
+                min(MAX_OFFSET, node - srcs[0]),
                 in_b,
-                size_token(widths[srcs[0]]),
-                res_token(shape.factor, flat=shape.flat),
+                _size(widths[srcs[0]]),
+                r,
             )
         )
     return EncodedNetwork(np.asarray(rows, dtype=np.uint8), np.asarray(edges, dtype=np.uint8).reshape(-1, 2))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from narch.core.files import parse_json
@@ -30,11 +30,30 @@ class Network:
     """A network: a sequence of layers forming a DAG. Validated on construction (see validate.py)."""
 
     layers: tuple[Layer, ...]
+    # Pure functions of ``layers``, filled on first use: the search hashes, serialises and ids the same network many
+    # times (caches, the evaluator, histories). Never compared, and not pickled (a str hash differs per process).
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False)
+    _json: str | None = field(default=None, init=False, repr=False, compare=False)
+    _id: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.layers, tuple):
             object.__setattr__(self, "layers", tuple(self.layers))
         check_network(self)
+
+    def __hash__(self) -> int:
+        h = self._hash
+        if h is None:
+            h = hash(self.layers)
+            object.__setattr__(self, "_hash", h)
+        return h
+
+    def __getstate__(self) -> tuple[Layer, ...]:
+        return self.layers
+
+    def __setstate__(self, layers: tuple[Layer, ...]) -> None:
+        for name, value in (("layers", layers), ("_hash", None), ("_json", None), ("_id", None)):
+            object.__setattr__(self, name, value)
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -50,13 +69,21 @@ class Network:
         return {"schema": schema, "layers": [x.to_dict(conv_keys=schema == 2) for x in self.layers]}
 
     def to_json(self) -> str:
-        """Canonical JSON: sorted keys, no spaces, schema version inside."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """Canonical JSON: sorted keys, no spaces, schema version inside (computed once per object)."""
+        j = self._json
+        if j is None:
+            j = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+            object.__setattr__(self, "_json", j)
+        return j
 
     @property
     def arch_id(self) -> str:
         """sha256 of the canonical JSON, first 16 hex digits: stable across processes and machines."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+        a = self._id
+        if a is None:
+            a = hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+            object.__setattr__(self, "_id", a)
+        return a
 
     def with_layers(self, layers: list[Layer] | tuple[Layer, ...]) -> Network:
         """A new validated network with these layers."""

@@ -6,6 +6,7 @@ Shapes come from the trace's one shape rule (``trace.step``); the rules here are
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TypeVar
 
 from narch.search_space.layer import INT_FIELDS, Layer, Layered, Op, SpecError
@@ -42,9 +43,30 @@ LIMITS = Limits()
 N = TypeVar("N", bound=Layered)
 
 
-def _check_defaults(i: int, layer: Layer, used: set[str]) -> None:
-    defaults = {"channels": 0, "kernel": 1, "stride": 1, "units": 0, "dropout_pct": 0, "groups": 1, "dilation": 1}
-    for name, default in defaults.items():
+_DEFAULTS = {"channels": 0, "kernel": 1, "stride": 1, "units": 0, "dropout_pct": 0, "groups": 1, "dilation": 1}
+_USED: dict[Op, frozenset[str]] = {
+    Op.CONV: frozenset({"channels", "kernel", "stride", "groups", "dilation"}),
+    Op.MAXPOOL: frozenset({"kernel", "stride"}),
+    Op.AVGPOOL: frozenset({"kernel", "stride"}),
+    Op.DENSE: frozenset({"units"}),
+    Op.DROPOUT: frozenset({"dropout_pct"}),
+    Op.ADD: frozenset(),
+}
+"""The fields each op uses; every other field must keep its default."""
+# per op: the unused fields' getter and their defaults, so a valid layer is checked by one tuple comparison
+_UNUSED = {op: (attrgetter(*(n for n in _DEFAULTS if n not in used)), tuple(d for n, d in _DEFAULTS.items()
+                                                                             if n not in used))
+           for op, used in _USED.items()}
+_INTS = attrgetter(*INT_FIELDS)
+_CONV, _MAXPOOL, _AVGPOOL, _DENSE, _DROPOUT, _ADD = Op.CONV, Op.MAXPOOL, Op.AVGPOOL, Op.DENSE, Op.DROPOUT, Op.ADD
+
+
+def _check_defaults(i: int, layer: Layer) -> None:
+    get, defaults = _UNUSED[layer.op]
+    if get(layer) == defaults:
+        return
+    used = _USED[layer.op]
+    for name, default in _DEFAULTS.items():
         if name not in used and getattr(layer, name) != default:
             raise SpecError(
                 f"layer {i}: {layer.op.value} does not use {name!r} (must stay {default}, got {getattr(layer, name)})"
@@ -56,6 +78,9 @@ def _check_types(i: int, layer: Layer) -> None:
     # the arch_id) and fail to parse back; layers built in code must hold the same types as parsed ones.
     if not isinstance(layer.op, Op):
         raise SpecError(f"layer {i}: op must be an Op, got {layer.op!r}")
+    ins = layer.inputs
+    if all(type(v) is int for v in _INTS(layer)) and type(ins) is tuple and all(type(j) is int for j in ins):
+        return  # the common case; the checks below give the error (and accept int subclasses other than bool)
     for name in INT_FIELDS:
         v = getattr(layer, name)
         if isinstance(v, bool) or not isinstance(v, int):
@@ -77,7 +102,7 @@ def _source(i: int, layer: Layer) -> int:
 
 
 def _check_conv(i: int, layer: Layer, lim: Limits) -> None:
-    _check_defaults(i, layer, {"channels", "kernel", "stride", "groups", "dilation"})
+    _check_defaults(i, layer)
     if not 1 <= layer.channels <= lim.max_channels:
         raise SpecError(f"layer {i}: conv channels must be in 1..{lim.max_channels}, got {layer.channels}")
     if layer.kernel not in lim.kernels:
@@ -94,56 +119,53 @@ def _layer_shape(i: int, layer: Layer, shapes: list[ShapeKey], input_shape: Shap
                  lim: Limits) -> ShapeKey:
     """Check layer i against its op's rules, then its output shape by the trace's shape rule (``input_shape``
     None: the network input's channels are unknown, so a grouped conv reading it is checked by the trace)."""
-
-    def shape_of(j: int) -> ShapeKey:
-        return (input_shape or _UNKNOWN_INPUT) if j == -1 else shapes[j]
-
-    match layer.op:
-        case Op.CONV:
-            _check_conv(i, layer, lim)
-        case Op.MAXPOOL | Op.AVGPOOL:
-            _check_defaults(i, layer, {"kernel", "stride"})
-            if layer.kernel not in lim.pool_kernels:
-                raise SpecError(
-                    f"layer {i}: {layer.op.value} kernel must be one of {lim.pool_kernels}, got {layer.kernel}"
-                )
-            if layer.stride not in (1, layer.kernel):
-                raise SpecError(
-                    f"layer {i}: {layer.op.value} stride must be 1 or its kernel {layer.kernel}, got {layer.stride}"
-                )
-            if layer.stride == 1 and layer.kernel % 2 == 0:
-                raise SpecError(f"layer {i}: {layer.op.value} with stride 1 needs an odd kernel, got {layer.kernel}")
-        case Op.DENSE:
-            _check_defaults(i, layer, {"units"})
-            if not 1 <= layer.units <= lim.max_units:
-                raise SpecError(f"layer {i}: dense units must be in 1..{lim.max_units}, got {layer.units}")
-        case Op.DROPOUT:
-            _check_defaults(i, layer, {"dropout_pct"})
-            if not 0 < layer.dropout_pct <= lim.max_dropout_pct:
-                raise SpecError(f"layer {i}: dropout_pct must be in 1..{lim.max_dropout_pct}, got {layer.dropout_pct}")
-        case Op.ADD:
-            _check_defaults(i, layer, set())
-            if len(layer.inputs) != 2:
-                raise SpecError(f"layer {i}: add joins exactly two earlier layers, got inputs {layer.inputs}")
-            a, b = layer.inputs
-            for j in (a, b):
-                if j == i:
-                    raise SpecError(f"layer {i}: add cannot reference itself")
-                if j > i:
-                    raise SpecError(f"layer {i}: add references a later layer {j}")
-                if j < -1:
-                    raise SpecError(f"layer {i}: add input {j} is not a layer index")
-            if a == b:
-                raise SpecError(f"layer {i}: add must join two distinct layers, got {a} twice")
-            sa, sb = shape_of(a), shape_of(b)
-            if sa != sb:
-                raise add_mismatch(i, a, sa, b, sb)
-            return sa
-        case _:  # pragma: no cover - Op is closed
-            raise SpecError(f"layer {i}: unknown op {layer.op!r}")
+    inp = input_shape or _UNKNOWN_INPUT
+    op = layer.op  # compared by identity (an Op, checked): a match on Op.X values compares strings
+    if op is _CONV:
+        _check_conv(i, layer, lim)
+    elif op is _MAXPOOL or op is _AVGPOOL:
+        _check_defaults(i, layer)
+        if layer.kernel not in lim.pool_kernels:
+            raise SpecError(
+                f"layer {i}: {layer.op.value} kernel must be one of {lim.pool_kernels}, got {layer.kernel}"
+            )
+        if layer.stride not in (1, layer.kernel):
+            raise SpecError(
+                f"layer {i}: {layer.op.value} stride must be 1 or its kernel {layer.kernel}, got {layer.stride}"
+            )
+        if layer.stride == 1 and layer.kernel % 2 == 0:
+            raise SpecError(f"layer {i}: {layer.op.value} with stride 1 needs an odd kernel, got {layer.kernel}")
+    elif op is _DENSE:
+        _check_defaults(i, layer)
+        if not 1 <= layer.units <= lim.max_units:
+            raise SpecError(f"layer {i}: dense units must be in 1..{lim.max_units}, got {layer.units}")
+    elif op is _DROPOUT:
+        _check_defaults(i, layer)
+        if not 0 < layer.dropout_pct <= lim.max_dropout_pct:
+            raise SpecError(f"layer {i}: dropout_pct must be in 1..{lim.max_dropout_pct}, got {layer.dropout_pct}")
+    elif op is _ADD:
+        _check_defaults(i, layer)
+        if len(layer.inputs) != 2:
+            raise SpecError(f"layer {i}: add joins exactly two earlier layers, got inputs {layer.inputs}")
+        a, b = layer.inputs
+        for j in (a, b):
+            if j == i:
+                raise SpecError(f"layer {i}: add cannot reference itself")
+            if j > i:
+                raise SpecError(f"layer {i}: add references a later layer {j}")
+            if j < -1:
+                raise SpecError(f"layer {i}: add input {j} is not a layer index")
+        if a == b:
+            raise SpecError(f"layer {i}: add must join two distinct layers, got {a} twice")
+        sa, sb = inp if a == -1 else shapes[a], inp if b == -1 else shapes[b]
+        if sa != sb:
+            raise add_mismatch(i, a, sa, b, sb)
+        return sa
+    else:  # pragma: no cover - Op is closed
+        raise SpecError(f"layer {i}: unknown op {layer.op!r}")
     j = _source(i, layer)
-    src = shape_of(j)
-    out = step(layer.op, width(layer), layer.stride, src)
+    src = inp if j == -1 else shapes[j]
+    out = step(op, width(layer), layer.stride, src)
     if out is None:
         raise flat_read(i, layer.op, src)
     if layer.groups != 1 and (j != -1 or input_shape is not None):

@@ -20,7 +20,7 @@ from narch.dataset_builder.compaction import compact_corpus
 from narch.dataset_builder.corpus import list_parts, read_corpus
 from narch.dataset_builder.importers.writer import SIDECAR, SourceColumns, _entries, _sidecar, update_sidecar
 
-BENCH_COLUMNS = ("bench_index", "bench_arch", "params", "flops_fwd")
+BENCH_COLUMNS = ("bench_index", "bench_arch", "bench_cell", "params", "flops_fwd")
 
 
 def source_rows(out: Path) -> list[tuple[str, int]]:
@@ -58,7 +58,7 @@ def backfill(out: Path, columns: SourceColumns, names: Sequence[str] = BENCH_COL
     where = source_rows(out)
     values = pl.DataFrame([{n: columns(src, i).get(n) for n in names} for src, i in where],
                           schema={n: pl.Int64 if n in ("bench_index", "params") else
-                                  pl.String if n == "bench_arch" else pl.Float64 for n in names})
+                                  pl.String if n in ("bench_arch", "bench_cell") else pl.Float64 for n in names})
     have = read_corpus(out).select(names)
     if have.height != values.height:
         raise ValueError(f"{out}: the corpus has {have.height} rows, {SIDECAR} accounts for {values.height}")

@@ -35,6 +35,7 @@ wrong or corrupt source file, so importers stop. Isomorphic cells may map to the
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
@@ -158,6 +159,32 @@ def parse_edge_string(arch_str: str, *, ops: Collection[str], nodes: int | None 
 def parse_nb201(arch_str: str) -> dict[tuple[int, int], str]:
     """Edges (source, target) -> op of a NAS-Bench-201 cell string ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``."""
     return parse_edge_string(arch_str, ops=NB201_OPS, nodes=4)
+
+
+def node_cell_json(adjacency: Sequence[Sequence[int]], ops: Sequence[str]) -> str:
+    """A cell in node form as the ``bench_cell`` column holds it: canonical JSON of {"adjacency", "ops"}."""
+    return json.dumps({"adjacency": [[int(v) for v in r] for r in adjacency], "ops": list(ops)},
+                      separators=(",", ":"))
+
+
+def edges_to_nodes(edges: Mapping[tuple[int, int], str], n: int) -> tuple[list[list[int]], list[str]]:
+    """An ops-on-edges cell of ``n`` nodes in node form (the usual conversion): the input, one node per edge
+    carrying its op (``none`` included, so every cell of a space has the same graph), the output. The node of
+    edge (i, j) reads the nodes of the edges into i (the input for i = 0) and feeds those out of j (the output for
+    j = n - 1)."""
+    order = sorted(edges)
+    m = len(order) + 2
+    adj = [[0] * m for _ in range(m)]
+    node = {e: k + 1 for k, e in enumerate(order)}
+    for (i, j), a in node.items():
+        for (_, l2), b in node.items():
+            if l2 == i:
+                adj[b][a] = 1
+        if i == 0:
+            adj[0][a] = 1
+        if j == n - 1:
+            adj[a][m - 1] = 1
+    return adj, ["input", *(edges[e] for e in order), "output"]
 
 
 def edge_cell_network(edges: Mapping[tuple[int, int], str], n: int, ops: Mapping[str, CellOp], *,

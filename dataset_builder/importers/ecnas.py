@@ -25,7 +25,7 @@ from typing import Any
 import polars as pl
 
 from narch.dataset_builder.importers.bench_costs import nb101_cost
-from narch.dataset_builder.importers.cells import CellFormatError, nb101_network
+from narch.dataset_builder.importers.cells import CellFormatError, nb101_network, node_cell_json
 from narch.dataset_builder.importers.collect import RowCollector
 from narch.dataset_builder.importers.nb101 import DESCRIPTORS, TRAINING
 from narch.dataset_builder.importers.sources import SOURCES, SourceError, check_file, check_range, read_csv_checked
@@ -116,18 +116,19 @@ def _cell(adjacency: str, ops: str, n: int, where: str) -> tuple[list[list[int]]
 
 
 def _bench_columns(df: pl.DataFrame, where: str) -> SourceColumns:
-    """Per source row: the module hash and the whole network's FLOPs (bench_costs.nb101_cost, which reproduces the
-    file's trainable_parameters)."""
+    """Per source row: the module hash, the cell and the whole network's FLOPs (bench_costs.nb101_cost, which
+    reproduces the file's trainable_parameters)."""
     cells = {int(r["source_row"]): r for r in df.select("source_row", "module_hash", "adjacency", "ops",
                                                           "num_vertices").iter_rows(named=True)}
-    flops: dict[str, float] = {}
+    done: dict[str, dict[str, Any]] = {}
 
     def columns(_source: str, i: int) -> dict[str, Any]:
         r = cells[i]
-        if r["module_hash"] not in flops:
+        if r["module_hash"] not in done:
             adj, ops = _cell(r["adjacency"], r["ops"], int(r["num_vertices"]), f"{where} row {i}")
-            flops[r["module_hash"]] = float(nb101_cost(adj, ops).flops_fwd)
-        return {"bench_arch": r["module_hash"], "flops_fwd": flops[r["module_hash"]]}
+            done[r["module_hash"]] = {"bench_arch": r["module_hash"], "bench_cell": node_cell_json(adj, ops),
+                                      "flops_fwd": float(nb101_cost(adj, ops).flops_fwd)}
+        return done[r["module_hash"]]
 
     return columns
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from narch.dataset_builder.importers.bench_costs import nb101_cost
-from narch.dataset_builder.importers.cells import CellFormatError, nb101_network
+from narch.dataset_builder.importers.cells import CellFormatError, nb101_network, node_cell_json
 from narch.dataset_builder.importers.collect import RowCollector
 from narch.dataset_builder.importers.sources import SOURCES, SourceError, source_record
 from narch.dataset_builder.importers.writer import (
@@ -62,15 +62,16 @@ def unpad(adjacency: list[list[Any]], codes: list[int], where: str) -> tuple[lis
 
 
 def nb101_bench_columns(d: dict[str, list[Any]], path: Path) -> SourceColumns:
-    """Per source row: NAS-Bench-101's module hash and the whole network's FLOPs (bench_costs.nb101_cost; its
+    """Per source row: NAS-Bench-101's module hash, its cell and the whole network's FLOPs (bench_costs.nb101_cost; its
     parameter count is the file's, which the cost model reproduces exactly)."""
-    flops: dict[int, float] = {}
+    cells: dict[int, dict[str, Any]] = {}
 
     def columns(_source: str, i: int) -> dict[str, Any]:
-        if i not in flops:
+        if i not in cells:
             adj, ops = unpad(d["adjacency"][i], d["operations"][i], f"{path} cell {i}")
-            flops[i] = float(nb101_cost(adj, ops).flops_fwd)
-        return {"bench_arch": d["key"][i], "flops_fwd": flops[i]}
+            cells[i] = {"bench_arch": d["key"][i], "bench_cell": node_cell_json(adj, ops),
+                        "flops_fwd": float(nb101_cost(adj, ops).flops_fwd)}
+        return cells[i]
 
     return columns
 

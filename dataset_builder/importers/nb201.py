@@ -22,7 +22,7 @@ from typing import Any
 import polars as pl
 
 from narch.dataset_builder.importers.bench_costs import NetCost, nb201_cost
-from narch.dataset_builder.importers.cells import nb201_network
+from narch.dataset_builder.importers.cells import edges_to_nodes, nb201_network, node_cell_json, parse_nb201
 from narch.dataset_builder.importers.collect import CellCache, RowCollector
 from narch.dataset_builder.importers.sources import (
     SOURCES,
@@ -83,7 +83,8 @@ def nb201_bench_columns(arch_strs: Sequence[str] | Mapping[int, str], ds: Nb201D
         a = arch_strs[i]
         if a not in costs:
             costs[a] = nb201_cost(a, n_classes=ds.n_classes, hw=ds.input_shape[-1])
-        return {"bench_index": i, "bench_arch": a, "params": costs[a].params, "flops_fwd": float(costs[a].flops_fwd)}
+        return {"bench_index": i, "bench_arch": a, "bench_cell": node_cell_json(*edges_to_nodes(parse_nb201(a), 4)),
+                "params": costs[a].params, "flops_fwd": float(costs[a].flops_fwd)}
 
     return columns
 

@@ -114,7 +114,7 @@ class NeuralPredictor:
             val_idx = np.arange(rows.height, rows.height + val_rows.height)
             rows = pl.concat([rows, val_rows.select(rows.columns)], how="vertical_relaxed")
             y = self._targets_matrix(rows, target, fit_stats=False)
-        inputs = rows_inputs(rows, self.side, graph=self.uses_graph)
+        inputs = self._encode_rows(rows, self.side)
         groups = (rows["arch_id"] if "arch_id" in rows.columns else rows["arch_json"]).to_numpy()
         side_dim, out_dim = self.side.dim, 1 + len(self.aux_targets)
         self.model, self.report = train_model(
@@ -157,9 +157,13 @@ class NeuralPredictor:
             return np.zeros(0)
         return self.predict_inputs(self.rows_inputs(rows))
 
+    def _encode_rows(self, rows: pl.DataFrame, side: SideFeatures) -> NetInputs:
+        """The model inputs of corpus rows (a family reading other columns overrides it)."""
+        return rows_inputs(rows, side, graph=self.uses_graph)
+
     def rows_inputs(self, rows: pl.DataFrame) -> NetInputs:
         _, side, _ = self._fitted()
-        return rows_inputs(rows, side, graph=self.uses_graph)
+        return self._encode_rows(rows, side)
 
     def networks_inputs(self, nets: Sequence[Network], descriptors: Mapping[str, Any]) -> NetInputs:
         _, side, _ = self._fitted()
@@ -177,7 +181,7 @@ class NeuralPredictor:
     def predict_all(self, rows: pl.DataFrame) -> dict[str, np.ndarray]:
         """Every head in column units: the target and each auxiliary target."""
         _, side, target = self._fitted()
-        z = self.predict_z(rows_inputs(rows, side, graph=self.uses_graph), all_heads=True)
+        z = self.predict_z(self._encode_rows(rows, side), all_heads=True)
         stats = [(self.y_mean, self.y_std), *self.aux_stats]
         names = [target.name, *self.aux_targets]
         return {n: Target.of(n).inverse(z[:, k] * s + m) for k, (n, (m, s)) in enumerate(zip(names, stats,
@@ -212,10 +216,14 @@ class NeuralPredictor:
         atomic_write_bytes(folder / WEIGHTS, lambda f: torch.save(state, f))
         return [WEIGHTS]
 
+    def _load_state(self, state: Mapping[str, Any]) -> None:
+        """What a family keeps beyond the shared state, restored before its model is built (a hook)."""
+
     @classmethod
     def load(cls, folder: Path, config: dict[str, Any]) -> Self:
         obj = cls(seed=int(config.get("seed", 0)), **config.get("params", {}))
         state = config["state"]
+        obj._load_state(state)
         obj.target = Target.of(config["target"])
         obj.side = SideFeatures.from_dict(state["side"])
         obj.y_mean, obj.y_std = float(state["y_mean"]), float(state["y_std"])

@@ -43,6 +43,7 @@ def test_sampled_moves_are_legal_and_log_probs_sum_over_used_heads_only() -> Non
             assert int(step.n_heads[k]) == len(path), "log-prob summed over heads the move does not use"
         forced = policy(tok, lens, progress, tries, forced=[move_path(m, moves.vocab, n)  # type: ignore[arg-type]
                                                            for m, n in zip(step.moves, nets, strict=True)])
+        assert step.paths == [move_path(m, moves.vocab, n) for m, n in zip(step.moves, nets, strict=True)]
         torch.testing.assert_close(forced.log_prob, step.log_prob)
         torch.testing.assert_close(forced.entropy, step.entropy)
         assert [m for m in forced.moves] == step.moves
@@ -116,3 +117,16 @@ def test_value_head_shape(n: int) -> None:
     tok, lens = _batch(nets)
     assert policy.values(tok, lens, torch.zeros(n)).shape == (n,)
     assert np.isfinite(policy.values(tok, lens, torch.zeros(n)).detach().numpy()).all()
+
+
+def test_ppo_reuses_each_batch_for_several_clipped_updates() -> None:
+    from narch.controller.search import run_one
+    from tests.controller.toy import toy_setup
+
+    _, obj, reward, moves, _ = toy_setup()
+    kw = {"objectives": obj, "reward": reward, "moves": moves, "start": SEEDS["tiny"], "budget": 60, "seed": 0,
+          "episode_len": 2, "batch": 8}
+    a2c = run_one("a2c", params={"envs": 8, "episode_len": 2}, **kw)
+    ppo = run_one("ppo", params={"envs": 8, "episode_len": 2, "ppo_epochs": 3}, **kw)
+    assert a2c.extra["updates"] and ppo.extra["updates"]
+    assert ppo.extra["updates"] == 3 * (ppo.env_steps // (8 * 2))  # each full batch of episodes: 3 updates

@@ -11,7 +11,7 @@ from narch.search_space import SEEDS, Move, Network, apply_move
 from narch.testing.strategies import StrategyTestCase
 from tests.controller.toy import toy_setup
 
-BUILT_IN = {"random", "evolution", "local", "a2c", "reinforce", "tpe", "nsga2"}
+BUILT_IN = {"random", "evolution", "local", "a2c", "ppo", "reinforce", "tpe", "nsga2"}
 
 
 def test_every_built_in_strategy_is_registered() -> None:
@@ -29,7 +29,7 @@ class TestEveryStrategy(StrategyTestCase):
 
     @pytest.fixture
     def strategy_params(self, strategy_name: str) -> dict[str, Any]:
-        return {"envs": 8} if strategy_name in ("a2c", "reinforce") else {}
+        return {"envs": 8} if strategy_name in ("a2c", "ppo", "reinforce") else {}
 
 
 def test_moves_carry_lineage_into_the_history() -> None:

@@ -133,7 +133,7 @@ def nb201(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_imported_rows_carry_the_benchmark_index_name_and_whole_network_costs(nb201: Path) -> None:
     df = read_corpus(nb201)
-    assert df.select(BENCH_COLUMNS).null_count().row(0) == (0, 0, 0, 0)
+    assert df.select(BENCH_COLUMNS).null_count().row(0) == (0,) * len(BENCH_COLUMNS)
     csv = pl.read_csv(EXTERNAL / "nb201" / "nb201_test_accuracy_200ep.csv")
     where = source_rows(nb201)
     for r in random.Random(2).sample(range(df.height), 30):
@@ -141,6 +141,7 @@ def test_imported_rows_carry_the_benchmark_index_name_and_whole_network_costs(nb
         assert df["bench_index"][r] == i and df["bench_arch"][r] == csv["arch_str"][i]
         assert nb201_network(csv["arch_str"][i]).net.arch_id == df["arch_id"][r]
         assert df["params"][r] == nb201_cost(csv["arch_str"][i], n_classes=10, hw=32).params
+        assert json.loads(df["bench_cell"][r])["ops"][0] == "input"
 
 
 def test_a_finished_import_without_the_columns_gains_them_and_keeps_what_is_there(nb201: Path,
@@ -150,7 +151,7 @@ def test_a_finished_import_without_the_columns_gains_them_and_keeps_what_is_ther
     rows = 0
     for part in sorted(old.glob("part-*.parquet")):  # as a corpus imported before those columns existed
         t = pq.read_table(part)
-        for c in ("bench_index", "bench_arch", "flops_fwd"):
+        for c in ("bench_index", "bench_arch", "bench_cell", "flops_fwd"):
             i = t.schema.get_field_index(c)
             t = t.set_column(i, t.schema.field(i), pa.nulls(t.num_rows, t.schema.field(i).type))
         i = t.schema.get_field_index("params")  # a value that is there stays
@@ -161,8 +162,8 @@ def test_a_finished_import_without_the_columns_gains_them_and_keeps_what_is_ther
     assert res.exit_code == 0, res.output
     assert f"{rows} rows gained" in res.output
     got, want = read_corpus(old), read_corpus(nb201)
-    assert got.select("bench_index", "bench_arch", "flops_fwd").equals(want.select("bench_index", "bench_arch",
-                                                                                     "flops_fwd"))
+    cols = ("bench_index", "bench_arch", "bench_cell", "flops_fwd")
+    assert got.select(cols).equals(want.select(cols))
     assert (got["params"] == 7).all() and got["arch_id"].equals(want["arch_id"])
     res = runner.invoke(app, ["import", "nb201", "--out", str(old)])
     assert res.exit_code == 0 and "nothing written" in res.output
