@@ -18,6 +18,7 @@ from narch.controller.objectives import TIME_TARGET, Objectives, Scorer, TaskCon
 from narch.controller.reward import RewardConfig, load_reward
 from narch.controller.search import RunResult, known_strategies, run_one
 from narch.core.checks import check_int, check_out_folder
+from narch.core.store import Location, as_location
 from narch.search_space import Network, deepest, resolve_network
 
 MEASURED = "measured"
@@ -40,7 +41,7 @@ class SearchConfig:
     seeds: int = 3
     reward: Path | None = None
     hardware: str | None = None  # "measured" (the time predictor) or a roofline device; None: the reward file's
-    corpus: Path | None = None  # default: the corpus the predictor manifest names
+    corpus: Location | None = None  # default: the corpus the predictor manifest names (a folder or a URL)
     start: str = "mnist1d_cnn"
     episode_len: int = 8
     batch: int = 16
@@ -99,7 +100,7 @@ class Setup:
         return LoadedPredictor(self.scorer, self.rows, self.ctx, self.corpus, self.predictor_info)
 
 
-def load_predictor(path: Path, corpus: Path | None, *, rows: pl.DataFrame | None = None) -> LoadedPredictor:
+def load_predictor(path: Path, corpus: Location | None, *, rows: pl.DataFrame | None = None) -> LoadedPredictor:
     """The frozen predictor and the corpus it was trained on (its manifest names it unless ``corpus`` is given);
     ``rows``: that corpus, already in memory (then it is not read again)."""
     from narch.controller.scorers import FrozenScorer
@@ -108,7 +109,7 @@ def load_predictor(path: Path, corpus: Path | None, *, rows: pl.DataFrame | None
 
     manifest = read_manifest(Path(path))
     named = corpus if corpus is not None else manifest.get("corpus")
-    cpath = Path(named or "")
+    cpath = as_location(named or "")
     if rows is None:
         if not named:
             raise CorpusError(f"predictor {path} names no corpus: pass --corpus with the corpus it was trained on")

@@ -1,7 +1,8 @@
 """Build a corpus: plan networks, train each for real, write one part per run; resume by default.
 
 Runs execute in this process, in a local process pool (``concurrency`` > 1) or as Ray tasks (``backend="ray"``);
-a ``shard`` keeps the part of the plan one job of an array owns.
+a ``shard`` keeps the part of the plan one job of an array owns. ``out`` is a local folder or an object store's URL
+(``s3://bucket/prefix``; see narch.core.store), with the same resume and de-duplication by run key.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from narch.core.checks import check_float, check_int, check_out_folder
 from narch.core.errors import SettingError
 from narch.core.provenance import builder_version, git_rev, now_iso
+from narch.core.store import FsspecStore, Location, as_location, is_url
 from narch.dataset_builder.contention import TimingGuard
 from narch.dataset_builder.corpus import Manifest, create_corpus, existing_keys, open_corpus
 from narch.dataset_builder.protocol import Protocol
@@ -36,7 +38,7 @@ class BuildConfig:
     """Everything `narch build` needs."""
 
     task: str
-    out: Path
+    out: Location  # a folder, or an object store's URL (s3://bucket/prefix)
     archs: int = 16
     seed: int = 0
     protocol: Protocol = field(default_factory=Protocol)
@@ -73,7 +75,10 @@ class BuildConfig:
             check_float("--timeout-s", self.timeout_s, low=0, low_open=True)
         if self.ray_num_cpus is not None:
             check_int("--ray-num-cpus", self.ray_num_cpus, low=1)
-        check_out_folder("--out", self.out)
+        if isinstance(self.out, str):
+            object.__setattr__(self, "out", as_location(self.out))
+        if not is_url(self.out):
+            check_out_folder("--out", self.out)
 
 
 @dataclass
@@ -126,6 +131,10 @@ def prepare_build(cfg: BuildConfig) -> PreparedBuild:
         created_at=now_iso(),
         data_dir=None if cfg.data_dir is None else str(cfg.data_dir),
     )
+    if is_url(cfg.out):
+        why = FsspecStore(str(cfg.out)).unreachable()
+        if why:
+            raise SettingError(f"{cfg.out}: --out cannot be written ({why})")
     open_corpus(cfg.out, manifest)
     return PreparedBuild(cfg, plan, manifest, kind, duplicates)
 

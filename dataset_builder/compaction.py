@@ -17,7 +17,10 @@ Ideas taken, and why:
 - A seqlock on the journal (as SQLite's WAL readers check the index header): readers read it before and after
   listing and list again when it changed or a part vanished (corpus.list_parts).
 - An advisory flock (``_compaction.lock``, released when the holder dies) serialises compactions: a second one
-  waits, or with ``wait=False`` says another compaction holds the lock.
+  waits, or with ``wait=False`` says another compaction holds the lock. On an object store the same lock is a lease
+  (``narch.core.store.lease_lock``: generations created with put-if-absent, a heartbeat; a dead holder's lock is
+  taken over after one lease), and the merged part's write is one PUT, visible whole or not at all, so the same
+  steps hold there: every file operation goes through the folder's ``Store``.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from narch.core.files import atomic_write_bytes, atomic_write_json, fsync_dir
-from narch.core.locks import LockBusy, hold_lock
+from narch.core.locks import LockBusy
+from narch.core.store import Location, Store, open_store
 from narch.dataset_builder.corpus import (
     JOURNAL,
     KEY_PART,
@@ -48,6 +51,7 @@ from narch.dataset_builder.corpus import (
     list_parts,
     read_journal,
     read_manifest,
+    read_part,
 )
 
 LOCK = "_compaction.lock"
@@ -58,7 +62,7 @@ class Compaction:
     """What a compaction did."""
 
     merged: int  # parts merged into ``path``
-    path: Path | None  # the new part; None when there was nothing to compact
+    path: Any  # the new part (a Path, or a StorePath on an object store); None when there was nothing to compact
     recovered: str = ""  # what recovery did with an interrupted compaction, if it found one
     removed: int = 0  # covered parts deleted (a crash's leftovers, late writers)
 
@@ -84,54 +88,56 @@ def fill_nulls(values: pl.DataFrame, *, on: Sequence[str], columns: Sequence[str
     return fill
 
 
-def compact_corpus(corpus_dir: str | Path, *, wait: bool = True, fill: Fill | None = None) -> Compaction:
+def compact_corpus(corpus_dir: Location, *, wait: bool = True, fill: Fill | None = None) -> Compaction:
     """Finish or roll back an interrupted compaction, delete covered parts, then merge every live part into one.
     Holds the corpus's compaction lock throughout; ``wait`` False raises CorpusError when another holds it.
     ``fill`` adds derived values to the merged rows (``narch zc``: null zero-cost columns filled in; it must never
     change a value that is there), and merges even a single live part."""
-    d = Path(corpus_dir)
+    d = open_store(corpus_dir)
     manifest = read_manifest(d)
     try:
-        with hold_lock(d / LOCK, wait=wait):
+        with d.lock(LOCK, wait=wait):
             return _compact(d, manifest, fill)
     except LockBusy:
-        raise CorpusError(f"{d}: another compaction holds the lock ({LOCK}); try again when it has finished") from None
+        raise CorpusError(f"{d.root}: another compaction holds the lock ({LOCK}); try again when it has finished"
+                          ) from None
 
 
-def recover(corpus_dir: Path) -> str:
+def recover(corpus_dir: Location) -> str:
     """Finish (merged part complete) or roll back (merged part missing) the compaction a journal says is running;
     what was done, or "" when none was. The caller holds the compaction lock."""
-    j = read_journal(corpus_dir)
+    store = open_store(corpus_dir)
+    j = read_journal(store)
     if j is None or j["state"] != "running":
         return ""
-    merged = corpus_dir / j["merged"]
-    for tmp in corpus_dir.glob(f".{merged.name}.*.tmp"):  # the merged part's temp file, if it died writing it
-        tmp.unlink(missing_ok=True)
+    merged = j["merged"]
+    for tmp in store.names(f".{merged}.*.tmp"):  # the merged part's temp file, if it died writing it
+        store.delete(tmp)
     try:
-        check_part(merged)
+        check_part(store.handle(merged))
         complete = True
     except (CorpusError, FileNotFoundError):
         complete = False
     if complete:
-        gone = [n for n in j["replaces"] if _unlink(corpus_dir / n)]
+        gone = [n for n in j["replaces"] if store.delete(n)]
         note = f"finished an interrupted compaction ({len(gone)} replaced parts deleted)"
     else:
-        merged.unlink(missing_ok=True)
+        store.delete(merged)
         note = "rolled back an interrupted compaction (its merged part was never complete)"
-    fsync_dir(corpus_dir)
-    _journal(corpus_dir, {"state": "done" if complete else "rolled_back", "seq": j["seq"], "merged": j["merged"]})
+    store.sync()
+    _journal(store, {"state": "done" if complete else "rolled_back", "seq": j["seq"], "merged": j["merged"]})
     return note
 
 
-def _compact(d: Path, manifest: Manifest, fill: Fill | None = None) -> Compaction:
+def _compact(d: Store, manifest: Manifest, fill: Fill | None = None) -> Compaction:
     note = recover(d)
     listing = list_parts(d, manifest)
     removed = sum(_unlink(p) for p in listing.hidden)
     if removed:
-        fsync_dir(d)
+        d.sync()
     if len(listing.live) < (1 if fill else 2):
         return Compaction(0, None, note, removed)
-    table = pa.concat_tables([conform(pq.read_table(p)) for p in listing.live])
+    table = pa.concat_tables([conform(read_part(p)) for p in listing.live])
     if fill is not None:
         table = conform(fill(table))
     replaces = [p.name for p in listing.live]
@@ -141,18 +147,17 @@ def _compact(d: Path, manifest: Manifest, fill: Fill | None = None) -> Compactio
     last = read_journal(d)
     seq = 1 + (last["seq"] if last else 0)
     _journal(d, {"state": "running", "seq": seq, "merged": name, "replaces": replaces})
-    path = d / name
     try:
-        atomic_write_bytes(path, lambda f: pq.write_table(table, f, compression="zstd"))
+        d.write(name, lambda f: pq.write_table(table, f, compression="zstd"))
     except BaseException:  # disk full, Ctrl-C: nothing was replaced; undo now rather than at the next compaction
-        path.unlink(missing_ok=True)
+        d.delete(name)
         _journal(d, {"state": "rolled_back", "seq": seq, "merged": name})
         raise
     for p in listing.live:
-        p.unlink(missing_ok=True)
-    fsync_dir(d)
+        _unlink(p)
+    d.sync()
     _journal(d, {"state": "done", "seq": seq, "merged": name})
-    return Compaction(len(replaces), path, note, removed)
+    return Compaction(len(replaces), d.handle(name), note, removed)
 
 
 def _covers(listing: Listing) -> list[str]:
@@ -161,14 +166,17 @@ def _covers(listing: Listing) -> list[str]:
     return sorted({p.name for p in listing.live} | {n for n in listing.covered if KEY_PART.fullmatch(n)})
 
 
-def _journal(d: Path, entry: dict[str, Any]) -> None:
-    atomic_write_json(d / JOURNAL, entry, indent=None)
+def _journal(d: Store, entry: dict[str, Any]) -> None:
+    text = json.dumps(entry, sort_keys=True, allow_nan=False) + "\n"  # as atomic_write_json(indent=None) writes it
+    d.write(JOURNAL, lambda f: f.write(text.encode()))
 
 
-def _unlink(path: Path) -> bool:
-    """Delete a file; whether it was there."""
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    return True
+def _unlink(part: Any) -> bool:
+    """Delete a part as list_parts hands it out (``Path.unlink`` locally); whether it was there."""
+    if isinstance(part, Path):
+        try:
+            part.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+    return part.store.delete(part.name)

@@ -130,6 +130,8 @@ ADDED_COLUMNS += [
     ("bench_cell", _S, "", "imported cell benchmarks: the cell as the benchmark defines it, JSON {\"adjacency\": "
      "upper-triangular 0/1 matrix, \"ops\": one per node, input first, output last}; NAS-Bench-201's ops on edges "
      "become nodes (importers/cells.py edges_to_nodes); what gin_cell reads"),
+    ("worker_node", _S, "", "the cluster node that trained the run: ray:<node id> for a Ray task (nodes may share "
+     "a host), slurm:<job>_<array task>@<node> in a Slurm job; null on one machine"),
 ]
 COLUMNS = COLUMNS + ADDED_COLUMNS
 ADDED = frozenset(name for name, *_ in ADDED_COLUMNS)

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from narch.console import ERR, OUT, guarded, stop_on_sigterm
 from narch.core.checks import check_out_folder
 from narch.core.errors import SettingError
+from narch.core.store import as_location
 from narch.hardware_cli import hardware_app, roofline_cmd
 from narch.import_cli import import_cmd
 from narch.predict_cli import leaderboard_cmd, predict_cmd
 from narch.search_cli import search_cmd
 from narch.transfer_cli import transfer_cmd
+
+if TYPE_CHECKING:
+    from narch.dataset_builder.build import BuildConfig
+    from narch.dataset_builder.runners.job_array import ArrayConfig
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -59,7 +64,8 @@ def build(
     archs: Annotated[int, typer.Option(help="networks to plan (sampled and edited)")] = 16,
     epochs: Annotated[int, typer.Option(help="training epochs")] = 5,
     seed: Annotated[int, typer.Option(help="plan and training seed")] = 0,
-    out: Annotated[Path, typer.Option(help="corpus folder")] = Path("runs/corpus"),
+    out: Annotated[str, typer.Option(help="corpus folder, or an object store's URL (s3://bucket/prefix)")
+                   ] = "runs/corpus",
     archs_from: Annotated[Path | None, typer.Option(
         help='profile the networks of a file instead of sampling: .jsonl, one network a line, e.g. {"layers": '
              '[{"op": "conv", "channels": 16, "kernel": 3}, {"op": "dense", "units": 64}]} (fields left out take '
@@ -81,6 +87,18 @@ def build(
     ray_num_cpus: Annotated[int | None, typer.Option(help="CPUs of the local Ray cluster (default: all)")] = None,
     wait_quiet: Annotated[bool, typer.Option(help="hold each run until other work leaves the cores (clean timings)")]
     = False,
+    array: Annotated[int | None, typer.Option(help="submit N tasks of a job array, task i building --shard i/N "
+                                                   "(submitit; Slurm unless --array-executor local)")] = None,
+    array_executor: Annotated[str, typer.Option(help="slurm, or local (submitit's processes on this machine)")]
+    = "slurm",
+    array_logs: Annotated[Path, typer.Option(help="submitit's folder of task logs and pickles")
+                          ] = Path("runs/submitit"),
+    array_parallelism: Annotated[int | None, typer.Option(help="array tasks running at once")] = None,
+    array_wait: Annotated[bool, typer.Option(help="wait for the array's tasks and print their total")] = True,
+    slurm_partition: Annotated[str | None, typer.Option(help="Slurm partition of the array's tasks")] = None,
+    slurm_time_min: Annotated[int, typer.Option(help="time limit of each array task, minutes")] = 60,
+    slurm_cpus: Annotated[int, typer.Option(help="CPUs of each array task")] = 1,
+    slurm_gpus: Annotated[int, typer.Option(help="GPUs of each array task")] = 0,
 ) -> None:
     """Train networks for real and append them to a Parquet corpus (resumes by default)."""
     from narch.dataset_builder.build import BuildConfig, prepare_build
@@ -91,7 +109,7 @@ def build(
     proto = Protocol(epochs=epochs, batch_size=batch_size, lr=lr)
     cfg = BuildConfig(
         task=task,
-        out=out,
+        out=as_location(out),
         archs=archs,
         seed=seed,
         protocol=proto,
@@ -109,6 +127,13 @@ def build(
         ray_num_cpus=ray_num_cpus,
         wait_quiet=wait_quiet,
     )
+    if array is not None:
+        from narch.dataset_builder.runners.job_array import ArrayConfig
+
+        _build_array(cfg, ArrayConfig(tasks=array, folder=array_logs, executor=array_executor,
+                                      partition=slurm_partition, time_min=slurm_time_min, cpus_per_task=slurm_cpus,
+                                      gpus_per_task=slurm_gpus, parallelism=array_parallelism), wait=array_wait)
+        return
     prepared = prepare_build(cfg)
     if prepared.duplicates:
         ERR.print(f"{archs_from}: {prepared.duplicates} repeated network(s) left out (each is trained once)",
@@ -131,16 +156,31 @@ def build(
         raise typer.Exit(130)
 
 
+def _build_array(cfg: BuildConfig, array: ArrayConfig, *, wait: bool) -> None:
+    """`narch build --array N`: submit the shards, then (unless told not to) wait and print their total."""
+    from narch.dataset_builder.runners.job_array import submit_array, wait_array
+
+    jobs = submit_array(cfg, array)
+    ERR.print(f"submitted {len(jobs)} array tasks ({array.executor}): jobs {', '.join(str(j.job_id) for j in jobs)}; "
+              f"logs in {array.folder}", markup=False, highlight=False)
+    if not wait:
+        return
+    s = wait_array(jobs)
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(s.statuses.items())) or "none"
+    OUT.print(f"{cfg.out}: {s.done} trained ({statuses}), {s.skipped} already present, {s.planned} planned, "
+              f"in {len(jobs)} array tasks")
+
+
 @corpus_app.command("info")
 @guarded
 def corpus_info(
-    corpus: Annotated[Path, typer.Argument(help="corpus folder")],
+    corpus: Annotated[str, typer.Argument(help="corpus folder or URL")],
     skip_corrupt: Annotated[bool, typer.Option(help="summarise the readable parts when some are corrupt")] = False,
 ) -> None:
     """Summarise a corpus: rows by status, tasks, devices, columns with units."""
     from narch.dataset_builder.info import corpus_summary
 
-    corpus_summary(corpus, console=OUT, skip_corrupt=skip_corrupt)
+    corpus_summary(as_location(corpus), console=OUT, skip_corrupt=skip_corrupt)
 
 
 @app.command("zc")
@@ -222,13 +262,13 @@ def corpus_migrate(corpora: Annotated[list[Path], typer.Argument(help="corpus fo
 @corpus_app.command("compact")
 @guarded
 def corpus_compact(
-    corpus: Annotated[Path, typer.Argument(help="corpus folder")],
+    corpus: Annotated[str, typer.Argument(help="corpus folder or URL")],
     wait: Annotated[bool, typer.Option(help="wait for another compaction of this corpus (else stop at once)")] = True,
 ) -> None:
     """Merge a corpus's part files into one (safe to interrupt: the next compaction finishes or undoes it)."""
     from narch.dataset_builder.compaction import compact_corpus
 
-    done = compact_corpus(corpus, wait=wait)
+    done = compact_corpus(as_location(corpus), wait=wait)
     for note in (done.recovered, f"deleted {done.removed} parts a merged part covers" if done.removed else ""):
         if note:
             OUT.print(f"{corpus}: {note}")

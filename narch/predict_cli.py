@@ -13,6 +13,7 @@ import typer
 from narch.console import ERR, OUT, Plugins, guarded, load_plugins
 from narch.core.checks import check_int
 from narch.core.errors import SettingError
+from narch.core.store import as_location, open_store
 from narch.core.tables import markdown_table
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ def small_test_set(plan: LeaderboardPlan, *, freeze: bool) -> str | None:
 
 @guarded(resume="finished cells are saved in OUT/cells; rerun the same command to resume")
 def leaderboard_cmd(
-    corpus: Annotated[Path, typer.Option(help="corpus folder")],
+    corpus: Annotated[str, typer.Option(help="corpus folder, or an object store's URL (s3://bucket/prefix)")],
     out: Annotated[Path, typer.Option(help="output folder (leaderboard.md, parquet, plots, splits, frozen/)")],
     target: Annotated[str, typer.Option(help="comma-separated target columns")] = "val_acc,train_time_s",
     predictors: Annotated[str | None, typer.Option(help="comma-separated families (default: all registered)")] = None,
@@ -114,7 +115,8 @@ def leaderboard_cmd(
     load_plugins(plugin)
     size_list = tuple(_int(s, "--sizes") for s in _csv(sizes, "--sizes") or ()) or SIZES
     cfg = LeaderboardConfig(
-        corpus=corpus, out=out, targets=_csv(target, "--target") or (), predictors=_csv(predictors, "--predictors"),
+        corpus=as_location(corpus), out=out, targets=_csv(target, "--target") or (),
+        predictors=_csv(predictors, "--predictors"),
         seeds=seeds, trials=trials, sizes=size_list, include_all=not no_all, max_test=max_test, quick=quick,
         freeze=freeze, command=shlex.join(["narch", *sys.argv[1:]]), where=_pairs(where, "--where"),
         family_trials={k: _int(v, "--family-trials") for k, v in _pairs(family_trials, "--family-trials").items()},
@@ -122,8 +124,8 @@ def leaderboard_cmd(
                       _pairs(family_sizes, "--family-sizes").items()},
         restart=restart,
     )
-    if not corpus.is_dir():
-        raise FileNotFoundError(f"{corpus}: no such corpus folder")
+    if not open_store(cfg.corpus).is_folder():
+        raise FileNotFoundError(f"{cfg.corpus}: no such corpus folder")
     if refreeze and freeze_family:
         raise SettingError("--refreeze and --freeze-family exclude each other")
     if refreeze:

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from narch.console import ERR, OUT, Plugins, fail, guarded, load_plugins
+from narch.core.store import as_location
 
 
 def _split(text: str) -> tuple[str, ...]:
@@ -27,7 +28,8 @@ def search_cmd(
     reward: Annotated[Path | None, typer.Option(help="reward TOML file (default: linear, corpus medians)")] = None,
     hardware: Annotated[str | None, typer.Option(help="measured (time predictor) or a roofline device: local, t4, "
                                                       "a100, h200, ...")] = None,
-    corpus: Annotated[Path | None, typer.Option(help="corpus of the predictor (default: its manifest's)")] = None,
+    corpus: Annotated[str | None, typer.Option(help="corpus of the predictor, a folder or URL (default: its "
+                                                     "manifest's)")] = None,
     start: Annotated[str, typer.Option(help="seed network name or JSON file")] = "mnist1d_cnn",
     episode_len: Annotated[int, typer.Option(help="moves per episode")] = 8,
     batch: Annotated[int, typer.Option(help="networks per ask (A2C/REINFORCE: parallel environments)")] = 16,
@@ -59,9 +61,10 @@ def search_cmd(
         per_seeds = {k.strip(): int(v) for k, v in (x.split("=", 1) for x in _split(strategy_seeds))}
     except ValueError:
         raise fail(f"--strategy-seeds must look like tpe=3,local=5, got {strategy_seeds!r}") from None
+    corpus_at = None if corpus is None else as_location(corpus)
     cfg = SearchConfig(
         predictor=predictor, out=out, strategies=strategies, budget=budget, seeds=seeds, reward=reward,
-        hardware=hardware, corpus=corpus, start=start, episode_len=episode_len, batch=batch, verify_top=verify_top,
+        hardware=hardware, corpus=corpus_at, start=start, episode_len=episode_len, batch=batch, verify_top=verify_top,
         verify_strategies=_split(verify_strategies), verify_corpus=verify_corpus,
         hardware_compare=_split(hardware_compare), compare_strategy=compare_strategy, compare_seeds=compare_seeds,
         strategy_seeds=per_seeds,

@@ -18,6 +18,7 @@ import polars as pl
 
 from narch.core.checks import check_float, check_int, check_out_folder
 from narch.core.errors import SettingError
+from narch.core.store import Location
 from narch.dataset_builder.corpus import read_corpus
 from narch.predictors.base import PREDICTORS, Predictor, Target
 from narch.predictors.cell_store import CellStore, target_digest
@@ -49,7 +50,7 @@ QUICK_TRIALS = 2  # --quick: at most this many Optuna trials per cell
 class LeaderboardConfig:
     """What one leaderboard run evaluates."""
 
-    corpus: Path
+    corpus: Location  # a folder, or an object store's URL
     out: Path
     targets: tuple[str, ...] = ("val_acc", "train_time_s")
     predictors: tuple[str, ...] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +42,26 @@ def readme_blocks(heading: str, lang: str = "python") -> list[str]:
 def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six MNIST-1D networks, one epoch on 512 examples (read-only for tests)."""
     return build_tiny(tmp_path_factory.mktemp("corpus") / "mnist1d")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3-compatible server (moto in server mode) on 127.0.0.1 for the session; skips without moto."""
+    pytest.importorskip("moto.server", reason="needs moto[server] (the cluster extra)")
+    pytest.importorskip("s3fs", reason="needs s3fs (the cluster extra)")
+    from narch.testing.object_store import moto_server
+
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(params=["local", "s3"])
+def corpus_at(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's corpus goes: a local folder, or a prefix of a fresh bucket on the loopback S3 server (the same
+    suite runs on both)."""
+    if request.param == "local":
+        return str(tmp_path / "corpus")
+    request.getfixturevalue("s3_endpoint")
+    from narch.testing.object_store import new_bucket
+
+    return f"{new_bucket()}/corpora/mnist1d"

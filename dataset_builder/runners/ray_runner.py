@@ -1,7 +1,9 @@
 """Ray backend: one Ray task per network, each writing its own part; Ray schedules and retries (nothing home-made).
 
 A local cluster is started when no address is given; with ``--address`` every node needs this package installed
-and the corpus folder on a file system all nodes and the driver share.
+and the corpus where every node and the driver reach it: an object store's URL (``s3://bucket/prefix``, with the
+store's credentials on every node), or a folder on a file system they all share. Each row's ``worker_node`` names
+the Ray node that trained it.
 """
 
 from __future__ import annotations

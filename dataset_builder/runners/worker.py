@@ -2,7 +2,8 @@
 
 A run is trained under its key's advisory lock (corpus.run_lock_path; released when the holder dies), and only when
 the corpus does not hold it yet: two builds into one folder, or a retry racing a late first try, never train one
-network twice. A second build waits for the run the first one holds, then finds it stored.
+network twice. A second build waits for the run the first one holds, then finds it stored. The corpus may be a
+local folder or an object store's URL (``narch.core.store``): the lock is then a lease, and the part one PUT.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import torch
 
-from narch.core.locks import hold_lock
-from narch.core.provenance import now_iso
-from narch.dataset_builder.corpus import holds_key, key_part_name, run_lock_path, write_part
+from narch.core.provenance import cluster_node, now_iso
+from narch.core.store import Location, open_store
+from narch.dataset_builder.corpus import holds_key, key_part_name, read_part, run_lock_name, write_part
 from narch.dataset_builder.protocol import Protocol
 from narch.dataset_builder.tasks import TaskData, load_task
 from narch.dataset_builder.train import DeviceData, train_network
@@ -35,7 +35,7 @@ from narch.search_space import Network, PlannedNet
 class RunContext:
     """What a run needs besides its network; small and picklable, so it travels to pool and Ray workers."""
 
-    out: Path
+    out: Location  # a local folder, or an object store's URL
     task: str
     n_train: int | None
     data_dir: Path | None
@@ -53,13 +53,17 @@ class RunContext:
         p = self.protocol
         return (arch_id, self.task, self.base["n_train"], p.protocol_hash, self.seed, self.device_kind)
 
-    def part_path(self, arch_id: str) -> Path:
-        """Where the run of ``arch_id`` writes its part (the same path on every try)."""
-        return self.out / key_part_name(self.key(arch_id))
+    def part_name(self, arch_id: str) -> str:
+        """The name of the part the run of ``arch_id`` writes (the same on every try)."""
+        return key_part_name(self.key(arch_id))
 
-    def lock_path(self, arch_id: str) -> Path:
+    def part_path(self, arch_id: str) -> Path:
+        """Where the run of ``arch_id`` writes its part in a local corpus folder."""
+        return Path(self.out) / self.part_name(arch_id)
+
+    def lock_name(self, arch_id: str) -> str:
         """The lock held while the run of ``arch_id`` is trained and written."""
-        return run_lock_path(self.out, self.key(arch_id))
+        return run_lock_name(self.key(arch_id))
 
 
 _DATA: dict[tuple[Any, ...], DeviceData] = {}
@@ -91,8 +95,9 @@ def run_one(ctx: RunContext, item: PlannedNet, *,
     None when the corpus already holds the run (another build or an earlier try stored it): nothing is trained.
     ``retime(row)`` (the build's timing guard) may ask for the run again, after waiting for a quiet machine, when
     other work competed while it trained; only the kept try is written (``timing_tries`` counts them)."""
-    with hold_lock(ctx.lock_path(item.net.arch_id)):
-        if holds_key(ctx.out, ctx.key(item.net.arch_id)):
+    store = open_store(ctx.out)
+    with store.lock(ctx.lock_name(item.net.arch_id)):
+        if holds_key(store, ctx.key(item.net.arch_id)):
             return None
         return _train_and_write(ctx, item, retime)
 
@@ -107,6 +112,7 @@ def _train_and_write(ctx: RunContext, item: PlannedNet,
         **_device_columns(ctx.device_kind),
         "threads": torch.get_num_threads(),
         "concurrency": ctx.concurrency,
+        "worker_node": cluster_node(),
     }
     row = profile_row(item, dd, ctx.protocol, seed=ctx.seed, timeout_s=ctx.timeout_s, shared=shared)
     tries = 1
@@ -114,7 +120,7 @@ def _train_and_write(ctx: RunContext, item: PlannedNet,
         tries += 1
         row = profile_row(item, dd, ctx.protocol, seed=ctx.seed, timeout_s=ctx.timeout_s, shared=shared)
     row["timing_tries"] = tries
-    write_part(ctx.out, [row], name=ctx.part_path(item.net.arch_id).name)
+    write_part(ctx.out, [row], name=ctx.part_name(item.net.arch_id))
     return row
 
 
@@ -122,14 +128,14 @@ def record_failure(ctx: RunContext, item: PlannedNet, error: str) -> dict[str, A
     """A run whose process failed (died, or raised outside train_network): keep its part if it got written before
     the failure, else write an error row, so the network is in the corpus exactly once either way (None: a merged
     part holds it). Under the run's lock, so an error row never lands over another build's finished run."""
-    with hold_lock(ctx.lock_path(item.net.arch_id)):
+    with open_store(ctx.out).lock(ctx.lock_name(item.net.arch_id)):
         return _record_failure(ctx, item, error)
 
 
 def _record_failure(ctx: RunContext, item: PlannedNet, error: str) -> dict[str, Any] | None:
-    path = ctx.part_path(item.net.arch_id)
-    if path.exists():
-        rows = pq.read_table(path).to_pylist()
+    store, name = open_store(ctx.out), ctx.part_name(item.net.arch_id)
+    if store.exists(name):
+        rows = read_part(store.handle(name)).to_pylist()
         if rows:
             return rows[0]
     if holds_key(ctx.out, ctx.key(item.net.arch_id)):
@@ -146,7 +152,7 @@ def _record_failure(ctx: RunContext, item: PlannedNet, error: str) -> dict[str, 
         "status": "error",
         "error": error[:500],
     }
-    write_part(ctx.out, [row], name=path.name)
+    write_part(ctx.out, [row], name=name)
     return row
 
 

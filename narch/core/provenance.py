@@ -65,6 +65,21 @@ def _torch_version() -> str | None:
         return None
 
 
+def cluster_node() -> str | None:
+    """Which node of a cluster this process runs on: ``ray:<node id>`` inside a Ray worker (several Ray nodes may
+    share one host), ``slurm:<job>[_<array task>]@<node>`` inside a Slurm job, None elsewhere."""
+    ray = sys.modules.get("ray")  # never imported here: only a process Ray started has it loaded
+    if ray is not None and ray.is_initialized():
+        ctx = ray.get_runtime_context()
+        if getattr(getattr(ctx, "worker", None), "mode", None) == getattr(ray, "WORKER_MODE", 1):  # not the driver
+            return f"ray:{ctx.get_node_id()}"
+    job = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID")
+    if job:
+        task = os.environ.get("SLURM_ARRAY_TASK_ID")
+        return f"slurm:{job}{'_' + task if task else ''}@{os.environ.get('SLURMD_NODENAME', socket.gethostname())}"
+    return None
+
+
 def command_line() -> str:
     """The command that is running, as a shell would show it."""
     argv = list(sys.argv)
