@@ -154,41 +154,34 @@ def _spelled(base: dict[tuple[str, ...], int], suffix: tuple[str, ...]) -> dict[
     return {(*label, *suffix): c for label, c in base.items()} if suffix else base
 
 
-def _path_head(out: dict[tuple[str, ...], int]) -> tuple[list[float], list[int], list[int]]:
-    """The path statistics (PATHS before the buckets) and the (bucket, count) pairs of one network's paths."""
-    total = sum(out.values())
-    buckets, counts = [], []
-    through_conv = no_conv = 0
-    lo_conv = lo_len = 1 << 62
-    hi_conv = hi_len = 0
-    for label, c in out.items():
-        b, conv, length = _label_info(label)
-        buckets.append(b)
-        counts.append(c)
-        through_conv += c * conv
-        if conv == 0:
-            no_conv += c
-        lo_conv, hi_conv = min(lo_conv, conv), max(hi_conv, conv)
-        lo_len, hi_len = min(lo_len, length), max(hi_len, length)
-    head = [math.log(total), float(len(out)), float(lo_conv), through_conv / total, float(hi_conv), no_conv / total,
-            float(lo_len), float(hi_len)]
-    return head, buckets, counts
-
-
 def _path_rows(paths: Sequence[dict[tuple[str, ...], int]]) -> np.ndarray:
-    """Path encodings (rows as ``path_vector``) of networks' output paths."""
+    """Path encodings (rows as ``path_vector``) of networks' output paths: the path statistics (PATHS before the
+    buckets) and the counts per hashed bucket, for every network at once (sums of integer counts: exact)."""
     n_head = len(PATHS) - PATH_BUCKETS
-    out = np.zeros((len(paths), len(PATHS)))
-    heads, rows, cols, vals = [], [], [], []
+    b = len(paths)
+    net: list[int] = []
+    counts: list[int] = []
+    info: list[tuple[int, int, int]] = []
     for r, p in enumerate(paths):
-        head, b, c = _path_head(p)
-        heads.append(head)
-        rows += [r] * len(b)
-        cols += b
-        vals += c
-    out[:, :n_head] = heads
-    np.add.at(out, (np.asarray(rows, dtype=np.int64), n_head + np.asarray(cols, dtype=np.int64)),
-              np.asarray(vals, dtype=np.float64))
+        net += [r] * len(p)
+        counts += p.values()
+        info += map(_label_info, p)
+    net_a = np.asarray(net, dtype=np.int64)
+    c = np.asarray(counts, dtype=np.float64)
+    bucket, conv, length = np.asarray(info, dtype=np.int64).reshape(-1, 3).T
+    firsts = np.searchsorted(net_a, np.arange(b))  # a network's labels are contiguous
+    total = np.bincount(net_a, weights=c, minlength=b)
+    out = np.zeros((b, len(PATHS)))
+    out[:, 0] = [math.log(t) for t in total.tolist()]
+    out[:, 1] = np.bincount(net_a, minlength=b)
+    out[:, 2] = np.minimum.reduceat(conv, firsts)
+    out[:, 3] = np.bincount(net_a, weights=c * conv, minlength=b) / total
+    out[:, 4] = np.maximum.reduceat(conv, firsts)
+    out[:, 5] = np.bincount(net_a, weights=np.where(conv == 0, c, 0.0), minlength=b) / total
+    out[:, 6] = np.minimum.reduceat(length, firsts)
+    out[:, 7] = np.maximum.reduceat(length, firsts)
+    assert n_head == 8
+    np.add.at(out, (net_a, n_head + bucket), c)
     return out
 
 
