@@ -9,14 +9,14 @@ Pure Python and numpy: the encoder runs inside the controller's hot loop, so enc
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from narch.search_space.layer import Op
 from narch.search_space.spec import Network
-from narch.search_space.trace import shape_keys
+from narch.search_space.trace import TraceTable, trace_table
 
 FEATURES = ("op", "size", "kernel", "stride", "dropout", "in_a", "in_b", "in_size", "res")
 """Token names of a node: op; output width (channels or units); kernel; stride; dropout; distance back to the first
@@ -72,48 +72,61 @@ class EncodedNetwork:
         return int(self.tokens.shape[0])
 
 
-_SIZE_TOKENS: dict[int, int] = {}  # memo of size_token (widths are bounded by the limits)
-_RES_TOKENS: dict[tuple[int, bool], int] = {}  # memo of res_token
-_OP_TOKEN_BY_ID = {id(op): t for op, t in OP_TOKEN.items()}  # no Python-level Enum hash in the loop
+_SIZE_TABLE = np.zeros(0, dtype=np.uint8)
+_DROPOUT_TABLE = np.asarray([min(DROPOUT_VOCAB - 1, round(p / 10)) for p in range(101)], dtype=np.uint8)
+_OP_TOKENS = np.asarray([OP_TOKEN[op] for op in OPS], dtype=np.uint8)  # by op code (= trace.OPS order)
 
 
-def _size(width: int) -> int:
-    t = _SIZE_TOKENS.get(width)
-    if t is None:
-        t = _SIZE_TOKENS[width] = size_token(width)
-    return t
+def _size_tokens(widths: np.ndarray) -> np.ndarray:
+    """``size_token`` of every width, by a table of its values."""
+    global _SIZE_TABLE
+    top = int(widths.max(initial=0))
+    if top >= len(_SIZE_TABLE):
+        _SIZE_TABLE = np.asarray([size_token(w) for w in range(max(top + 1, 4097))], dtype=np.uint8)
+    return _SIZE_TABLE[widths]
+
+
+def encode_table(t: TraceTable) -> list[EncodedNetwork]:
+    """Tokens and edges of every network of a traced batch (the input's channels are the table's), computed on
+    its columns at once."""
+    c = t.cols
+    n_nets = len(t)
+    starts = t.start[:-1]
+    node_row = np.arange(len(t.net), dtype=np.int64) + t.net + 1  # a network's input node precedes its layers
+    input_row = starts + np.arange(n_nets, dtype=np.int64)
+    tokens = np.zeros((len(t.net) + n_nets, N_FEATURES), dtype=np.uint8)
+    in_channels = t.input_shape[0]
+    tokens[input_row] = (INPUT_OP, size_token(in_channels), 0, 0, 0, 0, 0, 0, res_token(1, flat=False))
+    factor, flat = c["factor"], c["flat"] != 0
+    uniq, inv = np.unique(factor, return_inverse=True)
+    res = np.asarray([res_token(f, flat=False) for f in uniq.tolist()], dtype=np.uint8)[inv.reshape(-1)]
+    src, dist_b = c["src"], c["dist_b"]
+    tokens[node_row] = np.column_stack([
+        _OP_TOKENS[c["op"]], _size_tokens(c["out_channels"]), np.minimum(c["kernel"], KERNEL_VOCAB - 1),
+        np.minimum(c["stride"], STRIDE_VOCAB - 1), _DROPOUT_TABLE[c["dropout_pct"]],
+        np.minimum(MAX_OFFSET, t.pos - src), np.minimum(MAX_OFFSET, dist_b), _size_tokens(t.in_channels),
+        np.where(flat, 0, res),
+    ]).astype(np.uint8)
+    # edges: each node reads its first source, an add its second too (node i + 1 is layer i, node 0 the input)
+    node = t.pos + 1
+    first = np.column_stack([src + 1, node])
+    is_add = dist_b > 0
+    second = np.column_stack([(t.pos - dist_b + 1)[is_add], node[is_add]])
+    edge_net = np.concatenate([t.net, t.net[is_add]])
+    edge_key = np.concatenate([np.arange(len(t.net)) * 2, np.flatnonzero(is_add) * 2 + 1])
+    order = np.argsort(edge_key, kind="stable")
+    edges = np.concatenate([first, second]).astype(np.uint8)[order]
+    edge_net = edge_net[order]
+    edge_start = np.searchsorted(edge_net, np.arange(n_nets + 1))
+    bounds = [*(starts + np.arange(n_nets)).tolist(), len(tokens)]
+    eb = edge_start.tolist()
+    return [EncodedNetwork(tokens[bounds[k]:bounds[k + 1]].copy(), edges[eb[k]:eb[k + 1]].copy())
+            for k in range(n_nets)]
 
 
 def encode_network(net: Network, *, in_channels: int = 1) -> EncodedNetwork:
     """Tokens and edges of one network (uncached)."""
-    shapes = shape_keys(net, in_channels)  # the network was validated on construction: only the input's rules
-    widths = [in_channels] + [s[0] for s in shapes]
-    rows = [(INPUT_OP, _size(in_channels), 0, 0, 0, 0, 0, 0, res_token(1, flat=False))]
-    edges: list[tuple[int, int]] = []
-    res = _RES_TOKENS
-    for i, (layer, (width, factor, flat)) in enumerate(zip(net.layers, shapes, strict=True)):
-        node = i + 1
-        ins = layer.inputs
-        srcs = [j + 1 for j in ins] if ins else [i]
-        edges += [(s, node) for s in srcs]
-        in_b = min(MAX_OFFSET, node - srcs[1]) if len(srcs) > 1 else 0
-        r = res.get((factor, flat))
-        if r is None:
-            r = res[(factor, flat)] = res_token(factor, flat=flat)
-        rows.append(
-            (
-                _OP_TOKEN_BY_ID[id(layer.op)],
-                _size(width),
-                min(layer.kernel, KERNEL_VOCAB - 1),
-                min(layer.stride, STRIDE_VOCAB - 1),
-                min(DROPOUT_VOCAB - 1, round(layer.dropout_pct / 10)),
-                min(MAX_OFFSET, node - srcs[0]),
-                in_b,
-                _size(widths[srcs[0]]),
-                r,
-            )
-        )
-    return EncodedNetwork(np.asarray(rows, dtype=np.uint8), np.asarray(edges, dtype=np.uint8).reshape(-1, 2))
+    return encode_table(trace_table([net], (in_channels,), 1))[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,13 +223,35 @@ class Encoder:
             enc = self._put(key, encode_network(Network.from_json(text), in_channels=in_channels))
         return enc
 
+    def _many(self, keys: list[tuple[Hashable, int]], parse: Callable[[Hashable], Network]) -> list[EncodedNetwork]:
+        """Entries of (network or JSON text, input channels) keys; the ones not cached are encoded together."""
+        get = self._cache.get
+        out = [get(k) for k in keys]
+        todo: dict[tuple[Hashable, int], None] = {}
+        for k, v in zip(keys, out, strict=True):
+            if v is None:
+                todo[k] = None
+        if todo:
+            by_channels: dict[int, list[tuple[Hashable, int]]] = {}
+            for k in todo:
+                by_channels.setdefault(k[1], []).append(k)
+            new: dict[tuple[Hashable, int], EncodedNetwork] = {}
+            for c, ks in by_channels.items():
+                encs = encode_table(trace_table([parse(k[0]) for k in ks], (c,), 1))
+                new.update(zip(ks, encs, strict=True))
+            for k, enc in new.items():  # FIFO: inserted in batch order, evicted oldest first
+                self._put(k, enc)
+            out = [v if v is not None else new[k] for k, v in zip(keys, out, strict=True)]
+        return out  # type: ignore[return-value]
+
     def networks(self, nets: Iterable[Network], *, in_channels: int = 1) -> EncodedBatch:
-        return batch_encoded([self.network(n, in_channels=in_channels) for n in nets])
+        return batch_encoded(self._many([(n, in_channels) for n in nets], lambda n: n))  # type: ignore[arg-type,return-value]
 
     def arch_jsons(self, texts: Iterable[str], *, in_channels: int | Sequence[int] = 1) -> EncodedBatch:
         texts = list(texts)
         chans = [in_channels] * len(texts) if isinstance(in_channels, int) else list(in_channels)
-        return batch_encoded([self.arch_json(t, in_channels=c) for t, c in zip(texts, chans, strict=True)])
+        return batch_encoded(self._many(list(zip(texts, chans, strict=True)),
+                                        lambda t: Network.from_json(t)))  # type: ignore[arg-type]
 
     def clear(self) -> None:
         self._cache.clear()
