@@ -6,6 +6,7 @@ another, so ``run`` only orchestrates.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -177,8 +178,19 @@ def prepare(cfg: SearchConfig, *, hardware: str | None = None, loaded: LoadedPre
         guard = RangeGuard(float(lp.rows["params"].min()), float(lp.rows["params"].max()),  # type: ignore[arg-type]
                            deepest(lp.rows["arch_json"].to_list()), lp.ctx.input_shape, lp.ctx.n_classes)
     moves = Moves(in_channels=lp.ctx.input_shape[0], guard=guard)
-    return Setup(lp.scorer, lp.rows, lp.ctx, lp.corpus, reward, objectives, moves, resolve_network(cfg.start),
-                 lp.info)
+    setup = Setup(lp.scorer, lp.rows, lp.ctx, lp.corpus, reward, objectives, moves, resolve_network(cfg.start),
+                  lp.info)
+    settle_heap()
+    return setup
+
+
+def settle_heap() -> None:
+    """Take what is loaded by now (torch, the predictor, the corpus: some 300,000 objects) out of the cyclic garbage
+    collector's view, after collecting what is garbage. A search adds long-lived cache entries steadily, and every
+    full collection would walk the setup's objects again: 16 % of an A2C run's time before (two collections of
+    0.2 s in 4,096 steps), a quarter of that after. Objects stay freed by reference counting as usual."""
+    gc.collect()
+    gc.freeze()
 
 
 def run_strategies(cfg: SearchConfig, setup: Setup, strategies: tuple[str, ...], seeds: int, *,
