@@ -21,7 +21,8 @@ from narch.controller.actions import TrieBuilder, TrieNode, build_trie, resolve
 from narch.controller.masks import MoveTable
 from narch.controller.objectives import Objectives
 from narch.controller.reward import RewardConfig
-from narch.search_space import Move, MoveVocab, Network, apply_move, count_params
+from narch.search_space import Move, MoveVocab, Network, apply_move
+from narch.search_space.trace import trace_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +119,15 @@ class RangeGuard:
     n_classes: int
 
     def allows(self, net: Network) -> bool:
-        p = count_params(net, self.input_shape, self.n_classes)
-        return self.min_params <= p <= self.max_params and len(net.layers) <= self.max_depth
+        return self.allows_many([net])[0]
+
+    def allows_many(self, nets: Sequence[Network]) -> list[bool]:
+        """``allows`` of each network, their parameters counted on one batched trace."""
+        if not nets:
+            return []
+        params = trace_table(nets, self.input_shape, self.n_classes).total_params.tolist()
+        return [self.min_params <= p <= self.max_params and len(n.layers) <= self.max_depth
+                for n, p in zip(nets, params, strict=True)]
 
 
 class Moves:
@@ -143,7 +151,8 @@ class Moves:
     def legal(self, net: Network) -> list[Move]:
         moves = self.table.moves(net)
         if self.guard is not None:
-            moves = [m for m in moves if self.guard.allows(self.child(net, m))]
+            ok = self.guard.allows_many([self.child(net, m) for m in moves])
+            moves = [m for m, keep in zip(moves, ok, strict=True) if keep]
         return moves
 
     def trie(self, net: Network) -> TrieNode | None:
