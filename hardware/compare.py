@@ -25,7 +25,7 @@ from scipy.stats import spearmanr
 from narch.core.errors import NarchError
 from narch.hardware.calibration import FEATURES, Calibration, costs_terms, fit_robust
 from narch.hardware.catalogue import CATALOGUE, Device, get_device, local_device
-from narch.hardware.costs import RunCosts, run_costs
+from narch.hardware.costs import RunCosts, run_costs_many
 from narch.hardware.roofline import run_time
 from narch.hardware.transfer import wave_scaled_step
 from narch.search_space import Network
@@ -56,10 +56,27 @@ def device_for(row: dict[str, Any]) -> Device:
     return local_device(cuda=True)
 
 
+def _task(row: dict[str, Any]) -> tuple[tuple[int, ...], int, int, int, int]:
+    return (tuple(int(d) for d in row["input_shape"]), int(row["n_classes"]), int(row["batch_size"]),
+            int(row["n_train"]), int(row["epochs"]))
+
+
 def _row_costs(row: dict[str, Any]) -> RunCosts:
-    shape, n_classes = tuple(int(d) for d in row["input_shape"]), int(row["n_classes"])
-    return run_costs(Network.from_json(row["arch_json"]), shape, n_classes, batch_size=int(row["batch_size"]),
-                     n_train=int(row["n_train"]), epochs=int(row["epochs"]))
+    return _rows_costs([row])[0]
+
+
+def _rows_costs(rows: list[dict[str, Any]]) -> list[RunCosts]:
+    """Run costs of corpus rows, costed together per task and protocol."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(_task(row), []).append(i)
+    out: list[RunCosts | None] = [None] * len(rows)
+    for (shape, n_classes, batch, n_train, epochs), idx in groups.items():
+        nets = [Network.from_json(rows[i]["arch_json"]) for i in idx]
+        for i, rc in zip(idx, run_costs_many(nets, shape, n_classes, batch_size=batch, n_train=n_train,
+                                             epochs=epochs), strict=True):
+            out[i] = rc
+    return out  # type: ignore[return-value]
 
 
 def row_terms(row: dict[str, Any], device: Device) -> dict[str, float]:
@@ -184,11 +201,12 @@ def compare_rows(rows: pl.DataFrame, *, name: str, train_frac: float = 0.5, seed
     df = _timed_rows(rows, name, time_col)
     records, devices = [], Counter()
     by_name: dict[str, Device] = {}
-    for row in df.iter_rows(named=True):
+    all_rows = list(df.iter_rows(named=True))
+    for row, rc in zip(all_rows, _rows_costs(all_rows), strict=True):
         dev = device_for(row)
         devices[dev.name] += 1
         by_name[dev.name] = dev
-        rc, measured = _row_costs(row), float(row[time_col])
+        measured = float(row[time_col])
         setting = "|".join(str(row.get(k)) for k in ("arch_id", "task", "n_train", "epochs", "batch_size", "threads"))
         records.append({"arch_id": row["arch_id"], "setting": setting, "measured_s": measured,
                         "threads": row.get("threads"),

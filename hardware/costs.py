@@ -177,6 +177,7 @@ VALUES = ("flops_fwd", "flops_bwd", "bytes_fwd", "bytes_bwd", "launches_fwd", "l
           "out_elems", "out_cols")
 """An op's numbers in an OpTable (the OpCost fields, in their order), each ``fixed + per_sample * batch size``."""
 V_FLOPS_FWD, V_FLOPS_BWD, V_BYTES_FWD, V_BYTES_BWD, V_LAUNCHES_FWD, V_LAUNCHES_BWD = range(6)
+_VALUE_INDEX = {name: j for j, name in enumerate(VALUES)}
 
 # The ops a step dispatches, by kind: (name suffix, class). Layer ops are named "<layer>:<suffix>", the others
 # "<suffix>" as is; a layer's ops keep this order within the layer (a dense layer: gap, dense, relu).
@@ -230,23 +231,28 @@ class _Ops:
         """``cols``: per VALUES name, a (fixed, per-sample) pair or a constant; missing ones are OpCost's defaults
         (0, or 1 output column)."""
         k = len(net)
+        if k == 0:
+            return
         fixed = np.zeros((k, len(VALUES)), dtype=np.int64)
         fixed[:, -1] = 1  # out_cols: 1 unless a GEMM's N side
         per = np.zeros((k, len(VALUES)), dtype=np.int64)
         for name, v in cols.items():
-            j = VALUES.index(name)
+            j = _VALUE_INDEX[name]
             if isinstance(v, tuple):
                 fixed[:, j], per[:, j] = v
             else:
                 fixed[:, j] = v
         key = net * self.span + position * 4 + sub
-        self.blocks.append((key, net, np.full(k, kind, dtype=np.int64), np.broadcast_to(layer, (k,)), fixed, per))
+        layers = layer if isinstance(layer, np.ndarray) else np.full(k, layer, dtype=np.int64)
+        self.blocks.append((key, net, np.full(k, kind, dtype=np.int64), layers, fixed, per))
 
     def matmul(self, kind: int, net: np.ndarray, position: np.ndarray, sub: int, layer: np.ndarray | int, *,
                macs: np.ndarray, x: np.ndarray, w: np.ndarray, y: np.ndarray, bias: np.ndarray,
                input_grad: np.ndarray, conv: bool) -> None:
         """A conv or linear (x, y: elements per sample): 2·macs FLOPs forward; weight gradient always, input
         gradient when needed (bias ignored, as FlopCounterMode counts)."""
+        if len(net) == 0:
+            return
         ig = input_grad.astype(np.int64)
         f = 2 * macs
         self.add(kind, net, position, sub, layer, flops_fwd=(0, f), flops_bwd=(0, f * (1 + ig)),
@@ -260,6 +266,8 @@ class _Ops:
     def elementwise(self, kind: int, net: np.ndarray, position: np.ndarray, sub: int, layer: np.ndarray | int,
                     formula: str, e: np.ndarray, grad: np.ndarray | int, rw: tuple[int, int]) -> None:
         """An op touching e elements per sample: rw = (tensors read+written forward, backward), fp32 each."""
+        if len(net) == 0:
+            return
         ff, fb = _FLOPS[formula]
         g = np.asarray(grad, dtype=np.int64)
         self.add(kind, net, position, sub, layer, flops_fwd=(0, ff * e), flops_bwd=(0, fb * e * g),
@@ -268,6 +276,8 @@ class _Ops:
 
     def gap(self, kind: int, net: np.ndarray, position: np.ndarray, sub: int, layer: np.ndarray | int,
             e_in: np.ndarray, e_out: np.ndarray, grad: np.ndarray) -> None:
+        if len(net) == 0:
+            return
         ff, fb = _FLOPS["gap"]
         g = grad.astype(np.int64)
         b = (e_in + e_out) * BYTES_F32
@@ -311,6 +321,8 @@ def op_table(t: TraceTable) -> OpTable:
     for code, kind in ((C_MAXPOOL, K_MAXPOOL), (C_AVGPOOL, K_AVGPOOL)):
         # non-overlapping pooling (stride = kernel: the windows tile the input) or stride-1 'same' pooling
         i = rows(code)
+        if not len(i):
+            continue
         ei, eo, g = e_in[i], e_out[i], g_in[i].astype(np.int64)
         window = c["kernel"][i] ** rank
         tiled = c["stride"][i] == c["kernel"][i]
@@ -369,7 +381,7 @@ def _step_costs(ops: OpTable, b: int, net: Network, trace: Trace, batch_size: in
     """Network b's step of an op table as objects."""
     lo, hi = int(ops.start[b]), int(ops.start[b + 1])
     n = batch_size
-    vals = ops.values(n)[lo:hi].tolist()
+    vals = (ops.fixed[lo:hi] + ops.per_sample[lo:hi] * n).tolist()  # this network's rows only
     kinds = ops.kind[lo:hi].tolist()
     layers_of = ops.layer[lo:hi].tolist()
     per_layer: list[list[OpCost]] = [[] for _ in range(len(net.layers) + len(_PSEUDO))]
@@ -452,18 +464,28 @@ def run_costs(
     net: Network, input_shape: tuple[int, ...], n_classes: int, *, batch_size: int, n_train: int, epochs: int
 ) -> RunCosts:
     """Costs of ``epochs`` passes over n_train samples in batches (the last one partial, as the builder runs)."""
+    return run_costs_many([net], input_shape, n_classes, batch_size=batch_size, n_train=n_train, epochs=epochs)[0]
+
+
+def run_costs_many(nets: Sequence[Network], input_shape: tuple[int, ...], n_classes: int, *, batch_size: int,
+                   n_train: int, epochs: int) -> list[RunCosts]:
+    """``run_costs`` of a batch of networks under one task and protocol, costed together."""
     if n_train < 1 or epochs < 1:
         raise ValueError(f"n_train and epochs must be >= 1, got {n_train} and {epochs}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     input_shape = tuple(int(d) for d in input_shape)
-    ops = network_ops([net], input_shape, n_classes)
-    trace = trace_network(net, input_shape, n_classes)
+    t = batch_trace(nets, input_shape, n_classes)
+    ops = op_table(t)
     full, rem = run_batches(batch_size, n_train)
-    return RunCosts(
-        steps_per_epoch=math.ceil(n_train / batch_size), epochs=epochs, full=_step_costs(ops, 0, net, trace, full),
-        remainder=_step_costs(ops, 0, net, trace, rem) if rem else None,
-    )
+    out = []
+    for b, net in enumerate(nets):
+        trace = t.trace(b)
+        out.append(RunCosts(
+            steps_per_epoch=math.ceil(n_train / batch_size), epochs=epochs,
+            full=_step_costs(ops, b, net, trace, full), remainder=_step_costs(ops, b, net, trace, rem) if rem else None,
+        ))
+    return out
 
 
 def run_batches(batch_size: int, n_train: int) -> tuple[int, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -84,34 +85,39 @@ class OpTime:
 _OPTIMIZER = CLASS_CODE[OpClass.OPTIMIZER]
 
 
+def class_rate(cls: OpClass, device: Device, precision: str = "fp32") -> tuple[float, float]:
+    """(attainable FLOP/s, scale of its bytes) of an op class on a device: the dtype's peak times the compute
+    efficiency; half-precision activation traffic where the precision is bf16/fp16 (optimizer and data stay fp32)."""
+    peak = device.peak(op_dtype(cls, device, precision)) * device.compute_efficiency
+    scale = 0.5 if precision in ("bf16", "fp16") and cls not in (OpClass.OPTIMIZER, OpClass.DATA) else 1.0
+    return peak, scale
+
+
+def _seconds(flops: Any, nbytes: Any, launches: Any, peak: Any, scale: Any, device: Device) -> tuple[Any, Any, Any]:
+    """compute, memory and launch seconds: FLOPs / attainable FLOP/s, bytes / attainable bandwidth, launches x
+    overhead (scalars or arrays alike)."""
+    return (flops / peak, nbytes * scale / (device.mem_bandwidth.value * device.memory_efficiency),
+            launches * device.launch_overhead_s)
+
+
 def op_seconds(op_class: np.ndarray, flops: np.ndarray, nbytes: np.ndarray, launches: np.ndarray, device: Device,
                precision: str = "fp32") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per op (classes as ``costs.CLASS_CODE``): compute, memory and launch seconds, i.e. FLOPs / attainable FLOP/s,
-    bytes / attainable bandwidth and launches x overhead (``launches``: as the op counts them; AdamW on CUDA is
-    replaced by its foreach launches here)."""
-    peak = np.asarray([device.peak(op_dtype(c, device, precision)) * device.compute_efficiency for c in OP_CLASSES])
-    half = precision in ("bf16", "fp16")
-    scale = np.asarray([0.5 if half and c not in (OpClass.OPTIMIZER, OpClass.DATA) else 1.0 for c in OP_CLASSES])
-    bw = device.mem_bandwidth.value * device.memory_efficiency
+    """``op_time``'s seconds for arrays of ops (classes as ``costs.CLASS_CODE``; ``launches`` as the ops count them:
+    AdamW on CUDA takes its foreach launches here, as ``op_launches`` says)."""
+    rates = [class_rate(c, device, precision) for c in OP_CLASSES]
+    peak = np.asarray([r[0] for r in rates])[op_class]
+    scale = np.asarray([r[1] for r in rates])[op_class]
     if device.kind == "gpu":
         launches = np.where(op_class == _OPTIMIZER, ADAMW_OPS_PER_TENSOR, launches)
-    return (flops.astype(np.float64) / peak[op_class], nbytes.astype(np.float64) * scale[op_class] / bw,
-            launches.astype(np.float64) * device.launch_overhead_s)
-
-
-def _op_times(ops: Sequence[OpCost], labels: Sequence[str], device: Device, precision: str) -> tuple[OpTime, ...]:
-    cls = np.fromiter((CLASS_CODE[o.op_class] for o in ops), dtype=np.int64, count=len(ops))
-    flops = np.asarray([o.flops for o in ops], dtype=np.int64)
-    nbytes = np.asarray([o.bytes for o in ops], dtype=np.int64)
-    launches = np.asarray([o.launches for o in ops], dtype=np.int64)
-    c, m, la = (a.tolist() for a in op_seconds(cls, flops, nbytes, launches, device, precision))
-    return tuple(OpTime(o.name, o.op_class, lab, *t)
-                 for o, lab, t in zip(ops, labels, zip(c, m, la, strict=True), strict=True))
+    return _seconds(flops.astype(np.float64), nbytes.astype(np.float64), launches.astype(np.float64), peak, scale,
+                    device)
 
 
 def op_time(op: OpCost, layer: str, device: Device, precision: str = "fp32") -> OpTime:
     """max(FLOPs / attainable FLOP/s, bytes / attainable bandwidth) and launches x overhead."""
-    return _op_times([op], [layer], device, precision)[0]
+    peak, scale = class_rate(op.op_class, device, precision)
+    return OpTime(op.name, op.op_class, layer, *_seconds(op.flops, op.bytes, op_launches(op, device.kind), peak, scale,
+                                                         device))
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +174,7 @@ def _device(device: Device | str, threads: int | None = None) -> Device:
 def step_time(costs: StepCosts, device: Device | str = "local", *, precision: str = "fp32") -> StepTime:
     """Roofline time of one step of known costs."""
     dev = _device(device)
-    pairs = [(o, layer.label) for layer in costs.layers for o in layer.ops]
-    ops = _op_times([o for o, _ in pairs], [lab for _, lab in pairs], dev, precision)
+    ops = tuple(op_time(o, layer.label, dev, precision) for layer in costs.layers for o in layer.ops)
     return StepTime(dev.key, costs.batch_size, ops, costs.flops_train_step, costs.bytes_train_step,
                     dev.step_overhead_s)
 
