@@ -352,7 +352,7 @@ def batch_trace(nets: Sequence[Layered], input_shape: Sequence[int], n_classes: 
     return _recent_table(tuple(nets), tuple(int(d) for d in input_shape), int(n_classes))
 
 
-@lru_cache(maxsize=50_000)
+@lru_cache(maxsize=10_000)  # a trace of objects is ~2 kB: the batched paths use tables, not this
 def _cached_trace(net: Layered, input_shape: tuple[int, ...], n_classes: int) -> Trace:
     return trace_table((net,), input_shape, n_classes).trace(0)
 
