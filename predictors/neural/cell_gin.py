@@ -28,6 +28,7 @@ from torch import nn
 
 from narch.predictors.base import PREDICTORS, Target
 from narch.predictors.neural.data import SideFeatures
+from narch.predictors.neural.gin import GINLayer
 from narch.predictors.neural.regressor import NeuralPredictor
 from narch.predictors.neural.simulation import mlp_head
 from narch.search_space import Network
@@ -110,18 +111,11 @@ def encode(cells: Sequence[tuple[tuple[tuple[int, int], ...], tuple[str, ...]]],
                       torch.from_numpy(np.ascontiguousarray(side, dtype=np.float32)))
 
 
-class DenseGINLayer(nn.Module):
-    """h' = norm(h + MLP([(1 + eps) h + Σ predecessors, Σ successors])), masked to real nodes."""
+class DenseGINLayer(GINLayer):
+    """gin's layer (h' = norm(h + MLP([(1 + eps) h + Σ predecessors, Σ successors]))) over a dense adjacency, masked
+    to real nodes: the same parameters, messages by matrix products instead of gathers."""
 
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.eps = nn.Parameter(torch.zeros(1))
-        self.fwd = nn.Linear(dim, dim)
-        self.back = nn.Linear(dim, dim, bias=False)
-        self.out = nn.Linear(dim, dim)
-        self.norm = nn.LayerNorm(dim)
-
-    def forward(self, h: torch.Tensor, adj: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, adj: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         pred = torch.bmm(adj.transpose(1, 2), h)  # node j: sum over i -> j
         succ = torch.bmm(adj, h)
         z = self.fwd((1 + self.eps) * h + pred) + self.back(succ)
