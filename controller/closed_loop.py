@@ -72,10 +72,11 @@ def choose(history: list[Any], measured: set[str], k: int, explore: float) -> li
     for e in history:
         if e.arch_id in measured:
             continue
-        score = float(e.reward) + explore * float(e.acc_std or 0.0)
+        std = float(e.acc_std) if e.acc_std is not None and np.isfinite(e.acc_std) else 0.0  # NaN: no uncertainty
+        score = float(e.reward) + explore * std
         if e.arch_id not in best or score > best[e.arch_id]["score"]:
             best[e.arch_id] = {"arch_id": e.arch_id, "arch_json": e.arch_json, "score": score,
-                               "reward": float(e.reward), "acc_pred": float(e.acc), "acc_std": float(e.acc_std or 0.0),
+                               "reward": float(e.reward), "acc_pred": float(e.acc), "acc_std": std,
                                "parent_arch_id": e.parent_arch_id, "move": e.move}
     return sorted(best.values(), key=lambda r: -r["score"])[:k]
 

@@ -50,6 +50,8 @@ def test_choose_skips_measured_networks_and_adds_the_exploration_bonus() -> None
     hist = [_ev("a", 0.9, 0.0), _ev("b", 0.8, 0.2), _ev("c", 0.85, 0.0), _ev("a", 0.9, 0.0), _ev("m", 0.99, 0.0)]
     assert [p["arch_id"] for p in choose(hist, {"m"}, 2, 0.0)] == ["a", "c"]
     assert [p["arch_id"] for p in choose(hist, {"m"}, 2, 1.0)] == ["b", "a"]  # 0.8 + 0.2 beats 0.9
+    no_std = [_ev("a", 0.9, float("nan")), _ev("b", 0.8, float("nan")), _ev("c", 0.85, float("nan"))]
+    assert [p["arch_id"] for p in choose(no_std, set(), 2, 1.0)] == ["a", "c"]  # a family without a std: no bonus
 
 
 def test_random_best_is_the_exact_expected_maximum() -> None:
