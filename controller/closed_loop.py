@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from narch.controller.reward import load_reward
 from narch.controller.search import run_one
 from narch.controller.session import Log, SearchConfig, load_predictor, prepare, quiet
 from narch.controller.verify import plan_from_best, train_plan
@@ -114,7 +115,7 @@ def run_loop(cfg: SearchConfig, loop: LoopConfig, strategy: str, *, log: Log = q
     corpus = folder / "corpus"
     folder.mkdir(parents=True, exist_ok=True)
     base = load_predictor(cfg.predictor, cfg.corpus)
-    acc = prepare(cfg, loaded=base).reward.accuracy
+    acc = load_reward(cfg.reward).accuracy  # the accuracy target the reward ranks by
     seed = int(base.rows["seed"].drop_nulls()[0]) if base.rows["seed"].drop_nulls().len() else 0
     rounds = _state(folder)
     predictor = Path(rounds[-1]["next_predictor"]) if rounds else Path(cfg.predictor)

@@ -195,9 +195,16 @@ class Corpus:
 
     def arch_id(self, arch: Arch) -> str:
         """The arch_id of any accepted form (a string of 16 hex digits is taken as an arch_id)."""
+        return self._resolve(arch)[0]
+
+    def _resolve(self, arch: Arch) -> tuple[str, pl.DataFrame | None]:
+        """The arch_id, and the rows when a benchmark index or name picked them (None: all rows of the arch_id)."""
         bench = self._bench_rows(arch) if isinstance(arch, str | int) else None
         if bench is not None and bench.height:
-            return str(bench["arch_id"][0])
+            return str(bench["arch_id"][0]), bench
+        return self._plain_arch_id(arch), None
+
+    def _plain_arch_id(self, arch: Arch) -> str:
         if isinstance(arch, int) and not isinstance(arch, bool):
             raise SpecError(f"arch: {arch} is not a benchmark index of {self.path}")
         if isinstance(arch, str) and not arch.lstrip().startswith("{"):
@@ -210,11 +217,8 @@ class Corpus:
     def lookup(self, arch: Arch) -> Record:
         """The network's settings and rows; ``NotInCorpus`` (a KeyError) when the corpus holds none of it. A benchmark
         index or name gives that benchmark network's rows only (isomorphic cells share an arch_id, not their rows)."""
-        bench = self._bench_rows(arch) if isinstance(arch, str | int) else None
-        if bench is not None and bench.height:
-            arch_id, rows = str(bench["arch_id"][0]), bench
-        else:
-            arch_id = self.arch_id(arch)
+        arch_id, rows = self._resolve(arch)
+        if rows is None:
             rows = self.frame.filter(pl.col("arch_id") == arch_id)
         if rows.height == 0:
             raise NotInCorpus(f"{arch_id}: no such network in the corpus {self.path} ({len(self)} networks)")

@@ -56,10 +56,8 @@ def _positional_fill(values: pl.DataFrame) -> Callable[[pa.Table], pa.Table]:
 def backfill(out: Path, columns: SourceColumns, names: Sequence[str] = BENCH_COLUMNS) -> int:
     """Fill the null cells of ``names`` from ``columns`` per source row; the number of rows that gained a value."""
     where = source_rows(out)
-    values = pl.DataFrame([{n: columns(src, i).get(n) for n in names} for src, i in where],
-                          schema={n: pl.Int64 if n in ("bench_index", "params") else
-                                  pl.String if n in ("bench_arch", "bench_cell") else pl.Float64 for n in names})
-    have = read_corpus(out).select(names)
+    have = read_corpus(out).select(names)  # its dtypes are the corpus schema's
+    values = pl.DataFrame([{n: columns(src, i).get(n) for n in names} for src, i in where], schema=have.schema)
     if have.height != values.height:
         raise ValueError(f"{out}: the corpus has {have.height} rows, {SIDECAR} accounts for {values.height}")
     both = pl.concat([have, values.rename({n: f"{n}__new" for n in names})], how="horizontal")
