@@ -59,17 +59,24 @@ def compare(
     time_col: Annotated[str, typer.Option(help="measured time column; auto: the corpus's time label "
                                                "(schema.TIME_LABEL) where every ok row has it, else train_time_s")
                         ] = "auto",
+    where: Annotated[str | None, typer.Option(help="row filters COL=VALUE[,COL=VALUE] (e.g. one device_name of a "
+                                                   "corpus timed on several)")] = None,
 ) -> None:
     """Measured vs roofline training time on a corpus: raw and calibrated errors, a report and a roofline PNG."""
     from narch.dataset_builder.corpus import read_corpus
     from narch.dataset_builder.tasks import with_task_shapes
     from narch.hardware.compare import compare_rows
     from narch.hardware.compare_report import write_report
+    from narch.predict_cli import _pairs
+    from narch.predictors.leaderboard import ok_rows_where
 
     check_float("--train-frac", train_frac, low=0, low_open=True, high=1, high_open=True)
     check_int("--seed", seed, low=0)
     check_out_folder("--out", out)
-    rows = with_task_shapes(read_corpus(corpus))
+    rows = read_corpus(corpus)
+    if where:
+        rows = ok_rows_where(rows, _pairs(where, "--where"), corpus)
+    rows = with_task_shapes(rows)
     col = time_label_of(rows) if time_col == "auto" else time_col
     report = compare_rows(rows, name=str(corpus), train_frac=train_frac, seed=seed, time_col=col)
     paths = write_report(report, out)

@@ -154,13 +154,18 @@ def load_rows(cfg: LeaderboardConfig) -> pl.DataFrame:
 
 def filter_rows(rows: pl.DataFrame, cfg: LeaderboardConfig) -> pl.DataFrame:
     """Ok rows that pass the ``where`` filters (of a corpus already read)."""
+    return ok_rows_where(rows, cfg.where, cfg.corpus)
+
+
+def ok_rows_where(rows: pl.DataFrame, where: dict[str, Any], name: object) -> pl.DataFrame:
+    """Ok rows whose columns equal the ``where`` values (compared as strings, as a command line gives them)."""
     rows = rows.filter(pl.col("status") == "ok")
-    for col, value in cfg.where.items():
+    for col, value in where.items():
         if col not in rows.columns:
             raise ValueError(f"--where: the corpus has no column {col!r}")
         rows = rows.filter(pl.col(col).cast(pl.String) == str(value))
     if rows.height == 0:
-        raise ValueError(f"{cfg.corpus}: no ok rows" + (f" where {cfg.where}" if cfg.where else ""))
+        raise ValueError(f"{name}: no ok rows" + (f" where {where}" if where else ""))
     return rows
 
 

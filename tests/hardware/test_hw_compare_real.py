@@ -45,3 +45,21 @@ def test_build_then_compare(tmp_path: Path) -> None:
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
     width, height = struct.unpack(">II", png[16:24])
     assert width >= 400 and height >= 200, (width, height)
+
+
+@pytest.mark.slow
+def test_compare_where_keeps_one_device(tmp_path: Path) -> None:
+    """A corpus timed on two devices is compared one device at a time (--where); a filter that keeps nothing is a
+    one-line error that writes nothing."""
+    corpus = tmp_path / "corpus"
+    for seed in (4, 5):
+        res = runner.invoke(app, ["build", "--task", "mnist1d", "--archs", "6", "--epochs", "1", "--n-train", "256",
+                                  "--seed", str(seed), "--threads", "1", "--quiet", "--out", str(corpus)])
+        assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["hardware", "compare", "--corpus", str(corpus), "--where", "seed=5",
+                              "--out", str(tmp_path / "five")])
+    assert res.exit_code == 0, res.output
+    assert len(json.loads((tmp_path / "five" / "report.json").read_text())["rows"]["arch_id"]) == 6
+    res = runner.invoke(app, ["hardware", "compare", "--corpus", str(corpus), "--where", "device_name=nope",
+                              "--out", str(tmp_path / "none")])
+    assert res.exit_code == 2 and "no ok rows where" in res.output and not (tmp_path / "none").exists()
