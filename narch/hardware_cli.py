@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from narch.console import ERR, OUT, guarded
-from narch.core.checks import check_float, check_int, check_out_folder
+from narch.core.checks import check_float, check_int, check_out_folder, name_value_pairs
 
 hardware_app = typer.Typer(no_args_is_help=True, help="Device micro-benchmark and measured-vs-roofline reports.")
 
@@ -67,7 +67,6 @@ def compare(
     from narch.dataset_builder.tasks import with_task_shapes
     from narch.hardware.compare import compare_rows
     from narch.hardware.compare_report import write_report
-    from narch.predict_cli import _pairs
     from narch.predictors.leaderboard import ok_rows_where
 
     check_float("--train-frac", train_frac, low=0, low_open=True, high=1, high_open=True)
@@ -75,7 +74,7 @@ def compare(
     check_out_folder("--out", out)
     rows = read_corpus(corpus)
     if where:
-        rows = ok_rows_where(rows, _pairs(where, "--where"), corpus)
+        rows = ok_rows_where(rows, name_value_pairs(where, "--where"), corpus)
     rows = with_task_shapes(rows)
     col = time_label_of(rows) if time_col == "auto" else time_col
     report = compare_rows(rows, name=str(corpus), train_frac=train_frac, seed=seed, time_col=col)

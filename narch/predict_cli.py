@@ -12,6 +12,8 @@ import typer
 
 from narch.console import ERR, OUT, Plugins, guarded, load_plugins
 from narch.core.checks import check_int
+from narch.core.checks import csv_items as _csv
+from narch.core.checks import name_value_pairs as _pairs
 from narch.core.errors import SettingError
 from narch.core.store import as_location, open_store
 from narch.core.tables import markdown_table
@@ -19,25 +21,6 @@ from narch.core.tables import markdown_table
 if TYPE_CHECKING:
     from narch.predictors.leaderboard import LeaderboardPlan
     from narch.search_space import Network
-
-
-def _csv(text: str | None, option: str) -> tuple[str, ...] | None:
-    if text is None:
-        return None
-    items = tuple(s.strip() for s in text.split(",") if s.strip())
-    if not items:
-        raise SettingError(f"{option}: empty list {text!r}")
-    return items
-
-
-def _pairs(text: str | None, option: str) -> dict[str, str]:
-    out = {}
-    for item in _csv(text, option) or ():
-        key, sep, value = item.partition("=")
-        if not sep or not key or not value:
-            raise SettingError(f"{option}: expected NAME=VALUE, got {item!r}")
-        out[key.strip()] = value.strip()
-    return out
 
 
 def _int(text: str, option: str) -> int:

@@ -78,3 +78,24 @@ def check_out_folder(name: str, path: str | Path) -> Path:
             raise SettingError(f"{path}: {name} cannot be written ({at} {why})")
         break
     return path
+
+
+def csv_items(text: str | None, option: str) -> tuple[str, ...] | None:
+    """The items of a comma-separated option (None when it was not given)."""
+    if text is None:
+        return None
+    items = tuple(s.strip() for s in text.split(",") if s.strip())
+    if not items:
+        raise SettingError(f"{option}: empty list {text!r}")
+    return items
+
+
+def name_value_pairs(text: str | None, option: str) -> dict[str, str]:
+    """NAME=VALUE[,NAME=VALUE] of an option (--where, --family-trials)."""
+    out = {}
+    for item in csv_items(text, option) or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise SettingError(f"{option}: expected NAME=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
