@@ -34,6 +34,9 @@ def cluster(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from ray.cluster_utils import Cluster
 
     temp_dir = tempfile.mkdtemp(prefix="narch-rayc-", dir="/tmp")
+    # Cluster writes the address file into Ray's default temp folder whatever temp_dir says, and does not create it:
+    # on a fresh machine where no Ray has run yet, the head fails with FileNotFoundError without this.
+    Path("/tmp/ray").mkdir(exist_ok=True)
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False,
                                                       "temp_dir": temp_dir})
     workers = [c.add_node(num_cpus=1) for _ in range(3)]
