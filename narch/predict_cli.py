@@ -11,9 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from narch.console import ERR, OUT, Plugins, guarded, load_plugins
-from narch.core.checks import check_int
-from narch.core.checks import csv_items as _csv
-from narch.core.checks import name_value_pairs as _pairs
+from narch.core.checks import check_int, csv_items, name_value_pairs
 from narch.core.errors import SettingError
 from narch.core.store import as_location, open_store
 from narch.core.tables import markdown_table
@@ -96,15 +94,16 @@ def leaderboard_cmd(
     from narch.predictors.leaderboard_report import refreeze as redo
 
     load_plugins(plugin)
-    size_list = tuple(_int(s, "--sizes") for s in _csv(sizes, "--sizes") or ()) or SIZES
+    size_list = tuple(_int(s, "--sizes") for s in csv_items(sizes, "--sizes") or ()) or SIZES
     cfg = LeaderboardConfig(
-        corpus=as_location(corpus), out=out, targets=_csv(target, "--target") or (),
-        predictors=_csv(predictors, "--predictors"),
+        corpus=as_location(corpus), out=out, targets=csv_items(target, "--target") or (),
+        predictors=csv_items(predictors, "--predictors"),
         seeds=seeds, trials=trials, sizes=size_list, include_all=not no_all, max_test=max_test, quick=quick,
-        freeze=freeze, command=shlex.join(["narch", *sys.argv[1:]]), where=_pairs(where, "--where"),
-        family_trials={k: _int(v, "--family-trials") for k, v in _pairs(family_trials, "--family-trials").items()},
+        freeze=freeze, command=shlex.join(["narch", *sys.argv[1:]]), where=name_value_pairs(where, "--where"),
+        family_trials={k: _int(v, "--family-trials") for k, v in
+                       name_value_pairs(family_trials, "--family-trials").items()},
         family_sizes={k: tuple(_int(x, "--family-sizes") for x in v.split(":")) for k, v in
-                      _pairs(family_sizes, "--family-sizes").items()},
+                      name_value_pairs(family_sizes, "--family-sizes").items()},
         restart=restart,
     )
     if not open_store(cfg.corpus).is_folder():
