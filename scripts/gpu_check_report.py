@@ -5,19 +5,30 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
+from narch.core.checks import check_int, csv_items
+from narch.core.errors import SettingError
 from narch.core.files import atomic_write_json, atomic_write_text
 from narch.core.tables import markdown_table
 from narch.dataset_builder.corpus import is_corpus, read_corpus
+from narch.hardware.catalogue import Device, local_device
+from narch.hardware.compare import device_for, error_stats
+from narch.hardware.costs import OpClass, run_costs
+from narch.hardware.roofline import op_dtype
+from narch.search_space import Network
 
 Check = dict[str, Any]
+MAX_LEVEL = 64  # trainings at once on one device
+RATIO_SANE = 50  # a roofline off by more than this is a unit or device mix-up, not a model's error
 
 
 def check(name: str, passed: bool | None, detail: str) -> Check:
@@ -109,17 +120,223 @@ def corpus_checks(df: pl.DataFrame, *, name: str, device: str, epochs: int) -> l
     return out
 
 
+def _as_int(text: str) -> int | str:
+    try:
+        return int(text)
+    except ValueError:
+        return text  # check_int names it
+
+
+def _finite(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
+def bench_result(out: Path) -> dict[str, Any] | None:
+    """The micro-benchmark this check ran (bench/bench_<host>.json), or None."""
+    paths = sorted((out / "bench").glob("bench_*.json"))
+    return json.loads(paths[0].read_text()) if paths else None
+
+
+def median_network(c1: pl.DataFrame) -> dict[str, Any] | None:
+    """The timed ok row of median forward FLOPs (the lower middle of an even count; ties by arch_id)."""
+    if c1.height == 0:
+        return None
+    ok = c1.filter((pl.col("status") == "ok") & (pl.col("train_time_s") > 0)).sort("flops_fwd", "arch_id")
+    return ok.row((ok.height - 1) // 2, named=True) if ok.height else None
+
+
+def peaks(row: dict[str, Any], bench: dict[str, Any] | None, *, device: str) -> list[dict[str, Any]]:
+    """The peak FLOP/s a row is judged against, each named: the micro-benchmark's and the spec table's, at the
+    dtype the roofline runs convolutions at under PyTorch defaults (TF32 on a GPU that has it, else fp32)."""
+    cuda = device == "cuda"
+    found: list[tuple[str, Device]] = []
+    if bench and bench.get("cuda" if cuda else "cpu"):
+        found.append(("micro-benchmark", local_device(threads=row.get("threads"), bench=bench, cuda=cuda)))
+    spec = device_for(row)  # the catalogue entry the device name matches; "local" when none does
+    if spec.key != "local":
+        found.append(("spec table", spec))
+    out = []
+    for source, dev in found:
+        dtype = op_dtype(OpClass.CONV, dev, "fp32")
+        out.append({"source": source, "device": dev.name, "dtype": dtype, "peak_flops": dev.peak(dtype),
+                    "from": dev.peak_flops[dtype].source})
+    return out
+
+
+def median_network_mfu(c1: pl.DataFrame, bench: dict[str, Any] | None, *, device: str) -> dict[str, Any] | None:
+    """Model FLOPs utilisation of the median network of the concurrency-1 corpus: its training FLOPs (the cost
+    model's forward + backward + optimizer count per step, over the run's steps) / measured train time / peak."""
+    row = median_network(c1)
+    if row is None:
+        return None
+    rc = run_costs(Network.from_json(row["arch_json"]), tuple(int(d) for d in row["input_shape"]),
+                   int(row["n_classes"]), batch_size=int(row["batch_size"]), n_train=int(row["n_train"]),
+                   epochs=int(row["epochs"]))
+    achieved = rc.flops_run / row["train_time_s"]
+    return {"arch_id": row["arch_id"], "of_networks": int((c1["status"] == "ok").sum()),
+            "flops_fwd": row["flops_fwd"], "flops_train_step": rc.full.flops_train_step,
+            "flops_train_step_corpus": row.get("flops_train_step"), "steps": rc.steps, "flops_run": rc.flops_run,
+            "train_time_s": row["train_time_s"], "achieved_flops_per_s": achieved,
+            "peaks": [p | {"mfu": achieved / p["peak_flops"]} for p in peaks(row, bench, device=device)]}
+
+
+def mfu_checks(mfu: dict[str, Any] | None, *, device: str) -> list[Check]:
+    """MFU within (0, 1] against every peak found; on CUDA both peaks must be found (CPUs have no spec entry)."""
+    if mfu is None:
+        return [check("MFU of the median network", False, "no timed ok row in corpus_c1")]
+    out = [check("MFU: cost model's step FLOPs = the corpus's flops_train_step",
+                 mfu["flops_train_step"] == mfu["flops_train_step_corpus"],
+                 f"{mfu['flops_train_step']} vs {mfu['flops_train_step_corpus']}")]
+    by_source = {p["source"]: p for p in mfu["peaks"]}
+    for source in ("micro-benchmark", "spec table"):
+        p = by_source.get(source)
+        if p is None:
+            skip = device != "cuda" and source == "spec table"
+            out.append(check(f"MFU vs the {source} peak", None if skip else False,
+                             "skipped: a CPU has no spec-table entry" if skip else f"no {source} peak found"))
+            continue
+        out.append(check(f"MFU vs the {source} {p['dtype']} peak in (0, 1]", 0 < p["mfu"] <= 1,
+                         f"{p['mfu']:.3g} of {p['peak_flops'] / 1e12:.4g} TFLOP/s ({p['device']})"))
+    return out
+
+
+def ratio_stats(pred: np.ndarray, measured: np.ndarray) -> dict[str, Any]:
+    """Per-network predicted / measured time: median ratio, plus compare's error statistics (Spearman, |err|)."""
+    err = error_stats(pred, measured)
+    return {"n": len(pred), "median_ratio_predicted_to_measured": float(np.median(pred / measured)),
+            "spearman": _finite(err["spearman"]), "median_ape_pct": err["median_ape_pct"]}
+
+
+def roofline_vs_measured(report_json: Path, c1: pl.DataFrame) -> dict[str, dict[str, Any]]:
+    """Roofline-predicted vs measured training time of the concurrency-1 networks, from what `narch hardware
+    compare` wrote (its raw roofline on the device it matched) and from the corpus's build-time roofline column."""
+    out = {}
+    if report_json.exists():
+        r = json.loads(report_json.read_text())
+        rows = r["rows"]
+        fig = r.get("device_figures") or {}
+        out["compare_raw"] = {"source": f"narch hardware compare, raw roofline on {fig.get('name')} "
+                                        f"({fig.get('source')})",
+                              **ratio_stats(np.array(rows["raw_s"]), np.array(rows["measured_s"]))}
+    if c1.height:
+        ok = c1.filter((pl.col("status") == "ok") & (pl.col("train_time_s") > 0)
+                       & (pl.col("roofline_train_time_s") > 0))
+        if ok.height:
+            pred, measured = ok["roofline_train_time_s"].to_numpy(), ok["train_time_s"].to_numpy()
+            out["corpus_column"] = {"source": "roofline_train_time_s of corpus_c1 (at build time, device "
+                                              "local / local-cuda: this host's cached micro-benchmark, defaults "
+                                              "without one)", **ratio_stats(pred, measured)}
+    return out
+
+
+MIN_RANKED = 8  # networks below which a rank correlation judges nothing
+
+
+def roofline_checks(roofline: dict[str, dict[str, Any]]) -> list[Check]:
+    """Each prediction's median ratio within 1/RATIO_SANE..RATIO_SANE of measured (units and device right), and its
+    ranking of the networks positively correlated with the measured one (when there are enough to rank)."""
+    out = []
+    for key, label in (("compare_raw", "compare's raw roofline"), ("corpus_column", "the corpus's roofline column")):
+        s = roofline.get(key)
+        if s is None:
+            out.append(check(f"roofline vs measured: {label}", False, "absent"))
+            continue
+        ratio = s["median_ratio_predicted_to_measured"]
+        out.append(check(f"roofline vs measured: {label}, median predicted/measured in 1/{RATIO_SANE}..{RATIO_SANE}",
+                         1 / RATIO_SANE <= ratio <= RATIO_SANE, f"{ratio:.3g} over {s['n']} networks"))
+        rho = s["spearman"]
+        enough = s["n"] >= MIN_RANKED and rho is not None
+        out.append(check(f"roofline vs measured: {label}, Spearman > 0", rho > 0 if enough else None,
+                         f"{rho if rho is None else round(rho, 3)}" + ("" if enough else
+                                                                       f" (skipped: under {MIN_RANKED} networks)")))
+    return out
+
+
+def mfu_lines(mfu: dict[str, Any] | None) -> list[str]:
+    if mfu is None:
+        return ["MFU: no timed ok row in corpus_c1"]
+    head = (f"median network {mfu['arch_id']} (of {mfu['of_networks']} by flops_fwd): {mfu['flops_run']:.3g} "
+            f"training FLOPs over {mfu['steps']} steps in {mfu['train_time_s']:.3g} s = "
+            f"{mfu['achieved_flops_per_s'] / 1e9:.3g} GFLOP/s")
+    return [head] + [f"  MFU {p['mfu']:.3g} of the {p['source']} {p['dtype']} peak, "
+                     f"{p['peak_flops'] / 1e12:.4g} TFLOP/s ({p['device']}; {p['from']})" for p in mfu["peaks"]]
+
+
+def roofline_lines(roofline: dict[str, dict[str, Any]]) -> list[str]:
+    return [f"roofline vs measured, {s['source']}: median predicted/measured "
+            f"{s['median_ratio_predicted_to_measured']:.3g}, Spearman {_fmt(s['spearman'])}, "
+            f"median |err| {s['median_ape_pct']:.1f} % over {s['n']} networks"
+            for s in roofline.values()]
+
+
+def levels(text: str) -> tuple[int, ...]:
+    """Concurrency levels of a comma list ("1,4,8"): ascending, distinct, each in 1..MAX_LEVEL, 1 among them (the
+    baseline every speed-up is over)."""
+    items = csv_items(text, "--concurrency") or ()
+    got = [check_int("--concurrency", _as_int(s), low=1, high=MAX_LEVEL) for s in items]
+    if 1 not in got:
+        raise SettingError(f"--concurrency {text!r} must include 1 (the baseline of the speed-ups)")
+    return tuple(sorted(set(got)))
+
+
+def build_row(out: Path, name: str, conc: int, df: pl.DataFrame, step_rows: dict[str, dict[str, str]]
+              ) -> dict[str, Any]:
+    """Throughput and utilisation of one build: rows, networks/hour three ways, median train time, GPU samples."""
+    step = step_rows.get(f"build_{name}", {})
+    seconds = float(step.get("seconds") or 0) or None
+    text = (out / f"build_{name}.out").read_text() if (out / f"build_{name}.out").exists() else ""
+    m = re.search(r"([\d.]+)\s+networks/hour", text)  # rich may wrap the line before the unit
+    ok = df.filter(pl.col("status") == "ok")
+    return {
+        "build": name,
+        "concurrency": conc,
+        "rows": df.height,
+        "ok": ok.height,
+        "step_rc": step.get("rc"),
+        "step_s": seconds,
+        "nets_per_hour_incl_startup": round(df.height / seconds * 3600) if seconds else None,
+        "nets_per_hour_runs_only": float(m.group(1)) if m else None,
+        "nets_per_hour_steady": steady_rate(df),
+        "train_time_s_median": ok["train_time_s"].median() if ok.height else None,
+        "gpu_util_pct_mean_rows_median": ok["gpu_util_pct_mean"].median() if ok.height else None,
+        **sampled(out, name),
+    }
+
+
+def throughput_checks(builds: list[dict[str, Any]], conc: tuple[int, ...], *, device: str) -> list[Check]:
+    """Networks/hour and its speed-up measured at every level; GPU utilisation sampled at every level (CUDA)."""
+    by_name = {b["build"]: b for b in builds}
+    out = []
+    for c in conc:
+        b = by_name.get(f"c{c}", {})
+        rate, up = b.get("nets_per_hour_steady"), b.get("speedup_vs_c1")
+        out.append(check(f"c{c}: networks/hour (steady) and speed-up measured", bool(rate and rate > 0 and up),
+                         f"{rate} nets/h, x{up} over c1" if b else "no corpus"))
+        if device != "cuda":
+            out.append(check(f"c{c}: GPU utilisation sampled", None, "skipped: not a CUDA run"))
+            continue
+        util = b.get("gpu_util_pct_sampled")
+        out.append(check(f"c{c}: GPU utilisation sampled, in (0, 100]", util is not None and 0 < util <= 100,
+                         f"mean {util} over {b.get('samples', 0)} samples"))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("out", type=Path)
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--concurrency", default="1,4,8", help="the levels built, a comma list including 1")
     ap.add_argument("--epochs", type=int, default=5)
     args = ap.parse_args()
-    out, n = args.out, args.concurrency
+    try:
+        conc = levels(args.concurrency)
+    except SettingError as e:
+        print(f"gpu_check_report: {e}", file=sys.stderr)
+        return 2
+    out = args.out
     step_rows = steps(out)
     builds, checks, corpora = [], [], {}
-    for name, conc in (("c1", 1), (f"c{n}", n), ("ray", n)):
+    for name, c in (*((f"c{c}", c) for c in conc), ("ray", conc[-1])):
         folder = out / f"corpus_{name}"
         if not is_corpus(folder):
             continue
@@ -128,26 +345,8 @@ def main() -> int:
         checks += corpus_checks(df, name=name, device=args.device, epochs=args.epochs)
         if name != "ray" or args.device == "cuda":  # Ray on CPU records its node's CPU slots instead
             got = set(df["concurrency"].drop_nulls())
-            checks.append(check(f"{name}: concurrency column = {conc}", got == {conc}, f"{sorted(got)}"))
-        step = step_rows.get(f"build_{name}", {})
-        seconds = float(step.get("seconds") or 0) or None
-        text = (out / f"build_{name}.out").read_text() if (out / f"build_{name}.out").exists() else ""
-        m = re.search(r"([\d.]+)\s+networks/hour", text)  # rich may wrap the line before the unit
-        ok = df.filter(pl.col("status") == "ok")
-        builds.append({
-            "build": name,
-            "concurrency": conc,
-            "rows": df.height,
-            "ok": ok.height,
-            "step_rc": step.get("rc"),
-            "step_s": seconds,
-            "nets_per_hour_incl_startup": round(df.height / seconds * 3600) if seconds else None,
-            "nets_per_hour_runs_only": float(m.group(1)) if m else None,
-            "nets_per_hour_steady": steady_rate(df),
-            "train_time_s_median": ok["train_time_s"].median() if ok.height else None,
-            "gpu_util_pct_mean_rows_median": ok["gpu_util_pct_mean"].median() if ok.height else None,
-            **sampled(out, name),
-        })
+            checks.append(check(f"{name}: concurrency column = {c}", got == {c}, f"{sorted(got)}"))
+        builds.append(build_row(out, name, c, df, step_rows))
     if "c1" in corpora:
         ref = dict(corpora["c1"].select("arch_id", "status").iter_rows())
         for name, df in corpora.items():
@@ -162,15 +361,23 @@ def main() -> int:
     for b in builds:
         r0, r = (base or {}).get("nets_per_hour_steady"), b["nets_per_hour_steady"]
         b["speedup_vs_c1"] = round(r / r0, 2) if r and r0 else None
+    checks += throughput_checks(builds, conc, device=args.device)
+    c1 = corpora.get("c1", pl.DataFrame())
+    mfu = median_network_mfu(c1, bench_result(out), device=args.device)
+    checks += mfu_checks(mfu, device=args.device)
+    roofline = roofline_vs_measured(out / "compare" / "report.json", c1)
+    checks += roofline_checks(roofline)
     failed = [c for c in checks if c["passed"] is False]
-    summary = {"device": args.device, "concurrency": n, "builds": builds, "checks": checks,
-               "failed_checks": len(failed), "steps": step_rows}
+    summary = {"device": args.device, "concurrency": list(conc), "builds": builds, "mfu_median_network": mfu,
+               "roofline_vs_measured": roofline, "checks": checks, "failed_checks": len(failed), "steps": step_rows}
     atomic_write_json(out / "summary.json", summary, sort_keys=False)
     write_markdown(out, summary)
     for b in builds:
-        print(f"{b['build']:>4}: {b['rows']} rows, {b['nets_per_hour_steady']} nets/h steady, "
-              f"{b['nets_per_hour_runs_only']} nets/h (runs only), "
+        print(f"{b['build']:>4}: {b['rows']} rows, {b['nets_per_hour_steady']} nets/h steady "
+              f"(x{b['speedup_vs_c1']} over c1), {b['nets_per_hour_runs_only']} nets/h (runs only), "
               f"{b['nets_per_hour_incl_startup']} nets/h incl. start-up, GPU util sampled {b['gpu_util_pct_sampled']}")
+    for line in mfu_lines(mfu) + roofline_lines(roofline):
+        print(line)
     for c in checks:
         mark = {True: "ok  ", False: "FAIL", None: "skip"}[c["passed"]]
         print(f"{mark} {c['check']}: {c['detail']}")
@@ -197,6 +404,14 @@ def write_markdown(out: Path, s: dict[str, Any]) -> None:
     lines += ["", f"## Checks ({s['failed_checks']} failed)", ""]
     lines += [f"- {'PASS' if c['passed'] else 'skip' if c['passed'] is None else 'FAIL'} {c['check']}: {c['detail']}"
               for c in s["checks"]]
+    lines += ["", "## MFU of the median network (corpus_c1)", "",
+              "Training FLOPs: the cost model's forward + backward + optimizer FLOPs of each step (hardware.costs, "
+              "as the roofline counts them) over the run's steps; divided by the measured train_time_s and by a "
+              "peak at the dtype the roofline gives convolutions under PyTorch defaults (TF32 on a GPU with it). "
+              "The networks also run element-wise ops on the fp32 vector units, so 1 is out of reach.", ""]
+    lines += [f"- {line.strip()}" for line in mfu_lines(s["mfu_median_network"])]
+    lines += ["", "## Roofline-predicted vs measured training time (corpus_c1)", ""]
+    lines += [f"- {line}" for line in roofline_lines(s["roofline_vs_measured"])] or ["- absent"]
     compare = out / "compare.out"
     if compare.exists():
         lines += ["", "## narch hardware compare (corpus_c1)", "", "```", compare.read_text().strip(), "```"]

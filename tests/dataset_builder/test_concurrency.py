@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from narch.cli import app
 from narch.dataset_builder.corpus import part_files, read_corpus
+from narch.dataset_builder.runners import local_pool
 from tests.conftest import build_tiny
 
 
@@ -25,6 +26,15 @@ def test_two_processes_build_what_one_builds(tmp_path: Path) -> None:
     assert dict(two.select("arch_id", "status").iter_rows()) == dict(one.select("arch_id", "status").iter_rows())
     assert set(one["concurrency"]) == {1} and set(two["concurrency"]) == {2}
     assert set(two["threads"]) == {1}
+
+
+@pytest.mark.parametrize(("concurrency", "threads"), [(1, 16), (4, 4), (8, 2), (32, 1)])
+def test_pool_processes_split_the_cores_between_them(monkeypatch: pytest.MonkeyPatch, concurrency: int,
+                                                     threads: int) -> None:
+    """On a 16-core GPU host, N trainings sharing one GPU take 16 // N torch threads each (at least one), so their
+    CPU-side work never oversubscribes the cores the scripts/gpu_check levels run on."""
+    monkeypatch.setattr(local_pool.os, "sched_getaffinity", lambda _pid: set(range(16)))
+    assert local_pool.default_threads(concurrency) == threads
 
 
 @pytest.mark.parametrize(
