@@ -3,7 +3,9 @@ refit the predictor on its corpus plus them, and search again on the refitted on
 
 A round of strategy S (``narch search --closed-loop ROUNDS``, one loop per strategy under ``OUT/loop/S/``):
 
-1. S runs with the search's budget on the current predictor (round 0: the frozen one named by ``--predictor``).
+1. S runs with the search's budget on the current predictor (round 0: the frozen one named by ``--predictor``),
+   from the seed network (``--loop-start seed``) or, once the loop has measured networks, from the best of them
+   (``best``, the default: the paper's controller adapts the best network it has).
 2. Of the networks it scored that no corpus row measured yet, the ``per_round`` best by reward + ``explore`` x the
    predicted accuracy's std (an exploration bonus where the family has an uncertainty; 0 otherwise) are trained
    for real with the corpus's own task and protocol (``controller.verify.train_plan``) into the loop's corpus
@@ -37,8 +39,10 @@ from narch.core.files import atomic_savefig, atomic_write_json, atomic_write_tex
 from narch.core.tables import markdown_table
 from narch.dataset_builder.corpus import is_corpus, read_corpus
 from narch.predictors.artefacts import read_manifest
+from narch.search_space import Network
 
 STATE = "loop.json"
+START_RULES = ("best", "seed")
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,12 @@ class LoopConfig:
     rounds: int = 4
     per_round: int = 4
     explore: float = 1.0
+    start: str = "best"  # each round's search starts from: "best" (measured so far) or "seed" (--start)
 
     def __post_init__(self) -> None:
         check_int("--closed-loop", self.rounds, low=1)
+        if self.start not in START_RULES:
+            raise ValueError(f"--loop-start must be one of {', '.join(START_RULES)}, got {self.start!r}")
         check_int("--per-round", self.per_round, low=1)
         if not (self.explore >= 0 and np.isfinite(self.explore)):
             raise ValueError(f"--explore must be a finite number >= 0, got {self.explore}")
@@ -125,9 +132,13 @@ def run_loop(cfg: SearchConfig, loop: LoopConfig, strategy: str, *, log: Log = q
         loop_rows = read_corpus(corpus).filter(pl.col("status") == "ok") if is_corpus(corpus) else None
         rows = base.rows if loop_rows is None else pl.concat([base.rows, loop_rows], how="diagonal_relaxed")
         setup = prepare(dataclasses.replace(cfg, predictor=predictor, corpus=base.corpus), rows=rows)
+        if loop.start == "best" and loop_rows is not None and loop_rows.height:
+            best_json = (loop_rows.group_by("arch_json").agg(pl.col(acc).mean())
+                         .sort([acc, "arch_json"], descending=[True, False])["arch_json"][0])
+            setup = dataclasses.replace(setup, start=Network.from_json(best_json))
         run = run_one(strategy, objectives=setup.objectives, reward=setup.reward, moves=setup.moves,
                       start=setup.start, budget=cfg.budget, seed=r, episode_len=cfg.episode_len, batch=cfg.batch,
-                      params=cfg.params.get(strategy))
+                      params=cfg.params.get(strategy), demos=setup.demos)
         picks = choose(run.history, set(rows["arch_id"]), loop.per_round, loop.explore)
         log(f"closed loop {strategy} round {r + 1}/{loop.rounds}: {len(run.history)} queries, training "
             f"{len(picks)} networks for real into {corpus}")
@@ -144,8 +155,9 @@ def run_loop(cfg: SearchConfig, loop: LoopConfig, strategy: str, *, log: Log = q
         freeze(allrows, list(fams), out=nxt, corpus=str(base.corpus), family=fams, params=params,
                command=f"closed loop {strategy} round {r + 1}: {base.corpus} + {corpus}")
         best = float(ok[acc].max()) if ok.height else None  # type: ignore[arg-type]
-        rounds.append({"round": r + 1, "predictor": str(predictor), "next_predictor": str(nxt),
-                       "fingerprint": read_manifest(nxt).get("corpus_fingerprint"), "queries": len(run.history),
+        rounds.append({"round": r + 1, "start": setup.start.arch_id, "predictor": str(predictor),
+                       "next_predictor": str(nxt), "fingerprint": read_manifest(nxt).get("corpus_fingerprint"),
+                       "queries": len(run.history),
                        "trainings": int(ok.height), "best_measured": best, "trained": trained})
         atomic_write_json(folder / STATE, {"strategy": strategy, "config": dataclasses.asdict(loop),
                                            "accuracy": acc, "rounds": rounds}, sort_keys=False)

@@ -30,12 +30,12 @@ class RunResult:
 
 def run_one(strategy: str, *, objectives: Objectives, reward: RewardConfig, moves: Moves, start: Network,
             budget: int, seed: int, episode_len: int = 8, batch: int = 16, max_steps_factor: int = 50,
-            stall_steps: int = 5000, params: dict[str, Any] | None = None) -> RunResult:
+            stall_steps: int = 5000, params: dict[str, Any] | None = None, demos: tuple[Any, ...] = ()) -> RunResult:
     """Run a strategy until the budget is spent, or it stalls: ``stall_steps`` proposals in a row that were all
     networks already scored (a collapsed policy revisits for free), or ``max_steps_factor`` x budget proposals."""
     ev = Evaluator(objectives, reward, budget=budget, lineage=moves.lineage)
     ev.evaluate([start])
-    ctx = StrategyContext(start, moves, ev, seed, episode_len, dict(params or {}))
+    ctx = StrategyContext(start, moves, ev, seed, episode_len, dict(params or {}), demos)
     strat = STRATEGIES.get(strategy)(ctx)
     steps, t0, last_new, stalled = 0, time.perf_counter(), 0, False
     while not ev.exhausted and steps < max_steps_factor * budget:
@@ -51,7 +51,8 @@ def run_one(strategy: str, *, objectives: Objectives, reward: RewardConfig, move
         elif steps - last_new >= stall_steps:
             stalled = True
             break
-    extra = {"updates": getattr(strat, "updates", None), "stalled": stalled}
+    extra = {"updates": getattr(strat, "updates", None), "stalled": stalled,
+             "pretrain": getattr(strat, "pretrained", None)}
     return RunResult(strategy, seed, list(ev.history), steps, time.perf_counter() - t0, extra)
 
 

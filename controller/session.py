@@ -16,8 +16,10 @@ import polars as pl
 
 from narch.controller.env import Moves, RangeGuard
 from narch.controller.objectives import TIME_TARGET, Objectives, Scorer, TaskContext, corpus_medians
+from narch.controller.pretrain import recorded_edits
 from narch.controller.reward import RewardConfig, load_reward
 from narch.controller.search import RunResult, known_strategies, run_one
+from narch.controller.strategies import STRATEGIES
 from narch.core.checks import check_int, check_out_folder
 from narch.core.store import Location, as_location
 from narch.search_space import Network, deepest, resolve_network
@@ -49,6 +51,7 @@ class SearchConfig:
     verify_top: int = 0
     verify_strategies: tuple[str, ...] = ("a2c", "evolution")
     verify_corpus: Path | None = None
+    verify_seeds: int = 1  # training seeds per verified network (the corpus's seed, then the next ones)
     hardware_compare: tuple[str, ...] = ()
     compare_strategy: str = "evolution"
     compare_seeds: int | None = None
@@ -61,6 +64,7 @@ class SearchConfig:
         for name in ("budget", "seeds", "episode_len", "batch"):
             check_int(f"--{name.replace('_', '-')}", getattr(self, name), low=1)
         check_int("--verify-top", self.verify_top, low=0)
+        check_int("--verify-seeds", self.verify_seeds, low=1)
         if self.compare_seeds is not None:
             check_int("--compare-seeds", self.compare_seeds, low=1)
         for strategy, n in self.strategy_seeds.items():
@@ -94,6 +98,7 @@ class Setup:
     moves: Moves
     start: Network
     predictor_info: dict[str, Any]
+    demos: tuple[Any, ...] = ()  # recorded edits, for strategies that pretrain on them (controller.pretrain)
 
     @property
     def loaded(self) -> LoadedPredictor:
@@ -178,8 +183,11 @@ def prepare(cfg: SearchConfig, *, hardware: str | None = None, loaded: LoadedPre
         guard = RangeGuard(float(lp.rows["params"].min()), float(lp.rows["params"].max()),  # type: ignore[arg-type]
                            deepest(lp.rows["arch_json"].to_list()), lp.ctx.input_shape, lp.ctx.n_classes)
     moves = Moves(in_channels=lp.ctx.input_shape[0], guard=guard)
+    wanted = (*cfg.strategies, cfg.compare_strategy)
+    demos = recorded_edits(lp.rows, objectives, reward) if any(
+        getattr(STRATEGIES.get(s), "wants_demos", False) for s in wanted if s in known_strategies()) else ()
     setup = Setup(lp.scorer, lp.rows, lp.ctx, lp.corpus, reward, objectives, moves, resolve_network(cfg.start),
-                  lp.info)
+                  lp.info, demos)
     settle_heap()
     return setup
 
@@ -201,7 +209,7 @@ def run_strategies(cfg: SearchConfig, setup: Setup, strategies: tuple[str, ...],
         for seed in range(cfg.strategy_seeds.get(strategy, seeds)):
             r = run_one(strategy, objectives=setup.objectives, reward=setup.reward, moves=setup.moves,
                         start=setup.start, budget=cfg.budget, seed=seed, episode_len=cfg.episode_len,
-                        batch=cfg.batch, params=cfg.params.get(strategy))
+                        batch=cfg.batch, params=cfg.params.get(strategy), demos=setup.demos)
             results.append(r)
             best = max(e.reward for e in r.history)
             log(f"{strategy} seed {seed}: best {best:.4f} after {len(r.history)} queries, "

@@ -29,6 +29,7 @@ class StrategyContext:
     seed: int
     episode_len: int = 8
     params: dict[str, Any] = field(default_factory=dict)
+    demos: tuple[Any, ...] = ()  # (parent Network, Move) edits that raised the measured reward (controller.pretrain)
 
 
 class Strategy(Protocol):

@@ -71,8 +71,25 @@ def pick_top(history: pl.DataFrame, strategies: tuple[str, ...], k: int) -> list
     return picked
 
 
+def _measured(measured: pl.DataFrame, acc: str) -> dict[str, dict[str, Any]]:
+    """Per network, its runs over the verification seeds: ok count, mean / min / max of the accuracy, means of the
+    rest; the status is "ok" when any run is ok, else the first run's."""
+    out: dict[str, dict[str, Any]] = {}
+    for arch_id, g in measured.group_by("arch_id"):
+        ok = g.filter(pl.col("status") == "ok")
+        src = ok if ok.height else g
+        row = {k: src[k].mean() if src[k].dtype.is_numeric() else src[k][0]  # type: ignore[union-attr]
+               for k in ("parent_arch_id", "move", "status", "val_acc", "test_acc", "train_time_s",
+                         "roofline_train_time_s", "model_size_bytes", acc) if k in src.columns}
+        row |= {"seeds_ok": ok.height, f"{acc}_min": ok[acc].min() if ok.height else None,
+                f"{acc}_max": ok[acc].max() if ok.height else None}
+        out[str(arch_id[0])] = row
+    return out
+
+
 def _compare(picked: list[dict[str, Any]], setup: Setup, measured: pl.DataFrame) -> pl.DataFrame:
-    by_id = {r["arch_id"]: r for r in measured.to_dicts()}
+    acc = setup.reward.accuracy
+    by_id = _measured(measured, acc)
     nets = [Network.from_json(p["arch_json"]) for p in picked]
     pred = setup.scorer.predict(nets)
     rows = []
@@ -80,15 +97,31 @@ def _compare(picked: list[dict[str, Any]], setup: Setup, measured: pl.DataFrame)
         m = by_id.get(net.arch_id, {})
         rows.append({
             "strategy": p["strategy"], "arch_id": net.arch_id, "parent_arch_id": m.get("parent_arch_id"),
-            "move": m.get("move"), "status": m.get("status"), "reward_pred": p["reward"],
-            "val_acc_pred": float(pred[setup.reward.accuracy][k]), "val_acc": m.get("val_acc"),
-            "test_acc": m.get("test_acc"),
+            "move": m.get("move"), "status": m.get("status"), "seeds_ok": m.get("seeds_ok", 0),
+            "reward_pred": p["reward"], "val_acc_pred": float(pred[acc][k]), "val_acc": m.get(acc),
+            "val_acc_min": m.get(f"{acc}_min"), "val_acc_max": m.get(f"{acc}_max"), "test_acc": m.get("test_acc"),
             "train_time_s_pred": float(pred["train_time_s"][k]) if "train_time_s" in pred else None,
             "train_time_s": m.get("train_time_s"), "roofline_train_time_s": m.get("roofline_train_time_s"),
             "size_bytes_pred": p["size_bytes"], "model_size_bytes": m.get("model_size_bytes"),
         })
-    return pl.DataFrame(rows).with_columns((pl.col("val_acc") - pl.col("val_acc_pred")).alias("acc_error"),
-                                           (pl.col("train_time_s_pred") / pl.col("train_time_s")).alias("time_ratio"))
+    return pl.DataFrame(rows, infer_schema_length=None).with_columns(
+        (pl.col("val_acc") - pl.col("val_acc_pred")).alias("acc_error"),
+        (pl.col("train_time_s_pred") / pl.col("train_time_s")).alias("time_ratio"))
+
+
+def reference_summary(table: pl.DataFrame, rows: pl.DataFrame, acc: str) -> pl.DataFrame:
+    """Per strategy, the measured accuracy (mean over seeds) of its verified networks, best and mean, beside the
+    corpus's 99th percentile and best of the same column (its ok rows, one value per run)."""
+    y = rows[acc].cast(pl.Float64).drop_nulls().drop_nans() if acc in rows.columns else pl.Series([], dtype=pl.Float64)
+    p99 = float(y.quantile(0.99)) if y.len() else None  # type: ignore[arg-type]
+    best = float(y.max()) if y.len() else None  # type: ignore[arg-type]
+    ok = table.filter(pl.col("status") == "ok")
+    return (ok.group_by("strategy", maintain_order=True)
+            .agg(pl.len().alias("networks"), pl.col("seeds_ok").sum().alias("runs"),
+                 pl.col("val_acc").max().alias("best_measured"), pl.col("val_acc").mean().alias("mean_measured"),
+                 pl.col("val_acc_max").max().alias("best_single_run"),
+                 pl.col("val_acc_pred").mean().alias("mean_predicted"))
+            .with_columns(pl.lit(p99).alias("corpus_p99"), pl.lit(best).alias("corpus_best")))
 
 
 def verify_top(cfg: SearchConfig, setup: Setup, history: pl.DataFrame, *, log: Log = quiet) -> Verification | None:
@@ -101,12 +134,18 @@ def verify_top(cfg: SearchConfig, setup: Setup, history: pl.DataFrame, *, log: L
     out.mkdir(parents=True, exist_ok=True)
     corpus = cfg.verify_corpus or (out / "corpus")
     seed = int(setup.rows["seed"][0])
-    log(f"verify: training {len(picked)} networks for real into {corpus}")
-    train_plan(plan_from_best(picked), source_corpus=setup.corpus, out=corpus, seed=seed)
-    df = _compare(picked, setup, read_corpus(corpus).filter(pl.col("seed") == seed))
+    seeds = list(range(seed, seed + cfg.verify_seeds))
+    plan = plan_from_best(picked)
+    for s in seeds:
+        log(f"verify: training {len(plan)} networks for real into {corpus} (seed {s})")
+        train_plan(plan, source_corpus=setup.corpus, out=corpus, seed=s)
+    df = _compare(picked, setup, read_corpus(corpus).filter(pl.col("seed").is_in(seeds)))
     result = Verification(out, corpus, df, out / "verify.png")
+    summary = reference_summary(df, setup.rows, setup.reward.accuracy)
     report.write_parquet(out / "verify.parquet", df)
-    atomic_write_text(out / "verify.md", markdown_table(result.shown) + "\n")
+    report.write_parquet(out / "verify_summary.parquet", summary)
+    atomic_write_text(out / "verify.md", f"Training seeds {seeds}; measured values are means over the seeds' ok runs."
+                      "\n\n" + markdown_table(summary) + "\n\n" + markdown_table(result.shown) + "\n")
     atomic_write_json(out / "verify.json", df.to_dicts(), sort_keys=False)
     _plot(df, result.plot)
     return result

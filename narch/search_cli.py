@@ -37,6 +37,8 @@ def search_cmd(
     verify_strategies: Annotated[str, typer.Option(help="strategies whose top K are verified")] = "a2c,evolution",
     verify_corpus: Annotated[Path | None, typer.Option(help="corpus to append verified runs to "
                                                               "(default OUT/verify/corpus)")] = None,
+    verify_seeds: Annotated[int, typer.Option(help="training seeds per verified network (measured mean and "
+                                                   "spread)")] = 1,
     hardware_compare: Annotated[str, typer.Option(help="comma list of targets to search for and cross-evaluate")]
     = "",
     compare_strategy: Annotated[str, typer.Option(help="strategy of the hardware comparison")] = "evolution",
@@ -48,6 +50,8 @@ def search_cmd(
     per_round: Annotated[int, typer.Option(help="closed loop: networks trained for real per round")] = 4,
     explore: Annotated[float, typer.Option(help="closed loop: weight of the predicted std in the pick "
                                                 "(exploration bonus)")] = 1.0,
+    loop_start: Annotated[str, typer.Option(help="closed loop: each round searches from the best network measured "
+                                                 "so far (best) or from --start (seed)")] = "best",
     plugin: Plugins = None,
 ) -> None:
     """Search networks on a frozen predictor with every strategy under one query budget; write the report."""
@@ -65,7 +69,7 @@ def search_cmd(
     cfg = SearchConfig(
         predictor=predictor, out=out, strategies=strategies, budget=budget, seeds=seeds, reward=reward,
         hardware=hardware, corpus=corpus_at, start=start, episode_len=episode_len, batch=batch, verify_top=verify_top,
-        verify_strategies=_split(verify_strategies), verify_corpus=verify_corpus,
+        verify_strategies=_split(verify_strategies), verify_corpus=verify_corpus, verify_seeds=verify_seeds,
         hardware_compare=_split(hardware_compare), compare_strategy=compare_strategy, compare_seeds=compare_seeds,
         strategy_seeds=per_seeds,
         command="narch " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
@@ -74,7 +78,7 @@ def search_cmd(
     if closed_loop:
         from narch.controller.closed_loop import LoopConfig, run_loop
 
-        loop = LoopConfig(rounds=closed_loop, per_round=per_round, explore=explore)
+        loop = LoopConfig(rounds=closed_loop, per_round=per_round, explore=explore, start=loop_start)
         for name in strategies:
             res = run_loop(cfg, loop, name, log=log)
             last = res.rounds.row(-1, named=True)

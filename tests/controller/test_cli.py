@@ -37,12 +37,17 @@ def test_verify_top_trains_for_real_and_records_lineage(frozen: Path, tmp_path: 
     out = tmp_path / "search"
     res = CliRunner().invoke(app, ["search", "--predictor", str(frozen), "--out", str(out), "--strategy", "random",
                                    "--budget", "20", "--seeds", "1", "--episode-len", "2", "--verify-top", "2",
-                                   "--verify-strategies", "random"])
+                                   "--verify-strategies", "random", "--verify-seeds", "2"])
     assert res.exit_code == 0, res.output
     ver = pl.read_parquet(out / "verify/verify.parquet")
-    assert ver.height == 2 and (ver["status"] == "ok").all()
+    assert ver.height == 2 and (ver["status"] == "ok").all() and (ver["seeds_ok"] == 2).all()
+    assert (ver["val_acc_min"] <= ver["val_acc"]).all() and (ver["val_acc"] <= ver["val_acc_max"]).all()
     rows = read_corpus(out / "verify/corpus")
+    assert rows.height == 4 and rows["seed"].n_unique() == 2, "each network once per training seed"
     assert rows["parent_arch_id"].null_count() < rows.height and rows["move"].null_count() < rows.height
+    summary = pl.read_parquet(out / "verify/verify_summary.parquet").row(0, named=True)
+    assert summary["strategy"] == "random" and summary["networks"] == 2 and summary["runs"] == 4
+    assert summary["best_measured"] == ver["val_acc"].max() and summary["corpus_best"] >= summary["corpus_p99"]
 
 
 @pytest.mark.parametrize(

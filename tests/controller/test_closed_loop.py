@@ -15,6 +15,7 @@ from narch.controller.env import Evaluation
 from narch.controller.session import SearchConfig
 from narch.dataset_builder.corpus import read_corpus
 from narch.predictors.artefacts import load_artefact, read_manifest
+from narch.search_space import SEEDS
 
 
 def test_a_closed_loop_trains_refits_and_resumes(frozen: Path, tiny_corpus: Path, tmp_path: Path) -> None:
@@ -33,6 +34,11 @@ def test_a_closed_loop_trains_refits_and_resumes(frozen: Path, tiny_corpus: Path
     assert {t: p.name for t, p in art.predictors.items()} == {"val_acc": "ridge", "train_time_s": "ridge"}
     assert res.rounds["trainings"].to_list() == [2, 4] and res.rounds["best_measured"].is_not_null().all()
     assert res.plot.is_file() and (res.folder / "loop.md").is_file()
+    # round 1 searches from the seed network; round 2 from the best network round 1 measured (--loop-start best)
+    state = json.loads((res.folder / STATE).read_text())
+    first = res.trained.filter(res.trained["round"] == 1).sort("val_acc", descending=True)
+    assert state["rounds"][0]["start"] == SEEDS[cfg.start].arch_id
+    assert state["rounds"][1]["start"] == first["arch_id"][0]
     # a rerun finds both rounds done and trains nothing more; one more round continues from the last predictor
     again = run_loop(cfg, LoopConfig(rounds=2, per_round=2), "evolution")
     assert again.rounds.equals(res.rounds) and read_corpus(corpus).height == 4
@@ -67,3 +73,5 @@ def test_bad_loop_settings_fail_in_one_line() -> None:
         LoopConfig(per_round=0)
     with pytest.raises(ValueError, match="--explore"):
         LoopConfig(explore=float("nan"))
+    with pytest.raises(ValueError, match="--loop-start must be one of best, seed"):
+        LoopConfig(start="worst")
