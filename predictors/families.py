@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -45,6 +46,16 @@ def row_only(cls: type[Predictor]) -> bool:
     """Whether a family reads columns only corpus rows carry (it cannot score a bare network, so it is never
     frozen for the controller)."""
     return bool(getattr(cls, "row_only", False))
+
+
+def fit_extras(cls: type[Predictor], unlabeled: pl.DataFrame | None) -> dict[str, Any]:
+    """Keyword arguments of ``fit`` beyond the training rows: the corpus's architectures, cut to their label-free
+    columns (``predictors.neural.pretraining.unlabeled_view``), for a family that declares ``uses_unlabeled``."""
+    if unlabeled is None or not getattr(cls, "uses_unlabeled", False):
+        return {}
+    from narch.predictors.neural.pretraining import unlabeled_view
+
+    return {"unlabeled": unlabeled_view(unlabeled)}
 
 
 def supports(cls: type[Predictor], target: Target) -> bool:

@@ -22,7 +22,7 @@ from narch.core.store import Location
 from narch.dataset_builder.corpus import read_corpus
 from narch.predictors.base import PREDICTORS, Predictor, Target
 from narch.predictors.cell_store import CellStore, target_digest
-from narch.predictors.families import load_families, offered, supports
+from narch.predictors.families import fit_extras, load_families, offered, supports
 from narch.predictors.freeze import RULE, freeze, pick_best, query_rate, ranked, target_rows
 from narch.predictors.metrics import METRICS, score
 from narch.predictors.protocol import (
@@ -198,14 +198,16 @@ def plan_leaderboard(cfg: LeaderboardConfig, *, rows: pl.DataFrame | None = None
 
 def evaluate_cell(
     cls: type[Predictor], train: pl.DataFrame, test: pl.DataFrame, y_test: np.ndarray, target: Target, *,
-    trials: int, seed: int,
+    trials: int, seed: int, unlabeled: pl.DataFrame | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """Tune on the training rows, fit, score on the test configurations; returns the row and the predictions."""
+    """Tune on the training rows, fit, score on the test configurations; returns the row and the predictions.
+    ``unlabeled``: the corpus's architectures, for families that pretrain on them (labels are cut off first)."""
+    extras = fit_extras(cls, unlabeled)
     t0 = time.perf_counter()
-    params, records = tune(cls, train, target, trials=trials, seed=seed)
+    params, records = tune(cls, train, target, trials=trials, seed=seed, extras=extras)
     tune_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    pred = cls(seed=seed, **params).fit(train, target)
+    pred = cls(seed=seed, **params).fit(train, target, **extras)
     fit_s = time.perf_counter() - t0
     yhat = np.asarray(pred.predict(test), dtype=np.float64)
     row = score(yhat, y_test, log=target.log)
@@ -259,7 +261,7 @@ def run_leaderboard(cfg: LeaderboardConfig, plan: LeaderboardPlan | None = None,
                     done = store.get(tname, fam, label, sp.seed, trials)
                     if done is None:
                         row, yhat = evaluate_cell(plan.classes[fam], train, test_rows, y, target, trials=trials,
-                                                  seed=sp.seed)
+                                                  seed=sp.seed, unlabeled=tp.rows)
                         store.put(tname, fam, label, sp.seed, trials, row, yhat if sp.seed == 0 else None)
                     else:
                         row, kept = done

@@ -33,9 +33,11 @@ def inner_split(rows: pl.DataFrame, *, seed: int, frac: float = 0.25) -> tuple[p
     return rows.filter(~mask), rows.filter(mask)
 
 
-def tune(cls: type[Predictor], rows: pl.DataFrame, target: Target, *, trials: int, seed: int
-         ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Best hyperparameters for ``cls`` on ``rows`` within ``trials`` trials, and every trial's record."""
+def tune(cls: type[Predictor], rows: pl.DataFrame, target: Target, *, trials: int, seed: int,
+         extras: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Best hyperparameters for ``cls`` on ``rows`` within ``trials`` trials, and every trial's record; ``extras``:
+    further keyword arguments of every fit (``predictors.families.fit_extras``)."""
+    extras = extras or {}
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -59,9 +61,9 @@ def tune(cls: type[Predictor], rows: pl.DataFrame, target: Target, *, trials: in
                 if trial.should_prune():
                     raise optuna.TrialPruned()
 
-            pred.fit(fit_rows, target, val_rows=val_rows, report=report)  # type: ignore[call-arg]
+            pred.fit(fit_rows, target, val_rows=val_rows, report=report, **extras)  # type: ignore[call-arg]
         else:
-            pred.fit(fit_rows, target)
+            pred.fit(fit_rows, target, **extras)
         z = target.forward(np.maximum(pred.predict(val_rows), 1e-12) if target.log else pred.predict(val_rows))
         return float(np.mean(np.abs(z - y_val)))
 

@@ -11,6 +11,10 @@ leaderboard row says which graph it read (``graph``: ``cell``, ``layer DAG`` or 
 
 The op vocabulary is the training rows' (an op never seen maps to one shared unknown token). The family is
 ``row_only``: it reads the rows' cells, so a bare network is refused and it is never frozen for the controller.
+
+With ``pretrain_epochs`` > 0 (``gin_cell_ssl``: 30) the encoder (op embedding and GIN layers) is first pretrained on
+the corpus's unlabeled architectures to regress their label-free properties (``predictors/neural/pretraining.py``),
+then fine-tuned with a fresh head on the labeled rows; the vocabulary then covers the unlabeled cells' ops too.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from torch import nn
 from narch.predictors.base import PREDICTORS, Target
 from narch.predictors.neural.data import SideFeatures
 from narch.predictors.neural.gin import GINLayer
+from narch.predictors.neural.pretraining import load_body, pretrain_body, unlabeled_view
 from narch.predictors.neural.regressor import NeuralPredictor
 from narch.predictors.neural.simulation import mlp_head
 from narch.search_space import Network
@@ -146,10 +151,11 @@ class CellGINPredictor(NeuralPredictor):
     """GIN over the benchmark's own cell graph (its layer DAG where a row has no cell) with the data descriptors."""
 
     row_only: ClassVar[bool] = True
+    uses_unlabeled: ClassVar[bool] = True  # fit takes the corpus's architectures as ``unlabeled`` (pretraining)
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "hidden": 64, "n_layers": 3, "head_hidden": 128, "dropout": 0.0, "arch_scalars": False, "epochs": 100,
         "batch_size": 128, "lr": 3e-3, "weight_decay": 1e-4, "patience": 20, "val_frac": 0.15, "loss": "l1",
-        "min_steps": 400, "aux_targets": "", "aux_weight": 0.5,
+        "min_steps": 400, "aux_targets": "", "aux_weight": 0.5, "pretrain_epochs": 0, "pretrain_rows": 4096,
     }
     test_params: ClassVar[dict[str, Any]] = {"epochs": 3, "min_steps": 6, "hidden": 16, "head_hidden": 16}
 
@@ -157,6 +163,7 @@ class CellGINPredictor(NeuralPredictor):
         super().__init__(seed=seed, **params)
         self.vocab: dict[str, int] = {}
         self.graph = ""
+        self._body: dict[str, dict[str, torch.Tensor]] | None = None
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
@@ -176,10 +183,21 @@ class CellGINPredictor(NeuralPredictor):
         return CELL_COLUMN in rows.columns and rows.height > 0 and \
             float(rows[CELL_COLUMN].is_not_null().mean()) >= MIN_COVERAGE  # type: ignore[arg-type]
 
-    def fit(self, rows: pl.DataFrame, target: Target, **kw: Any) -> Self:
-        seen = sorted({o for _, ops in row_cells(rows) for o in ops})
+    def fit(self, rows: pl.DataFrame, target: Target, *, unlabeled: pl.DataFrame | None = None, **kw: Any) -> Self:
+        pretrain = int(self.params["pretrain_epochs"]) > 0 and unlabeled is not None and unlabeled.height > 0
+        pool = unlabeled_view(unlabeled) if pretrain and unlabeled is not None else None
+        seen = sorted({o for _, ops in row_cells(rows if pool is None else pl.concat(
+            [unlabeled_view(rows), pool], how="diagonal_relaxed")) for o in ops})
         self.vocab = {o: k + 2 for k, o in enumerate(seen)}  # 0 padding, 1 unknown
         self.graph = graph_kind(rows)
+        self._body = None
+        if pool is not None:
+            p = self.params
+            self._body = pretrain_body(
+                lambda k: self._net(0, k), lambda r: encode(row_cells(r), self.vocab, np.zeros((r.height, 0))),
+                pool, parts=("embed", "convs"), rows=int(p["pretrain_rows"]), epochs=int(p["pretrain_epochs"]),
+                key=[self.vocab, p["hidden"], p["n_layers"], p["head_hidden"], p["dropout"]], seed=self.seed,
+                params={k: p[k] for k in ("batch_size", "lr", "weight_decay", "patience", "val_frac")})
         return super().fit(rows, target, **kw)
 
     def _encode_rows(self, rows: pl.DataFrame, side: SideFeatures) -> CellInputs:  # type: ignore[override]
@@ -189,10 +207,13 @@ class CellGINPredictor(NeuralPredictor):
         raise CellRowsOnly(f"predictor {self.name!r} reads the rows' cells ({CELL_COLUMN}): it cannot score a "
                            "network alone")
 
-    def _build(self, side_dim: int, out_dim: int) -> nn.Module:
+    def _net(self, side_dim: int, out_dim: int) -> CellGINNet:
         p = self.params
         return CellGINNet(len(self.vocab) + 2, side_dim, hidden=p["hidden"], n_layers=p["n_layers"],
                           head_hidden=p["head_hidden"], dropout=p["dropout"], out_dim=out_dim)
+
+    def _build(self, side_dim: int, out_dim: int) -> nn.Module:
+        return load_body(self._net(side_dim, out_dim), self._body)  # the pretrained encoder, when there is one
 
     def inputs_key(self) -> str:
         return json.dumps(["cell", self.vocab, super().inputs_key()], sort_keys=True)
@@ -207,4 +228,14 @@ class CellGINPredictor(NeuralPredictor):
         self.graph = str(state.get("graph", ""))
 
 
-__all__ = ["CELL_COLUMN", "CellGINPredictor", "CellRowsOnly", "graph_kind", "layer_dag_cell", "native_cell"]
+@PREDICTORS.register("gin_cell_ssl")
+class PretrainedCellGINPredictor(CellGINPredictor):
+    """``gin_cell`` whose encoder is pretrained on the corpus's unlabeled architectures first (30 epochs)."""
+
+    DEFAULTS: ClassVar[dict[str, Any]] = {**CellGINPredictor.DEFAULTS, "pretrain_epochs": 30}
+    test_params: ClassVar[dict[str, Any]] = {**CellGINPredictor.test_params, "pretrain_epochs": 2,
+                                             "pretrain_rows": 64}
+
+
+__all__ = ["CELL_COLUMN", "CellGINPredictor", "CellRowsOnly", "PretrainedCellGINPredictor", "graph_kind",
+           "layer_dag_cell", "native_cell"]

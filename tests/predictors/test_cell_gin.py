@@ -65,3 +65,30 @@ def test_it_reads_the_benchmark_s_cells_and_round_trips(nb201_rows: pl.DataFrame
 def test_it_is_not_offered_on_a_corpus_without_cells(nb201_rows: pl.DataFrame) -> None:
     assert not offered(PREDICTORS.get("gin_cell"), nb201_rows.drop("bench_cell"))
     assert not offered(PREDICTORS.get("gin_cell"), nb201_rows.with_columns(pl.lit(None, pl.String).alias("bench_cell")))
+
+
+def test_pretraining_sees_architectures_only_and_starts_the_fit_from_its_encoder(nb201_rows: pl.DataFrame,
+                                                                                 tmp_path: Path) -> None:
+    from narch.predictors.families import fit_extras
+    from narch.predictors.neural import pretraining
+
+    train, test = nb201_rows.head(40), nb201_rows.tail(40)
+    cls = PREDICTORS.get("gin_cell_ssl")
+    extras = fit_extras(cls, nb201_rows)
+    assert set(extras["unlabeled"].columns) <= set(pretraining.ARCH_COLUMNS)  # no label reaches the family
+    assert "test_acc" not in extras["unlabeled"].columns and extras["unlabeled"]["arch_id"].is_unique().all()
+    assert fit_extras(PREDICTORS.get("gbdt"), nb201_rows) == {}  # families that do not pretrain get nothing
+    kw = dict(epochs=3, min_steps=6, hidden=16, head_hidden=16, pretrain_epochs=3, pretrain_rows=100)
+    target = Target.of("test_acc")
+    pred = cls(seed=0, **kw).fit(train, target, **extras)
+    assert pred._body is not None and set(pred._body) == {"embed", "convs"}
+    body = pred._body
+    again = cls(seed=0, **kw).fit(train, target, **extras)
+    assert again._body is body, "pretraining does not depend on the labels: cached per unlabeled set and seed"
+    np.testing.assert_array_equal(again.predict(test), pred.predict(test))  # deterministic
+    plain = cls(seed=0, **kw).fit(train, target)  # no unlabeled rows (a conformance run): plain gin_cell
+    assert plain._body is None
+    y = pretraining.property_targets(extras["unlabeled"])
+    assert y.shape == (extras["unlabeled"].height, 2) and np.allclose(np.nanmean(y, axis=0), 0, atol=1e-9)
+    save_artefact(tmp_path / "a", {"test_acc": pred}, fingerprint="x" * 64)
+    np.testing.assert_array_equal(load_artefact(tmp_path / "a").predict(test)["test_acc"], pred.predict(test))
