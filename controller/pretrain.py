@@ -39,7 +39,8 @@ def recorded_edits(rows: pl.DataFrame, objectives: Objectives, reward: RewardCon
              .select("arch_id", "parent_arch_id", "move")
              .join(nets.rename({"arch_id": "parent_arch_id", "arch_json": "parent_json", acc: "parent_acc"}),
                    on="parent_arch_id")
-             .join(nets.rename({acc: "child_acc"}), on="arch_id"))
+             .join(nets.rename({acc: "child_acc"}), on="arch_id")
+             .sort("parent_arch_id", "move"))  # joins keep no order: the demonstrations' order is fixed here
     if edits.height == 0:
         return ()
     parents = [Network.from_json(j) for j in edits["parent_json"]]

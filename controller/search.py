@@ -52,7 +52,7 @@ def run_one(strategy: str, *, objectives: Objectives, reward: RewardConfig, move
             stalled = True
             break
     extra = {"updates": getattr(strat, "updates", None), "stalled": stalled,
-             "pretrain": getattr(strat, "pretrained", None)}
+             "pretrain": getattr(strat, "pretrained", None), "restarts": getattr(strat, "restarts", None)}
     return RunResult(strategy, seed, list(ev.history), steps, time.perf_counter() - t0, extra)
 
 

@@ -73,3 +73,27 @@ def test_a2c_pre_pretrains_when_given_demonstrations_and_is_a2c_without() -> Non
     assert with_demos.extra["pretrain"]["demos"] == 1
     plain = run_one("a2c_pre", **kw)
     assert plain.extra["pretrain"] is None
+
+
+def test_a_policy_that_only_revisits_restarts_from_its_initial_state() -> None:
+    from narch.controller.strategies import STRATEGIES, StrategyContext
+
+    *_, moves, ev = toy_setup(budget=40)
+    ev.evaluate([SEEDS["tiny"]])
+    strat = STRATEGIES.get("a2c_pre")(StrategyContext(SEEDS["tiny"], moves, ev, 0, 2, {"envs": 4,
+                                                                                         "restart_after": 8}))
+    start = {k: v.clone() for k, v in strat.policy.state_dict().items()}
+    with torch.no_grad():
+        for p in strat.policy.parameters():
+            p.add_(1.0)  # as if trained since
+    strat._watch_collapse(4)  # no new query since the start: 4 idle proposals
+    strat._restart_if_due()
+    assert strat.restarts == 0
+    strat._watch_collapse(4)  # 8 in a row: a restart at the end of the episode
+    strat._restart_if_due()
+    assert strat.restarts == 1 and all(torch.equal(v, start[k]) for k, v in strat.policy.state_dict().items())
+    ev.evaluate([moves.child(SEEDS["tiny"], moves.legal(SEEDS["tiny"])[0])])  # a new network resets the count
+    strat._watch_collapse(4)
+    strat._watch_collapse(3)
+    strat._restart_if_due()
+    assert strat.restarts == 1
